@@ -1,0 +1,146 @@
+"""The detector extension point: a small class with `detect()`, registered by name.
+
+A detector receives one `Sample` (the normalised text, any decoded payloads, and whether it is a
+prompt or a model response) and returns `Finding`s. Detectors that do I/O also implement `adetect()`;
+the default runs `detect()` in a worker thread. Third-party packages register detectors under the
+`safestack.detectors` entry-point group; safestack's own register with `@detector("name")`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any, ClassVar, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from safestack.errors import PolicyError, RegistryError
+from safestack.judge.normalise import Normalised
+from safestack.policy import Policy
+from safestack.records import Finding
+
+Kind = Literal["prompt", "response"]
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """What a detector judges: one normalised text and the context it appeared in."""
+
+    normalised: Normalised
+    kind: Kind = "prompt"
+
+    @property
+    def text(self) -> str:
+        return self.normalised.text
+
+
+class DetectorOptions(BaseModel):
+    """Base for a detector's options block in the policy (`judge.detectors[].options`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Detector(ABC):
+    """One source of findings. Subclasses set `name`, `version`, and an `Options` model."""
+
+    name: ClassVar[str]
+    version: ClassVar[str]
+    Options: ClassVar[type[DetectorOptions]] = DetectorOptions
+
+    def __init__(self, policy: Policy, options: DetectorOptions | None = None):
+        self.policy = policy
+        self.options = options if options is not None else self.Options()
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    @abstractmethod
+    def detect(self, sample: Sample) -> list[Finding]:
+        """Findings for one sample; raise `DetectorError` when no opinion can be given."""
+
+    def detect_batch(self, samples: Sequence[Sample]) -> list[list[Finding]]:
+        """Findings per sample; override when the backend batches (models, HTTP)."""
+        return [self.detect(sample) for sample in samples]
+
+    async def adetect(self, sample: Sample) -> list[Finding]:
+        return await asyncio.to_thread(self.detect, sample)
+
+    def finding(self, category: str, score: float, **fields: Any) -> Finding:
+        """A Finding stamped with this detector's identity; severity from the policy if not given."""
+        score = min(1.0, max(0.0, float(score)))
+        severity = fields.pop("severity", None)
+        if severity is None:
+            severity = self.policy.severity_from_score(score)
+        return Finding(
+            category=category,
+            score=score,
+            severity=severity,
+            detector=self.name,
+            detector_version=self.version,
+            **fields,
+        )
+
+
+D = TypeVar("D", bound=type[Detector])
+
+_REGISTRY: dict[str, type[Detector]] = {}
+_BUILTIN_MODULES = (
+    "safestack.judge.detectors.rules",
+    "safestack.judge.detectors.pii",
+    "safestack.judge.detectors.hf",
+    "safestack.judge.detectors.remote",
+)
+_loaded = False
+
+
+def detector(name: str) -> Callable[[D], D]:
+    """Class decorator: register a Detector subclass under `name`."""
+
+    def register(cls: D) -> D:
+        if name in _REGISTRY and _REGISTRY[name] is not cls:
+            raise RegistryError(f"detector '{name}' is registered twice ({_REGISTRY[name]!r}, {cls!r})")
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return register
+
+
+def _load_all() -> None:
+    global _loaded
+    if _loaded:
+        return
+    import importlib
+
+    for module in _BUILTIN_MODULES:
+        importlib.import_module(module)
+    for entry in entry_points(group="safestack.detectors"):
+        entry.load()
+    _loaded = True
+
+
+def available_detectors() -> dict[str, type[Detector]]:
+    _load_all()
+    return dict(sorted(_REGISTRY.items()))
+
+
+def create_detector(name: str, policy: Policy, options: dict[str, Any] | None = None) -> Detector:
+    """Build a registered detector with its options validated against its `Options` model."""
+    registry = available_detectors()
+    if name not in registry:
+        raise RegistryError(f"unknown detector '{name}'; available: {', '.join(registry)}")
+    cls = registry[name]
+    try:
+        parsed = cls.Options.model_validate(options or {})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        allowed = ", ".join(cls.Options.model_fields)
+        raise PolicyError(
+            f"judge.detectors[{name}].options.{field}: {first['msg']} (options of '{name}': {allowed})"
+        ) from None
+    return cls(policy, parsed)

@@ -1,0 +1,1 @@
+"""The built-in detectors; each module registers itself with `@detector`."""

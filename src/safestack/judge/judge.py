@@ -1,0 +1,140 @@
+"""The Judge: normalise the input, run the policy's detectors, combine their findings into a Verdict.
+
+Combination rule: a category's score is the highest score any detector gave it or one of its
+subcategories; it is flagged at or above the policy threshold; its severity is the highest severity
+among the findings that reached the threshold; the verdict's action is the strictest action the
+policy assigns to a flagged category's severity band.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from safestack.errors import DetectorError, InputError, SafestackError
+from safestack.judge.detector import Detector, Kind, Sample, create_detector
+from safestack.judge.normalise import normalise
+from safestack.policy import Policy, default_policy
+from safestack.records import Action, DetectorFailure, Finding, Verdict
+
+
+class Judge:
+    """Runs a set of detectors under one policy. `Judge.default().check("...")` -> Verdict."""
+
+    def __init__(self, policy: Policy, detectors: Sequence[Detector]):
+        if not detectors:
+            raise SafestackError("a Judge needs at least one detector")
+        self.policy = policy
+        self.detectors = list(detectors)
+
+    @classmethod
+    def default(cls) -> Judge:
+        """The packaged default policy with its configured detectors (all offline)."""
+        return cls.from_policy(default_policy())
+
+    @classmethod
+    def from_policy(cls, policy: Policy, only: Sequence[str] | None = None) -> Judge:
+        """Build the detectors the policy lists (or just those named in `only`)."""
+        specs = {spec.name: spec.options for spec in policy.judge.detectors}
+        names = list(specs) if only is None else list(only)
+        return cls(policy, [create_detector(name, policy, specs.get(name)) for name in names])
+
+    # -- input -------------------------------------------------------------------------------
+    def prepare(self, text: object, kind: Kind = "prompt", *, field: str = "text") -> Sample:
+        """Validate and normalise one input; raises InputError saying what is wrong with it."""
+        if not isinstance(text, str):
+            raise InputError(f"expected a string, got {type(text).__name__}", field=field)
+        if not text.strip():
+            raise InputError("text is empty; there is nothing to judge", field=field)
+        limit = self.policy.judge.max_input_chars
+        if len(text) > limit:
+            raise InputError(
+                f"text is {len(text):,} characters, over the limit of {limit:,} "
+                "(judge.max_input_chars in the policy); split it or raise the limit",
+                field=field,
+            )
+        if any(0xD800 <= ord(c) <= 0xDFFF for c in text):
+            raise InputError("text is not valid UTF-8 (it holds undecodable bytes); re-encode it as UTF-8", field=field)
+        return Sample(normalise(text), kind)
+
+    # -- judging -----------------------------------------------------------------------------
+    def check(self, text: str, *, kind: Kind = "prompt") -> Verdict:
+        sample = self.prepare(text, kind)
+        findings: list[Finding] = []
+        failures: list[DetectorFailure] = []
+        for det in self.detectors:
+            try:
+                findings.extend(det.detect(sample))
+            except DetectorError as exc:
+                failures.append(DetectorFailure(detector=det.ref, message=str(exc)))
+        return self.combine(sample, findings, failures)
+
+    def check_batch(self, samples: Sequence[Sample]) -> list[Verdict]:
+        """Judge prepared samples together, letting batching detectors batch."""
+        per_sample: list[list[Finding]] = [[] for _ in samples]
+        failures: list[list[DetectorFailure]] = [[] for _ in samples]
+        for det in self.detectors:
+            try:
+                results = det.detect_batch(samples)
+            except DetectorError as exc:
+                for fails in failures:
+                    fails.append(DetectorFailure(detector=det.ref, message=str(exc)))
+                continue
+            for found, result in zip(per_sample, results, strict=True):
+                found.extend(result)
+        return [self.combine(s, f, e) for s, f, e in zip(samples, per_sample, failures, strict=True)]
+
+    async def acheck(self, text: str, *, kind: Kind = "prompt") -> Verdict:
+        sample = self.prepare(text, kind)
+        results = await asyncio.gather(*(d.adetect(sample) for d in self.detectors), return_exceptions=True)
+        findings: list[Finding] = []
+        failures: list[DetectorFailure] = []
+        for det, result in zip(self.detectors, results, strict=True):
+            if isinstance(result, DetectorError):
+                failures.append(DetectorFailure(detector=det.ref, message=str(result)))
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                findings.extend(result)
+        return self.combine(sample, findings, failures)
+
+    def combine(self, sample: Sample, findings: list[Finding], failures: list[DetectorFailure]) -> Verdict:
+        policy = self.policy
+        if failures and policy.judge.on_detector_error == "fail":
+            raise DetectorError(failures[0].detector, failures[0].message.split(": ", 1)[-1])
+        scores: dict[str, float] = {}
+        severities: dict[str, int] = {}
+        known = [f for f in findings if f.category in policy.categories]
+        for finding in known:
+            for category in _self_and_parent(policy, finding.category):
+                if finding.score > scores.get(category, -1.0):
+                    scores[category] = finding.score
+                if finding.score >= policy.threshold(category):
+                    severities[category] = max(severities.get(category, 0), finding.severity)
+        flagged = sorted(c for c, s in scores.items() if s >= policy.threshold(c))
+        action = Action.ALLOW
+        for category in flagged:
+            candidate = policy.action(category, severities[category])
+            if candidate.rank > action.rank:
+                action = candidate
+        if failures:
+            action = Action.BLOCK  # on_detector_error: block -- fail closed, and say why
+        return Verdict(
+            flagged=bool(flagged),
+            action=action,
+            severity=max((severities[c] for c in flagged), default=0),
+            flagged_categories=flagged,
+            category_scores={c: round(s, 6) for c, s in sorted(scores.items())},
+            category_severities={c: severities[c] for c in flagged},
+            findings=sorted(findings, key=lambda f: (-f.score, f.category)),
+            normalisations=sample.normalised.all_transformations(),
+            failures=failures,
+            policy=policy.ref,
+            detectors=[d.ref for d in self.detectors],
+        )
+
+
+def _self_and_parent(policy: Policy, category: str) -> list[str]:
+    parent = policy.parent(category)
+    return [category] if parent is None or parent not in policy.categories else [category, parent]
+

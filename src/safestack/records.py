@@ -1,0 +1,143 @@
+"""The records every stage shares: what a detector found, what the judge decided, what was said.
+
+All are pydantic models that round-trip through JSON and carry a `schema_version`, so stored rows
+and files written by one release can be read by the next.
+"""
+
+from __future__ import annotations
+
+import uuid
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+SCHEMA_VERSION = 1
+
+
+class Action(StrEnum):
+    """What to do with judged content, in increasing order of strictness."""
+
+    ALLOW = "allow"
+    FLAG = "flag"
+    REDACT = "redact"
+    REDIRECT = "redirect"
+    BLOCK = "block"
+
+    @property
+    def rank(self) -> int:
+        return list(Action).index(self)
+
+
+class Role(StrEnum):
+    SYSTEM = "system"
+    DEVELOPER = "developer"
+    USER = "user"
+    ASSISTANT = "assistant"
+    TOOL = "tool"
+
+
+class Trust(StrEnum):
+    """Instruction hierarchy levels: privileged instructions > user requests > untrusted data."""
+
+    PRIVILEGED = "privileged"
+    USER = "user"
+    UNTRUSTED = "untrusted"
+
+
+DEFAULT_TRUST: dict[Role, Trust] = {
+    Role.SYSTEM: Trust.PRIVILEGED,
+    Role.DEVELOPER: Trust.PRIVILEGED,
+    Role.USER: Trust.USER,
+    # The model's own words can repeat injected text, so they are not privileged.
+    Role.ASSISTANT: Trust.USER,
+    Role.TOOL: Trust.UNTRUSTED,
+}
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    schema_version: int = SCHEMA_VERSION
+
+
+class Span(BaseModel):
+    """Half-open character range `[start, end)` in the text the detector was given."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+
+
+class Finding(_Record):
+    """One detector's opinion about one category in one piece of text."""
+
+    category: str
+    score: float = Field(ge=0.0, le=1.0, description="Probability-like confidence in [0, 1].")
+    severity: int = Field(ge=0, le=7, description="0-7 on the policy's severity scale.")
+    detector: str
+    detector_version: str
+    source: str = Field(
+        default="text",
+        description="Which view of the input: 'text', or the decoding that exposed it ('base64', ...).",
+    )
+    span: Span | None = Field(default=None, description="Where in the original input, when known.")
+    evidence: str | None = Field(default=None, description="The matched words or the model's reason.")
+    label: str | None = Field(default=None, description="The detector's own label before mapping.")
+
+
+class DetectorFailure(_Record):
+    """A detector that could not give an opinion; never read as 'safe'."""
+
+    detector: str
+    message: str
+
+
+class Verdict(_Record):
+    """The judge's decision on one input under one policy, with its evidence."""
+
+    flagged: bool
+    action: Action
+    severity: int = Field(ge=0, le=7, description="Highest severity among flagged categories.")
+    flagged_categories: list[str] = Field(default_factory=list)
+    category_scores: dict[str, float] = Field(default_factory=dict)
+    category_severities: dict[str, int] = Field(default_factory=dict)
+    findings: list[Finding] = Field(default_factory=list)
+    normalisations: list[str] = Field(default_factory=list)
+    failures: list[DetectorFailure] = Field(default_factory=list)
+    policy: str = Field(description="Policy name and version, 'name@version'.")
+    detectors: list[str] = Field(default_factory=list, description="'name@version' of each detector run.")
+
+    @property
+    def complete(self) -> bool:
+        """True when every configured detector gave an opinion."""
+        return not self.failures
+
+
+class Message(_Record):
+    """One turn of a conversation, with its place in the instruction hierarchy."""
+
+    role: Role
+    content: str
+    trust: Trust | None = None
+    name: str | None = None
+    source: Literal["chat", "tool", "retrieval"] | None = Field(
+        default=None, description="Where untrusted content came from, when it is not plain chat."
+    )
+
+    @model_validator(mode="after")
+    def _default_trust(self) -> Message:
+        if self.trust is None:
+            object.__setattr__(self, "trust", DEFAULT_TRUST[self.role])
+        return self
+
+
+class Conversation(_Record):
+    id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    messages: list[Message] = Field(default_factory=list)
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+    def last(self, role: Role) -> Message | None:
+        for message in reversed(self.messages):
+            if message.role == role:
+                return message
+        return None
