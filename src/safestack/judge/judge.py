@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from safestack.errors import DetectorError, InputError, SafestackError
+from safestack.errors import DetectorError, InputError, PolicyError, RegistryError, SafestackError
 from safestack.judge.detector import Detector, Kind, Sample, create_detector
 from safestack.judge.normalise import normalise
 from safestack.policy import Policy, default_policy
@@ -37,7 +37,14 @@ class Judge:
         """Build the detectors the policy lists (or just those named in `only`)."""
         specs = {spec.name: spec.options for spec in policy.judge.detectors}
         names = list(specs) if only is None else list(only)
-        return cls(policy, [create_detector(name, policy, specs.get(name)) for name in names])
+        detectors = []
+        for index, name in enumerate(names):
+            try:
+                detectors.append(create_detector(name, policy, specs.get(name)))
+            except RegistryError as exc:
+                where = f"judge.detectors[{index}]" if only is None else "--detector"
+                raise PolicyError(f"policy {policy.ref}: {where}: {exc}") from None
+        return cls(policy, detectors)
 
     # -- input -------------------------------------------------------------------------------
     def prepare(self, text: object, kind: Kind = "prompt", *, field: str = "text") -> Sample:
@@ -54,7 +61,10 @@ class Judge:
                 field=field,
             )
         if any(0xD800 <= ord(c) <= 0xDFFF for c in text):
-            raise InputError("text is not valid UTF-8 (it holds undecodable bytes); re-encode it as UTF-8", field=field)
+            raise InputError(
+                "text is not valid UTF-8 (it holds undecodable bytes); re-encode it as UTF-8",
+                field=field,
+            )
         return Sample(normalise(text), kind)
 
     # -- judging -----------------------------------------------------------------------------
@@ -82,11 +92,15 @@ class Judge:
                 continue
             for found, result in zip(per_sample, results, strict=True):
                 found.extend(result)
-        return [self.combine(s, f, e) for s, f, e in zip(samples, per_sample, failures, strict=True)]
+        return [
+            self.combine(s, f, e) for s, f, e in zip(samples, per_sample, failures, strict=True)
+        ]
 
     async def acheck(self, text: str, *, kind: Kind = "prompt") -> Verdict:
         sample = self.prepare(text, kind)
-        results = await asyncio.gather(*(d.adetect(sample) for d in self.detectors), return_exceptions=True)
+        results = await asyncio.gather(
+            *(d.adetect(sample) for d in self.detectors), return_exceptions=True
+        )
         findings: list[Finding] = []
         failures: list[DetectorFailure] = []
         for det, result in zip(self.detectors, results, strict=True):
@@ -98,7 +112,9 @@ class Judge:
                 findings.extend(result)
         return self.combine(sample, findings, failures)
 
-    def combine(self, sample: Sample, findings: list[Finding], failures: list[DetectorFailure]) -> Verdict:
+    def combine(
+        self, sample: Sample, findings: list[Finding], failures: list[DetectorFailure]
+    ) -> Verdict:
         policy = self.policy
         if failures and policy.judge.on_detector_error == "fail":
             raise DetectorError(failures[0].detector, failures[0].message.split(": ", 1)[-1])
@@ -137,4 +153,3 @@ class Judge:
 def _self_and_parent(policy: Policy, category: str) -> list[str]:
     parent = policy.parent(category)
     return [category] if parent is None or parent not in policy.categories else [category, parent]
-

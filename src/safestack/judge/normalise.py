@@ -36,14 +36,35 @@ _INVISIBLE = (
 )
 _TAG_BASE, _TAG_END = 0xE0000, 0xE0080  # "ASCII smuggling": tag characters mirror ASCII invisibly
 
-_LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b",
-                       "9": "g", "@": "a", "$": "s", "!": "i", "|": "l", "+": "t", "€": "e"})
+_LEET = str.maketrans(
+    {
+        "0": "o",
+        "1": "i",
+        "3": "e",
+        "4": "a",
+        "5": "s",
+        "7": "t",
+        "8": "b",
+        "9": "g",
+        "@": "a",
+        "$": "s",
+        "!": "i",
+        "|": "l",
+        "+": "t",
+        "€": "e",
+    }
+)
 _LEET_CHARS = frozenset("0134578 9@$!|+€".replace(" ", ""))
 _TOKEN = re.compile(r"\S+")
+# Tokens that carry digits or symbols legitimately: emails, URLs, URL-escapes, words with a
+# number suffix ("rot13", "mp3", "covid19").
+_NOT_LEET = re.compile(r"@[\w-]+\.\w|://|^www\.|%[0-9A-Fa-f]{2}|^[A-Za-z]+\d+:?$")
 _SPACED_LETTERS = re.compile(r"\b(?:[A-Za-z][ .\-_*]){3,}[A-Za-z]\b")
 
 _BASE64 = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+/=_-])")
-_HEX = re.compile(r"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}[ :]?){8,}(?![0-9A-Fa-f])|(?:\\x[0-9A-Fa-f]{2}){6,}")
+_HEX = re.compile(
+    r"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}[ :]?){8,}(?![0-9A-Fa-f])|(?:\\x[0-9A-Fa-f]{2}){6,}"
+)
 _URL_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 _ROT13_HINT = re.compile(r"\brot[\s_-]?13\b|\bcaesar\b", re.IGNORECASE)
 _WORD = re.compile(r"[A-Za-z]+")
@@ -106,7 +127,11 @@ class Normalised:
         yield View("text", self.text, self.folded, self.text_origin, self.folded_origin)
         for payload in self.payloads:
             for view in payload.normalised.views():
-                source = payload.encoding if view.source == "text" else f"{payload.encoding}>{view.source}"
+                source = (
+                    payload.encoding
+                    if view.source == "text"
+                    else f"{payload.encoding}>{view.source}"
+                )
                 yield View(source, view.text, view.folded, None, None, payload.span)
 
     def all_transformations(self) -> list[str]:
@@ -172,7 +197,11 @@ def _clean_unicode(
             i += 1
             continue
         category = unicodedata.category(ch)
-        if cp in _INVISIBLE or (category == "Cc" and ch not in "\n\t\r") or category in ("Cf", "Co", "Cn"):
+        if (
+            cp in _INVISIBLE
+            or (category == "Cc" and ch not in "\n\t\r")
+            or category in ("Cf", "Co", "Cn")
+        ):
             applied["invisible-removed"] = None
             i += 1
             continue
@@ -197,23 +226,34 @@ def _clean_unicode(
 
 
 def _add_tag_payload(
-    run: list[str], start: int, end: int, payloads: list[Payload], applied: dict[str, None], depth: int
+    run: list[str],
+    start: int,
+    end: int,
+    payloads: list[Payload],
+    applied: dict[str, None],
+    depth: int,
 ) -> None:
     hidden = "".join(run).strip()
     if hidden:
         applied["unicode-tags-decoded"] = None
-        payloads.append(Payload("unicode-tags", Span(start=start, end=end), normalise(hidden, _depth=depth + 1)))
+        payloads.append(
+            Payload("unicode-tags", Span(start=start, end=end), normalise(hidden, _depth=depth + 1))
+        )
 
 
 @lru_cache(maxsize=1)
 def _homoglyph_table() -> dict[int, str]:
     """Non-ASCII character -> the ASCII letter or digit it is confusable with (TR39 data)."""
-    data = json.loads(resources.files("confusable_homoglyphs").joinpath("confusables.json").read_text("utf-8"))
+    data = json.loads(
+        resources.files("confusable_homoglyphs").joinpath("confusables.json").read_text("utf-8")
+    )
     table: dict[int, str] = {}
     for char, homoglyphs in data.items():
         if len(char) != 1 or char.isascii():
             continue
-        ascii_forms = [h["c"] for h in homoglyphs if len(h["c"]) == 1 and h["c"].isascii() and h["c"].isalnum()]
+        ascii_forms = [
+            h["c"] for h in homoglyphs if len(h["c"]) == 1 and h["c"].isascii() and h["c"].isalnum()
+        ]
         if ascii_forms:
             table[ord(char)] = ascii_forms[0]
     return table
@@ -251,11 +291,14 @@ def _fold_leetspeak(
         token = match.group()
         core = token.rstrip("!.,?;:")  # trailing punctuation is punctuation, not leet
         letters = sum(c.isalpha() for c in core)
-        # Short word-like tokens only: long runs are encodings (decoded below), '%' is URL-escaping.
-        if 0 < 2 * letters >= len(core) - 1 and len(core) <= 24 and "%" not in core and any(
-            c in _LEET_CHARS for c in core
+        # Short word-like tokens only: long runs are encodings (decoded below).
+        if (
+            0 < 2 * letters >= len(core) - 1
+            and len(core) <= 24
+            and any(c in _LEET_CHARS for c in core)
+            and not _NOT_LEET.search(core)
         ):
-            folded = core.translate(_LEET) + token[len(core):]
+            folded = core.translate(_LEET) + token[len(core) :]
             if folded != token:
                 changed = True
                 return folded
@@ -299,8 +342,11 @@ def _decode_payloads(
         decoded = urllib.parse.unquote_plus(text)
         if decoded != text and _readable(decoded):
             applied["url-decoded"] = None
-            yield Payload("url", span(0, len(text)) if text else Span(start=0, end=0),
-                          normalise(decoded, _depth=depth + 1))
+            yield Payload(
+                "url",
+                span(0, len(text)) if text else Span(start=0, end=0),
+                normalise(decoded, _depth=depth + 1),
+            )
     rot = _try_rot13(text)
     if rot is not None:
         applied["rot13-decoded"] = None

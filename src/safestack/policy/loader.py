@@ -21,7 +21,11 @@ DEFAULT_POLICY_RESOURCE = "default.yaml"
 
 
 def default_policy_text() -> str:
-    return resources.files("safestack.policy").joinpath("assets", DEFAULT_POLICY_RESOURCE).read_text("utf-8")
+    return (
+        resources.files("safestack.policy")
+        .joinpath("assets", DEFAULT_POLICY_RESOURCE)
+        .read_text("utf-8")
+    )
 
 
 @lru_cache(maxsize=1)
@@ -50,11 +54,15 @@ def load_policy(path: str | Path | None = None) -> Policy:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
-        raise PolicyError(f"{path}{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+        raise PolicyError(
+            f"{path}{where}: not valid YAML: {getattr(exc, 'problem', exc)}"
+        ) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise PolicyError(f"{path}: a policy must be a mapping of fields, got {type(data).__name__}")
+        raise PolicyError(
+            f"{path}: a policy must be a mapping of fields, got {type(data).__name__}"
+        )
     extends = data.pop("extends", "default")
     if extends not in ("default", "none"):
         raise PolicyError(f"{path}: extends must be 'default' or 'none', got {extends!r}")
@@ -99,7 +107,11 @@ def _describe(exc: ValidationError, source: str, root: yaml.Node | None) -> str:
         elif "input" in error and error["type"] not in ("model_type", "dict_type"):
             message = f"{message} (got {error['input']!r})"
         problems.append(f"{where}: {field}: {message}")
-    more = f" (and {len(problems) - 1} more problem(s): " + "; ".join(problems[1:]) + ")" if len(problems) > 1 else ""
+    more = (
+        f" (and {len(problems) - 1} more problem(s): " + "; ".join(problems[1:]) + ")"
+        if len(problems) > 1
+        else ""
+    )
     return problems[0] + more
 
 

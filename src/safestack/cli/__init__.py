@@ -1,0 +1,1 @@
+"""The `safestack` command line: one Typer app, a sub-command group per stage."""

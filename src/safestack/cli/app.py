@@ -1,0 +1,89 @@
+"""The root Typer app and what every command shares: error printing, settings, the policy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from typer.core import TyperGroup
+
+from safestack.errors import SafestackError
+from safestack.policy import Policy, load_policy
+from safestack.settings import Settings
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+class SafestackGroup(TyperGroup):
+    """Prints a SafestackError as one line (`error: ...`, exit 2); `--debug` shows the traceback."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SafestackError as exc:
+            if isinstance(ctx.find_root().obj, State) and ctx.find_root().obj.debug:
+                raise
+            err_console.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
+            raise typer.Exit(2) from None
+
+
+class DefaultCommandGroup(SafestackGroup):
+    """A group whose default command runs when the first argument names no sub-command.
+
+    `safestack judge "text"` is `safestack judge check "text"`, while `safestack judge calibrate`
+    and other sub-commands keep their own names.
+    """
+
+    default_command = "check"
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ("--help", "-h")):
+            args = [self.default_command, *args]
+        return super().parse_args(ctx, args)
+
+
+class State:
+    """Built once at the edge from the environment and global options, handed to every command."""
+
+    def __init__(self, settings: Settings, debug: bool = False):
+        self.settings = settings
+        self.debug = debug
+        self._policy: Policy | None = None
+
+    def policy(self, override: Path | None = None) -> Policy:
+        if override is not None:
+            return load_policy(override)
+        if self._policy is None:
+            self._policy = load_policy(self.settings.policy)
+        return self._policy
+
+
+def state(ctx: typer.Context) -> State:
+    root = ctx.find_root()
+    if not isinstance(root.obj, State):
+        root.obj = State(Settings())
+    return root.obj
+
+
+app = typer.Typer(
+    cls=SafestackGroup,
+    name="safestack",
+    help='An offline safety stack for language models. Try: safestack judge "some text"',
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    debug: bool = typer.Option(
+        False, "--debug", help="Show tracebacks instead of one-line errors."
+    ),
+) -> None:
+    ctx.obj = State(Settings(), debug=debug)

@@ -1,0 +1,32 @@
+"""Entry point of the `safestack` command: assembles the stage groups onto the root app."""
+
+from __future__ import annotations
+
+import platform
+
+import typer
+
+from safestack.cli.app import app, console, state
+from safestack.cli.db import db_app
+from safestack.cli.judge import judge_app
+from safestack.cli.policy import policy_app
+
+app.add_typer(judge_app, name="judge")
+app.add_typer(policy_app, name="policy")
+app.add_typer(db_app, name="db")
+
+
+@app.command("version")
+def version(ctx: typer.Context) -> None:
+    """Print safestack's version, the active policy and the available detectors."""
+    from safestack import __version__
+    from safestack.judge import available_detectors
+
+    console.print(f"safestack {__version__} (Python {platform.python_version()})")
+    console.print(f"policy {state(ctx).policy().ref}")
+    names = ", ".join(f"{n}@{cls.version}" for n, cls in available_detectors().items())
+    console.print(f"detectors {names}")
+
+
+def run() -> None:
+    app()

