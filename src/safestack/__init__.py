@@ -16,4 +16,14 @@ try:
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0+local"
 
-__all__ = ["Action", "Conversation", "Finding", "Judge", "Message", "Policy", "Verdict", "__version__", "load_policy"]
+__all__ = [
+    "Action",
+    "Conversation",
+    "Finding",
+    "Judge",
+    "Message",
+    "Policy",
+    "Verdict",
+    "__version__",
+    "load_policy",
+]

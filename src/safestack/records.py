@@ -81,7 +81,9 @@ class Finding(_Record):
         description="Which view of the input: 'text', or the decoding that exposed it ('base64', ...).",
     )
     span: Span | None = Field(default=None, description="Where in the original input, when known.")
-    evidence: str | None = Field(default=None, description="The matched words or the model's reason.")
+    evidence: str | None = Field(
+        default=None, description="The matched words or the model's reason."
+    )
     label: str | None = Field(default=None, description="The detector's own label before mapping.")
 
 
@@ -105,7 +107,9 @@ class Verdict(_Record):
     normalisations: list[str] = Field(default_factory=list)
     failures: list[DetectorFailure] = Field(default_factory=list)
     policy: str = Field(description="Policy name and version, 'name@version'.")
-    detectors: list[str] = Field(default_factory=list, description="'name@version' of each detector run.")
+    detectors: list[str] = Field(
+        default_factory=list, description="'name@version' of each detector run."
+    )
 
     @property
     def complete(self) -> bool:

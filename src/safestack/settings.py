@@ -20,9 +20,16 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="SAFESTACK_", extra="ignore")
 
-    home: Path = Field(default_factory=_default_home, description="Directory for the default SQLite file and caches.")
-    db_url: str | None = Field(default=None, description="SQLAlchemy URL; a SQLite file under `home` when unset.")
-    policy: Path | None = Field(default=None, description="Policy YAML; the built-in default when unset.")
+    home: Path = Field(
+        default_factory=_default_home,
+        description="Directory for the default SQLite file and caches.",
+    )
+    db_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; a SQLite file under `home` when unset."
+    )
+    policy: Path | None = Field(
+        default=None, description="Policy YAML; the built-in default when unset."
+    )
 
     def database_url(self) -> str:
         if self.db_url:

@@ -6,7 +6,7 @@ import contextlib
 import json
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Literal
 
@@ -127,7 +127,7 @@ def check(
         errors_path = out.with_name(out.name + ".errors.jsonl")
     with (
         _open_out(out) as sink,
-        _open_out(errors_path, quiet=True) as error_sink,
+        _open_errors(errors_path) as error_sink,
         _progress(file) as advance,
     ):
         report = judge_file(
@@ -161,9 +161,9 @@ def check(
 
 
 @contextlib.contextmanager
-def _open_out(path: Path | None, quiet: bool = False) -> Iterator[IO[str] | None]:
+def _open_out(path: Path | None) -> Iterator[IO[str]]:
     if path is None:
-        yield None if quiet else sys.stdout
+        yield sys.stdout
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as handle:
@@ -171,7 +171,16 @@ def _open_out(path: Path | None, quiet: bool = False) -> Iterator[IO[str] | None
 
 
 @contextlib.contextmanager
-def _progress(file: Path) -> Iterator[typer.models.Any]:
+def _open_errors(path: Path | None) -> Iterator[IO[str] | None]:
+    if path is None:
+        yield None
+        return
+    with _open_out(path) as handle:
+        yield handle
+
+
+@contextlib.contextmanager
+def _progress(file: Path) -> Iterator[Callable[[int], None]]:
     total = count_lines(file)
     columns = (TextColumn("judging"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=err_console, transient=True, disable=total < 200) as progress:

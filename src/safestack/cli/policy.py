@@ -43,8 +43,8 @@ def show(
     reverse: dict[str, dict[str, list[str]]] = {}
     for framework, entries in policy.frameworks.items():
         for code, entry in entries.items():
-            for category in entry.categories:
-                reverse.setdefault(category, {}).setdefault(framework, []).append(code)
+            for mapped in entry.categories:
+                reverse.setdefault(mapped, {}).setdefault(framework, []).append(code)
     table = Table(
         "category",
         "kind",
@@ -55,11 +55,11 @@ def show(
         title=policy.ref,
     )
     table.columns[0].no_wrap = True
-    for name, category in policy.categories.items():
-        actions = category.actions or policy.defaults.actions
+    for name, rules in policy.categories.items():
+        actions = rules.actions or policy.defaults.actions
         table.add_row(
             name,
-            category.kind,
+            rules.kind,
             f"{policy.threshold(name):.2f}",
             *(actions[b].value for b in BANDS),
             ",".join(reverse.get(name, {}).get("mlcommons", [])),
@@ -67,8 +67,8 @@ def show(
         )
     console.print(table)
     if definitions:
-        for name, category in policy.categories.items():
-            console.print(f"[bold]{name}[/]: {category.definition}")
+        for name, described in policy.categories.items():
+            console.print(f"[bold]{name}[/]: {described.definition}")
     bands = ", ".join(f"{b} {lo}-{hi}" for b, (lo, hi) in policy.severity.bands.items())
     console.print(
         f"severity 0-7: {bands}; detectors: {', '.join(d.name for d in policy.judge.detectors)}"

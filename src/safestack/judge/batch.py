@@ -147,6 +147,8 @@ def judge_file(
             record_id, text = _parse(number, raw, text_field, id_field)
             sample = judge.prepare(text, kind, field=text_field)
         except InputError as exc:
+            if strict:
+                flush()  # what came before the bad line is still judged and written
             reject(number, InputError(exc.reason, line=number, field=exc.field))
             if on_progress is not None:
                 on_progress(1)

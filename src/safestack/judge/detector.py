@@ -102,7 +102,9 @@ def detector(name: str) -> Callable[[D], D]:
 
     def register(cls: D) -> D:
         if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise RegistryError(f"detector '{name}' is registered twice ({_REGISTRY[name]!r}, {cls!r})")
+            raise RegistryError(
+                f"detector '{name}' is registered twice ({_REGISTRY[name]!r}, {cls!r})"
+            )
         cls.name = name
         _REGISTRY[name] = cls
         return cls

@@ -58,7 +58,7 @@ _LEET_CHARS = frozenset("0134578 9@$!|+€".replace(" ", ""))
 _TOKEN = re.compile(r"\S+")
 # Tokens that carry digits or symbols legitimately: emails, URLs, URL-escapes, words with a
 # number suffix ("rot13", "mp3", "covid19").
-_NOT_LEET = re.compile(r"@[\w-]+\.\w|://|^www\.|%[0-9A-Fa-f]{2}|^[A-Za-z]+\d+:?$")
+_NOT_LEET = re.compile(r"@[\w-]+\.\w|://|^www\.|%[0-9A-Fa-f]{2}|^[A-Za-z]+\d+:?$|[<>\[\]{}]")
 _SPACED_LETTERS = re.compile(r"\b(?:[A-Za-z][ .\-_*]){3,}[A-Za-z]\b")
 
 _BASE64 = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+/=_-])")
@@ -68,10 +68,57 @@ _HEX = re.compile(
 _URL_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 _ROT13_HINT = re.compile(r"\brot[\s_-]?13\b|\bcaesar\b", re.IGNORECASE)
 _WORD = re.compile(r"[A-Za-z]+")
+_SEGMENT = re.compile(r"[^:.!?\n]+")  # rot13 is tried per sentence-like segment
 # The most frequent English function words: enough to tell English from its rot13 image.
 _COMMON_WORDS = frozenset(
-    "the and to of a in is you that it for how i me my what with on this be are do can make "
-    "give tell your was not have from or by an at as so if we they he she will would how why".split()
+    [
+        "the",
+        "and",
+        "to",
+        "of",
+        "a",
+        "in",
+        "is",
+        "you",
+        "that",
+        "it",
+        "for",
+        "how",
+        "i",
+        "me",
+        "my",
+        "what",
+        "with",
+        "on",
+        "this",
+        "be",
+        "are",
+        "do",
+        "can",
+        "make",
+        "give",
+        "tell",
+        "your",
+        "was",
+        "not",
+        "have",
+        "from",
+        "or",
+        "by",
+        "an",
+        "at",
+        "as",
+        "so",
+        "if",
+        "we",
+        "they",
+        "he",
+        "she",
+        "will",
+        "would",
+        "how",
+        "why",
+    ]
 )
 
 
@@ -347,10 +394,12 @@ def _decode_payloads(
                 span(0, len(text)) if text else Span(start=0, end=0),
                 normalise(decoded, _depth=depth + 1),
             )
-    rot = _try_rot13(text)
-    if rot is not None:
-        applied["rot13-decoded"] = None
-        yield Payload("rot13", span(0, len(text)), normalise(rot, _depth=depth + 1))
+    hinted = bool(_ROT13_HINT.search(text))
+    for segment in _SEGMENT.finditer(text):
+        rot = _try_rot13(segment.group(), hinted)
+        if rot is not None:
+            applied["rot13-decoded"] = None
+            yield Payload("rot13", span(*segment.span()), normalise(rot, _depth=depth + 1))
 
 
 def _readable(text: str) -> bool:
@@ -389,13 +438,15 @@ def _common_share(text: str) -> float:
     return sum(w in _COMMON_WORDS for w in words) / len(words) if words else 0.0
 
 
-def _try_rot13(text: str) -> str | None:
-    words = _WORD.findall(text)
-    if len(words) < 3:
+def _try_rot13(segment: str, hinted: bool) -> str | None:
+    """The rot13 image of a segment, if it reads as English and the segment does not."""
+    words = len(_WORD.findall(segment))
+    if words < 3:
         return None
-    rotated = codecs.encode(text, "rot13")
-    if _ROT13_HINT.search(text):
-        # "Decode this rot13: ..." -- decode what follows the hint, if it reads better.
-        return rotated if _common_share(rotated) > 0 else None
-    before, after = _common_share(text), _common_share(rotated)
-    return rotated if after >= 0.2 and after > 2 * before + 0.05 else None
+    rotated = codecs.encode(segment, "rot13")
+    before, after = _common_share(segment), _common_share(rotated)
+    if hinted:  # "decode this rot13: ..." -- a lower bar
+        return rotated.strip() if after > before else None
+    # Several common words must appear, not one two-letter coincidence ("GB" -> "TO").
+    enough = after * words >= 2 and after >= 0.2 and after > 2 * before + 0.05
+    return rotated.strip() if enough else None

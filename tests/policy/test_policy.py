@@ -1,0 +1,166 @@
+"""The policy: the default is complete and consistent; bad files say where and what is wrong."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from safestack.errors import PolicyError
+from safestack.policy import BANDS, default_policy, load_policy, parse_policy
+from safestack.records import Action
+
+OPENAI_13 = {
+    "harassment",
+    "harassment/threatening",
+    "hate",
+    "hate/threatening",
+    "illicit",
+    "illicit/violent",
+    "self-harm",
+    "self-harm/intent",
+    "self-harm/instructions",
+    "sexual",
+    "sexual/minors",
+    "violence",
+    "violence/graphic",
+}
+SAFESTACK_EXTRA = {
+    "cbrn",
+    "cyber",
+    "privacy",
+    "misinformation",
+    "elections",
+    "spam",
+    "jailbreak",
+    "prompt-injection",
+    "system-prompt-extraction",
+}
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "policy.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_default_policy_has_the_whole_taxonomy_with_definitions() -> None:
+    policy = default_policy()
+    assert set(policy.categories) == OPENAI_13 | SAFESTACK_EXTRA
+    assert all(len(c.definition) > 20 for c in policy.categories.values())
+    assert set(policy.attack_categories()) == {
+        "jailbreak",
+        "prompt-injection",
+        "system-prompt-extraction",
+    }
+
+
+def test_severity_bands_and_score_mapping() -> None:
+    policy = default_policy()
+    assert [policy.band(s) for s in range(8)] == [
+        "very_low",
+        "very_low",
+        "low",
+        "low",
+        "medium",
+        "medium",
+        "high",
+        "high",
+    ]
+    assert policy.severity_from_score(0.0) == 0
+    assert policy.severity_from_score(0.5) == 4
+    assert policy.severity_from_score(1.0) == 7
+    scores = [i / 100 for i in range(101)]
+    severities = [policy.severity_from_score(s) for s in scores]
+    assert severities == sorted(severities)
+
+
+def test_actions_per_band_and_thresholds() -> None:
+    policy = default_policy()
+    assert policy.action("hate", 1) is Action.ALLOW
+    assert policy.action("hate", 2) is Action.FLAG
+    assert policy.action("hate", 6) is Action.BLOCK
+    assert policy.action("privacy", 3) is Action.REDACT
+    assert policy.action("elections", 3) is Action.REDIRECT
+    assert all(policy.action("sexual/minors", s) is Action.BLOCK for s in range(8))
+    assert policy.threshold("sexual/minors") < policy.threshold("hate") == 0.5
+
+
+def test_framework_mappings_cover_mlcommons_and_azure() -> None:
+    policy = default_policy()
+    assert set(policy.frameworks["mlcommons"]) == {f"S{i}" for i in range(1, 15)}
+    assert policy.framework_categories("mlcommons", "S10") == ["hate"]
+    assert policy.framework_categories("mlcommons", "S4") == ["sexual/minors"]
+    assert policy.framework_categories("mlcommons", "S99") is None
+    assert set(policy.frameworks["azure"]) == {"Hate", "Sexual", "Violence", "SelfHarm"}
+
+
+def test_user_file_overrides_only_what_it_says(tmp_path: Path) -> None:
+    path = write(tmp_path, "name: strict\nversion: '1'\ncategories:\n  hate:\n    threshold: 0.2\n")
+    policy = load_policy(path)
+    assert policy.ref == "strict@1"
+    assert policy.threshold("hate") == 0.2
+    assert policy.categories["hate"].definition == default_policy().categories["hate"].definition
+    assert policy.threshold("violence") == 0.5
+
+
+def test_user_file_can_add_a_category(tmp_path: Path) -> None:
+    path = write(tmp_path, "categories:\n  gambling:\n    definition: Promotes betting.\n")
+    assert "gambling" in load_policy(path).categories
+
+
+def test_extends_none_needs_a_complete_policy(tmp_path: Path) -> None:
+    path = write(tmp_path, "extends: none\nname: tiny\n")
+    with pytest.raises(PolicyError, match="version: required field is missing"):
+        load_policy(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "categories:\n  hate:\n    threshold: 1.5\n",
+            r"policy.yaml:3: categories.hate.threshold: .*less than or equal to 1 \(got 1.5\)",
+        ),
+        (
+            "categories:\n  hate:\n    actions: {low: nuke}\n",
+            r"policy.yaml:3: categories.hate.actions.low: .*'allow', 'flag', 'redact', 'redirect' or 'block' \(got 'nuke'\)",
+        ),
+        (
+            "categories:\n  hate:\n    treshold: 0.3\n",
+            r"policy.yaml:3: categories.hate.treshold: unknown field",
+        ),
+        (
+            "severity:\n  score_cutpoints: [0.9, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6]\n",
+            r"severity.score_cutpoints: .*ascending",
+        ),
+        (
+            "frameworks:\n  mlcommons:\n    S1: {name: x, categories: [nope]}\n",
+            r"unknown categories \['nope'\]",
+        ),
+        (
+            "categories:\n  gambling/online:\n    definition: x\n",
+            r"needs its parent category 'gambling'",
+        ),
+        ("judge:\n  on_detector_error: ignore\n", r"judge.on_detector_error: .*'fail' or 'block'"),
+        ("categories: [1, 2\n", r"policy.yaml:\d+: not valid YAML"),
+        ("- just\n- a list\n", r"a policy must be a mapping"),
+    ],
+)
+def test_bad_policy_names_file_line_field_and_allowed(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    with pytest.raises(PolicyError, match=expected):
+        load_policy(write(tmp_path, text))
+
+
+def test_missing_file_is_a_policy_error(tmp_path: Path) -> None:
+    with pytest.raises(PolicyError, match="not found"):
+        load_policy(tmp_path / "nope.yaml")
+
+
+def test_policy_round_trips_through_its_own_dump() -> None:
+    policy = default_policy()
+    again = parse_policy(policy.model_dump(mode="json"))
+    assert again == policy
+    assert set(BANDS) == set(policy.defaults.actions)
