@@ -15,6 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 SCHEMA_VERSION = 1
 
 
+Kind = Literal["prompt", "response"]
+"""What a judged text is: a user's input, or a model's output."""
+
+
 class Action(StrEnum):
     """What to do with judged content, in increasing order of strictness."""
 

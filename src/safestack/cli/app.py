@@ -15,7 +15,8 @@ from safestack.policy import Policy, load_policy
 from safestack.settings import Settings
 
 console = Console()
-err_console = Console(stderr=True)
+# Messages on stderr are log lines: never hard-wrapped, so they stay greppable.
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 class SafestackGroup(TyperGroup):

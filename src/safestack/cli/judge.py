@@ -8,7 +8,7 @@ import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, TYPE_CHECKING, Literal
 
 import typer
 from rich.markup import escape
@@ -21,6 +21,9 @@ from safestack.judge import Judge
 from safestack.judge.batch import Judged, count_lines, judge_file
 from safestack.judge.moderation import moderation_response
 from safestack.records import Action, Verdict
+
+if TYPE_CHECKING:
+    from safestack.store import Store
 
 judge_app = typer.Typer(
     cls=DefaultCommandGroup,
@@ -99,12 +102,9 @@ def check(
     if text is not None:
         verdict = judge.check(text, kind=kind_lit)
         if store:
-            _store(
-                st.settings.database_url(),
-                [Judged(1, None, text, verdict)],
-                uuid.uuid4().hex,
-                kind_lit,
-            )
+            with _open_store(st.settings.database_url()) as db:
+                assert db is not None
+                db.record_judgement(verdict, text, kind=kind_lit, run_id=uuid.uuid4().hex)
         if as_json:
             print(json.dumps(moderation_response([verdict], policy), indent=2, ensure_ascii=False))
         else:
@@ -117,19 +117,23 @@ def check(
     run_id = uuid.uuid4().hex
     shown: list[Judged] = []
 
-    def on_judged(batch: list[Judged]) -> None:
-        if store:
-            _store(st.settings.database_url(), batch, run_id, kind_lit)
-        if show:
-            shown.extend(batch)
-
     if errors_path is None and out is not None:
         errors_path = out.with_name(out.name + ".errors.jsonl")
     with (
+        _open_store(st.settings.database_url() if store else None) as db,
         _open_out(out) as sink,
         _open_errors(errors_path) as error_sink,
         _progress(file) as advance,
     ):
+
+        def on_judged(batch: list[Judged]) -> None:
+            if db is not None:
+                db.record_judgements(
+                    [(j.verdict, j.text) for j in batch], kind=kind_lit, run_id=run_id
+                )
+            if show:
+                shown.extend(batch)
+
         report = judge_file(
             judge,
             file,
@@ -188,13 +192,16 @@ def _progress(file: Path) -> Iterator[Callable[[int], None]]:
         yield lambda n: progress.advance(task, n)
 
 
-def _store(
-    url: str, judged: list[Judged], run_id: str, kind: Literal["prompt", "response"]
-) -> None:
+@contextlib.contextmanager
+def _open_store(url: str | None) -> Iterator[Store | None]:
+    """One store for the whole run (opened, migrated once), or None when --store is off."""
+    if url is None:
+        yield None
+        return
     from safestack.store import Store
 
     with Store.open(url) as db:
-        db.record_judgements([(j.verdict, j.text) for j in judged], kind=kind, run_id=run_id)
+        yield db
 
 
 def _print_verdict(text: str, verdict: Verdict) -> None:

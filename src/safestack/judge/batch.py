@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from safestack.errors import DetectorError, InputError
-from safestack.judge.detector import Kind, Sample
+from safestack.judge.detector import Sample
+from safestack.records import Kind
 from safestack.judge.judge import Judge
 from safestack.judge.moderation import moderation_response
 from safestack.records import Verdict

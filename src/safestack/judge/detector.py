@@ -13,16 +13,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from safestack.errors import PolicyError, RegistryError
 from safestack.judge.normalise import Normalised
 from safestack.policy import Policy
-from safestack.records import Finding
-
-Kind = Literal["prompt", "response"]
+from safestack.records import Finding, Kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +45,8 @@ class Detector(ABC):
     """One source of findings. Subclasses set `name`, `version`, and an `Options` model."""
 
     name: ClassVar[str]
-    version: ClassVar[str]
+    # A class default; an instance may refine it (e.g. with the rubric or model it loaded).
+    version: str
     Options: ClassVar[type[DetectorOptions]] = DetectorOptions
 
     def __init__(self, policy: Policy, options: DetectorOptions | None = None):

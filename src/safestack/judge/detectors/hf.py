@@ -16,10 +16,10 @@ from typing import Any
 from pydantic import Field
 
 from safestack.errors import DetectorError, PolicyError
-from safestack.judge.detector import Detector, DetectorOptions, Kind, Sample, detector
+from safestack.judge.detector import Detector, DetectorOptions, Sample, detector
 from safestack.judge.normalise import View
 from safestack.policy import Policy
-from safestack.records import Finding
+from safestack.records import Finding, Kind
 
 INSTALL_HINT = "pip install torch==2.13.0 'safestack[hf]'"
 CLASSIFIER = "hf-classifier"

@@ -107,7 +107,7 @@ class PiiDetector(Detector):
     """Personal data (contact details, identifiers, names) found by presidio-analyzer."""
 
     # Bump the leading number when the severity table, masking or defaults change.
-    version: ClassVar[str] = (
+    version = (
         f"1+presidio-{_installed('presidio-analyzer')}+en_core_web_sm-{_installed(_MODEL_PACKAGE)}"
     )
     Options: ClassVar[type[DetectorOptions]] = PiiOptions

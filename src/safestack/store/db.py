@@ -1,0 +1,251 @@
+"""The Store: one database (a SQLite file by default, PostgreSQL by URL) behind typed methods.
+
+Every stage writes its records here and reads other stages' records back from here. `Store.open`
+connects, brings the schema up to date, and turns connection failures into one-line StoreErrors.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from itertools import islice
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from alembic.util.exc import CommandError
+from sqlalchemy import URL, Connection, Engine, create_engine, event, insert, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from safestack.errors import StoreError
+from safestack.records import Kind, Verdict
+from safestack.store.judgements import (
+    StoredJudgement,
+    judgement_row,
+    judgement_rows,
+    select_count,
+    select_judgements,
+)
+from safestack.store.migrate import current_revision, upgrade_schema
+from safestack.store.tables import JudgementRow
+
+# Rows per INSERT statement in a batch; all chunks still share one transaction.
+_BATCH_ROWS = 500
+# Execution option: this transaction reads and then writes, so on SQLite lock for writing at BEGIN.
+_WRITE_LOCK_FIRST = "safestack_write_lock_first"
+
+
+class Store:
+    """A connection pool to one database whose schema is at this release's head revision."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str, *, migrate: bool = True) -> Store:
+        """Connect to `url` (SQLAlchemy form) and, unless `migrate` is False, upgrade the schema.
+
+        `postgresql://` URLs use the psycopg 3 driver; a SQLite file's directory is created.
+        """
+        parsed = _parse_url(url)
+        if parsed.get_backend_name() == "sqlite":
+            _create_sqlite_directory(parsed)
+        try:
+            engine = create_engine(parsed)
+        except NoSuchModuleError:
+            raise StoreError(
+                f"{_mask(parsed)}: no SQLAlchemy dialect '{parsed.drivername}'; "
+                "use a sqlite:/// or postgresql:// URL in SAFESTACK_DB_URL"
+            ) from None
+        except ModuleNotFoundError as exc:
+            raise StoreError(
+                f"{_mask(parsed)}: the database driver '{exc.name}' is not installed; "
+                "for PostgreSQL run: pip install 'safestack[postgres]'"
+            ) from None
+        if engine.dialect.name == "sqlite":
+            _configure_sqlite(engine)
+        store = cls(engine)
+        try:
+            if migrate:
+                store.upgrade()
+            else:
+                with store._connect():
+                    pass  # connect once now, so a wrong URL fails here and not mid-run
+        except BaseException:
+            engine.dispose()
+            raise
+        return store
+
+    @property
+    def display_url(self) -> str:
+        """The database URL with its password masked, safe to print."""
+        return _mask(self.engine.url)
+
+    def revision(self) -> str | None:
+        """The schema revision the database is at; None before the first migration."""
+        with self._connect() as connection:
+            return current_revision(connection)
+
+    def upgrade(self) -> None:
+        """Run the migrations this database lacks, in one transaction where the backend allows."""
+        with self._connect() as connection:
+            connection.execution_options(**{_WRITE_LOCK_FIRST: True})
+            try:
+                with connection.begin():
+                    upgrade_schema(connection)
+            except (CommandError, SQLAlchemyError, StoreError) as exc:
+                raise StoreError(
+                    f"{self.display_url}: migrating the schema failed: {_reason(exc)}"
+                ) from None
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- judgements ------------------------------------------------------------------------------
+
+    def record_judgement(
+        self, verdict: Verdict, text: str, *, kind: Kind, run_id: str, keep_text: bool = False
+    ) -> str:
+        """Store one Verdict on `text`; the text itself only if `keep_text`. Returns the row id."""
+        row = judgement_row(verdict, text, kind=kind, run_id=run_id, keep_text=keep_text)
+        with self._transaction("recording a judgement") as session:
+            session.execute(insert(JudgementRow), [row])
+        return str(row["id"])
+
+    def record_judgements(
+        self,
+        items: Iterable[tuple[Verdict, str]],
+        *,
+        kind: Kind,
+        run_id: str,
+        keep_text: bool = False,
+    ) -> list[str]:
+        """Store (verdict, text) pairs in one transaction: all of them or, on any error, none."""
+        rows = judgement_rows(items, kind=kind, run_id=run_id, keep_text=keep_text)
+        ids: list[str] = []
+        with self._transaction("recording judgements") as session:
+            while chunk := list(islice(rows, _BATCH_ROWS)):
+                session.execute(insert(JudgementRow), chunk)
+                ids.extend(row["id"] for row in chunk)
+        return ids
+
+    def judgements(
+        self, run_id: str | None = None, flagged: bool | None = None, limit: int | None = 100
+    ) -> list[StoredJudgement]:
+        """Stored judgements, oldest first, optionally of one run and/or only (un)flagged ones."""
+        with self._transaction("reading judgements") as session:
+            rows = session.scalars(select_judgements(run_id, flagged, limit)).all()
+            return [StoredJudgement.from_row(row) for row in rows]
+
+    def count_judgements(self, run_id: str | None = None, flagged: bool | None = None) -> int:
+        with self._transaction("counting judgements") as session:
+            return session.scalar(select_count(run_id, flagged)) or 0
+
+    # -- plumbing ----------------------------------------------------------------------------------
+
+    @contextmanager
+    def _connect(self) -> Iterator[Connection]:
+        try:
+            connection = self.engine.connect()
+        except DBAPIError as exc:
+            raise StoreError(_unreachable(self.engine.url, exc)) from None
+        with connection:
+            yield connection
+
+    @contextmanager
+    def _transaction(self, doing: str) -> Iterator[Session]:
+        """A session whose work commits at the end of the block, or rolls back on any error."""
+        with self._connect() as connection:
+            try:
+                with Session(bind=connection) as session, session.begin():
+                    yield session
+            except SQLAlchemyError as exc:
+                raise StoreError(f"{self.display_url}: {doing} failed: {_reason(exc)}") from None
+
+
+def _parse_url(url: str) -> URL:
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StoreError(
+            f"'{_mask_text(url)}' is not a database URL; "
+            "expected e.g. sqlite:///path/to/safestack.db or postgresql://user@host/db"
+        ) from None
+    # Plain postgresql:// would pick psycopg2; safestack depends on psycopg 3 ('postgres' extra).
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def _create_sqlite_directory(url: URL) -> None:
+    database = url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    directory = Path(database).parent
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(
+            f"{_mask(url)}: cannot create the directory {directory}: {exc.strerror}; "
+            "choose a writable path in SAFESTACK_DB_URL or SAFESTACK_HOME"
+        ) from None
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+        # Let SQLAlchemy, not the sqlite3 module, emit BEGIN (the recipe in SQLAlchemy's pysqlite
+        # docs): then DDL is transactional too and a failed migration leaves nothing half-done.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        # WAL: readers (reports, the console) do not block the writer (a run, the guard).
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        # IMMEDIATE takes the write lock up front, for transactions that read before they write:
+        # a deferred one would fail with "database is locked" when another writer got there first.
+        immediate = connection.get_execution_options().get(_WRITE_LOCK_FIRST, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _mask(url: URL) -> str:
+    return url.render_as_string(hide_password=True)
+
+
+def _mask_text(url: str) -> str:
+    """Mask the password of a URL SQLAlchemy could not parse."""
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+
+
+def _reason(exc: BaseException) -> str:
+    """The first line of the driver's own message, without SQLAlchemy's statement and links."""
+    original = exc.orig if isinstance(exc, DBAPIError) else exc
+    lines = [line.strip() for line in str(original).splitlines() if line.strip()]
+    return lines[0] if lines else type(original).__name__
+
+
+def _unreachable(url: URL, exc: DBAPIError) -> str:
+    reason = _reason(exc)
+    if url.password:
+        reason = reason.replace(str(url.password), "***")
+    if url.get_backend_name() == "postgresql":
+        advice = "is PostgreSQL running and the database created? set SAFESTACK_DB_URL"
+    else:
+        advice = "check the path and its permissions, or set SAFESTACK_DB_URL"
+    return f"cannot connect to {_mask(url)}: {reason}; {advice}"

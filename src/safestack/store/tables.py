@@ -1,0 +1,79 @@
+"""The ORM models: one class per table, in the shape the newest migration leaves the database.
+
+The migrations in `migrations/versions/` create and change these tables; the classes here only
+describe them for queries. A new table is a new class here plus a new migration in the chain.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, CheckConstraint, DateTime, Dialect, Integer, MetaData, String
+from sqlalchemy import Text as TextType
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+# Explicit constraint names, so later migrations can drop or alter them by name on every backend
+# (SQLite's batch mode needs named constraints).
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# JSON everywhere, JSONB on PostgreSQL so later issues can index and query inside it.
+JSONDocument = JSON().with_variant(JSONB(), "postgresql")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend.
+
+    PostgreSQL keeps the offset (timestamptz); SQLite stores text without one, so values are
+    converted to UTC on the way in and marked as UTC on the way out.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"refusing to store a naive datetime ({value}); give it a timezone")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class JudgementRow(Base):
+    """One Verdict on one input, with the columns reports filter on pulled out of the JSON."""
+
+    __tablename__ = "judgements"
+    __table_args__ = (CheckConstraint("kind IN ('prompt', 'response')", name="kind"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    run_id: Mapped[str] = mapped_column(String(128), index=True)
+    input_digest: Mapped[str] = mapped_column(String(64), index=True)
+    input_text: Mapped[str | None] = mapped_column(TextType())
+    kind: Mapped[str] = mapped_column(String(16))
+    flagged: Mapped[bool] = mapped_column(Boolean(), index=True)
+    action: Mapped[str] = mapped_column(String(16))
+    severity: Mapped[int] = mapped_column(Integer())
+    categories: Mapped[list[str]] = mapped_column(JSONDocument)
+    verdict: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    policy: Mapped[str] = mapped_column(String(200))
+    schema_version: Mapped[int] = mapped_column(Integer())

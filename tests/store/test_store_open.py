@@ -1,0 +1,126 @@
+"""Opening a Store: migrations, idempotence, URLs, and the errors a user sees when it goes wrong."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect, text
+
+from safestack.errors import StoreError
+from safestack.records import Verdict
+from safestack.store import Store, head_revision
+
+
+def test_migrations_create_the_judgements_table_at_head(db_url: str) -> None:
+    with Store.open(db_url, migrate=False) as store:
+        assert store.revision() is None
+        assert "judgements" not in inspect(store.engine).get_table_names()
+
+        store.upgrade()
+
+        assert store.revision() == head_revision() == "0001"
+        schema = inspect(store.engine)
+        assert "judgements" in schema.get_table_names()
+        columns = {column["name"] for column in schema.get_columns("judgements")}
+        assert columns == {
+            "id",
+            "created_at",
+            "run_id",
+            "input_digest",
+            "input_text",
+            "kind",
+            "flagged",
+            "action",
+            "severity",
+            "categories",
+            "verdict",
+            "policy",
+            "schema_version",
+        }
+        indexed = {tuple(index["column_names"]) for index in schema.get_indexes("judgements")}
+        assert {("run_id",), ("input_digest",), ("flagged",)} <= indexed
+
+
+@pytest.mark.postgres
+def test_postgresql_json_columns_are_jsonb(pg_url: str) -> None:
+    with Store.open(pg_url) as store:
+        columns = inspect(store.engine).get_columns("judgements")
+    types = {column["name"]: str(column["type"]) for column in columns}
+    assert types["verdict"] == types["categories"] == "JSONB"
+
+
+def test_opening_twice_is_idempotent_and_keeps_rows(db_url: str, blocked: Verdict) -> None:
+    with Store.open(db_url) as first:
+        first.record_judgement(blocked, "some text", kind="prompt", run_id="r1")
+    with Store.open(db_url) as second:
+        assert second.revision() == head_revision()
+        assert second.count_judgements() == 1
+
+
+def test_a_database_newer_than_this_release_is_refused(db_url: str) -> None:
+    with Store.open(db_url) as store, store.engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    with pytest.raises(StoreError, match=r"revision '9999'.*upgrade safestack"):
+        Store.open(db_url)
+
+
+@pytest.mark.postgres
+def test_plain_postgresql_urls_use_psycopg_3(pg_url: str) -> None:
+    assert pg_url.startswith("postgresql://")
+    with Store.open(pg_url) as store:
+        assert store.engine.dialect.driver == "psycopg"
+        assert store.display_url.startswith("postgresql+psycopg://")
+
+
+def test_unreachable_postgresql_names_the_url_with_the_password_masked() -> None:
+    with pytest.raises(StoreError) as caught:
+        Store.open("postgresql://safestack:s3cret-pw@127.0.0.1:1/safestack")
+
+    message = str(caught.value)
+    assert "postgresql+psycopg://safestack:***@127.0.0.1:1/safestack" in message
+    assert "s3cret-pw" not in message
+    assert "SAFESTACK_DB_URL" in message
+    assert "\n" not in message
+    assert "sqlalche.me" not in message
+    # Raised `from None`: the CLI prints one line, with no chained driver traceback under it.
+    assert caught.value.__cause__ is None
+    assert caught.value.__suppress_context__
+
+
+def test_a_url_that_is_not_a_url_is_a_store_error() -> None:
+    with pytest.raises(StoreError, match="not a database URL"):
+        Store.open("not a url at all")
+
+
+def test_sqlite_creates_the_parent_directory_and_uses_wal(tmp_path: Path) -> None:
+    path = tmp_path / "home" / ".safestack" / "safestack.db"
+    with Store.open(f"sqlite:///{path}") as store, store.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    assert path.is_file()
+
+
+def test_sqlite_file_that_is_not_a_database_is_a_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "notes.db"
+    path.write_text("these are not the tables you are looking for\n" * 100)
+    with pytest.raises(StoreError, match=r"notes\.db.*file is not a database"):
+        Store.open(f"sqlite:///{path}")
+
+
+def test_sqlite_in_memory_migrates_on_the_stores_own_connection(blocked: Verdict) -> None:
+    with Store.open("sqlite://") as store:
+        assert store.revision() == head_revision()
+        store.record_judgement(blocked, "in memory", kind="response", run_id="mem")
+        assert store.count_judgements(run_id="mem") == 1
+
+
+def test_replicas_opening_a_new_database_at_once_all_succeed(db_url: str) -> None:
+    def open_and_close(_: int) -> str | None:
+        with Store.open(db_url) as store:
+            return store.revision()
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        revisions = list(pool.map(open_and_close, range(6)))
+    assert revisions == [head_revision()] * 6
