@@ -14,10 +14,9 @@ from typing import IO, Any
 
 from safestack.errors import DetectorError, InputError
 from safestack.judge.detector import Sample
-from safestack.records import Kind
 from safestack.judge.judge import Judge
 from safestack.judge.moderation import moderation_response
-from safestack.records import Verdict
+from safestack.records import Kind, Verdict
 
 
 @dataclass(slots=True)

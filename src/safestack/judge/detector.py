@@ -91,7 +91,8 @@ _BUILTIN_MODULES = (
     "safestack.judge.detectors.rules",
     "safestack.judge.detectors.pii",
     "safestack.judge.detectors.hf",
-    "safestack.judge.detectors.remote",
+    "safestack.judge.detectors.openai_moderation",
+    "safestack.judge.detectors.llm_judge",
 )
 _loaded = False
 

@@ -12,10 +12,10 @@ import asyncio
 from collections.abc import Sequence
 
 from safestack.errors import DetectorError, InputError, PolicyError, RegistryError, SafestackError
-from safestack.judge.detector import Detector, Kind, Sample, create_detector
+from safestack.judge.detector import Detector, Sample, create_detector
 from safestack.judge.normalise import normalise
 from safestack.policy import Policy, default_policy
-from safestack.records import Action, DetectorFailure, Finding, Verdict
+from safestack.records import Action, DetectorFailure, Finding, Kind, Verdict
 
 
 class Judge:

@@ -7,6 +7,8 @@ connects, brings the schema up to date, and turns connection failures into one-l
 from __future__ import annotations
 
 import re
+import sqlite3
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from itertools import islice
@@ -211,8 +213,19 @@ def _configure_sqlite(engine: Engine) -> None:
         # docs): then DDL is transactional too and a failed migration leaves nothing half-done.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        # WAL: readers (reports, the console) do not block the writer (a run, the guard).
-        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        # WAL: readers (reports, the console) do not block the writer (a run, the guard). The mode
+        # is stored in the file; switching it needs a moment alone with the file, and SQLite
+        # answers "locked" at once (no busy wait) when several processes open a new file together.
+        for attempt in range(50):
+            try:
+                if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    cursor.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == 49:
+                    raise
+                time.sleep(0.02 * (attempt + 1))
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import cache, lru_cache
 from importlib import metadata, resources
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Literal
 
 import yaml
 from pydantic import Field
@@ -131,7 +131,7 @@ class RulesOptions(DetectorOptions):
 class RulesDetector(Detector):
     """Lexicons, patterns and PII regexes: microseconds per message, no model."""
 
-    version: ClassVar[str] = "1"
+    version = "1"
     Options = RulesOptions
     options: RulesOptions
 
