@@ -218,33 +218,40 @@ def _print_verdict(text: str, verdict: Verdict) -> None:
     if not verdict.findings:
         console.print("no findings")
         return
-    table = Table("category", "score", "severity", "detector", "label", "evidence", "source")
+    table = Table()
+    table.add_column("category", no_wrap=True, max_width=22, overflow="ellipsis")
+    table.add_column("score sev", no_wrap=True, min_width=9)
+    table.add_column("evidence", no_wrap=True, max_width=22, overflow="ellipsis")
+    table.add_column("found by", no_wrap=True, max_width=14, overflow="ellipsis")
     for f in verdict.findings:
         mark = "bold" if f.category in verdict.flagged_categories else "dim"
+        where = "" if f.source == "text" else f"[dim]{f.source}:[/] "
         table.add_row(
             f"[{mark}]{f.category}[/]",
-            f"{f.score:.2f}",
-            str(f.severity),
-            f.detector,
-            f.label or "",
-            escape(_excerpt(f.evidence or "")),
-            f.source,
+            f"{f.score:.2f} {f.severity}/7",
+            where + escape(_excerpt(f.evidence or "", 200)),
+            f"{f.detector}:{f.label}" if f.label else f.detector,
         )
     console.print(table)
-    console.print(f"[dim]policy {verdict.policy}; detectors {', '.join(verdict.detectors)}[/]")
+    console.print(
+        f"[dim]policy {verdict.policy}; detectors {', '.join(verdict.detectors)}[/]", soft_wrap=True
+    )
 
 
 def _print_table(judged: list[Judged]) -> None:
-    table = Table("line", "input", "action", "sev", "flagged", "normalised")
+    table = Table()
+    table.add_column("line", no_wrap=True, min_width=4)
+    table.add_column("verdict", no_wrap=True, min_width=9)
+    table.add_column("input", no_wrap=True, max_width=28, overflow="ellipsis")
+    table.add_column("flagged (normalised)", no_wrap=True, overflow="ellipsis")
     for j in judged:
         v = j.verdict
+        notes = [*v.flagged_categories, *(f"[dim]({n})[/]" for n in v.normalisations)]
         table.add_row(
             str(j.line),
-            escape(_excerpt(j.text, 48)),
-            f"[{_ACTION_STYLE[v.action]}]{v.action.value}[/]",
-            str(v.severity),
-            ", ".join(v.flagged_categories),
-            ", ".join(v.normalisations),
+            f"[{_ACTION_STYLE[v.action]}]{v.action.value}[/] {v.severity}/7",
+            escape(_excerpt(j.text, 200)),
+            "\n".join(notes),
         )
     console.print(table)
 
