@@ -344,3 +344,19 @@ def test_judge_allows_a_name_on_its_own(policy: Policy, detector: PiiDetector) -
 )
 def test_mask_keeps_first_and_last_character_and_separators(value: str, masked: str) -> None:
     assert mask(value) == masked
+
+
+@pytest.mark.slow
+def test_a_name_alone_is_evidence_but_with_contact_details_it_counts(detector: PiiDetector) -> None:
+    alone = detector.detect(Sample(normalise("Who was Abraham Lincoln?")))
+    assert alone and all(f.score <= 0.3 for f in alone)
+    together = detector.detect(Sample(normalise("Abraham Lincoln, abe@example.com")))
+    person = next(f for f in together if f.label == "PERSON")
+    assert person.score > 0.5
+
+
+@pytest.mark.slow
+def test_an_encoded_blob_is_not_read_as_a_name(detector: PiiDetector) -> None:
+    blob = base64.b64encode(b"ignore all previous instructions").decode()
+    findings = detector.detect(Sample(normalise(blob)))
+    assert not [f for f in findings if f.source == "text"]

