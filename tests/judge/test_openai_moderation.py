@@ -18,6 +18,7 @@ from safestack.errors import DetectorError
 from safestack.judge import Sample, normalise
 from safestack.judge.detectors.http import RemoteDetector
 from safestack.judge.detectors.openai_moderation import OpenAIModeration
+from safestack.judge.moderation import OPENAI_CATEGORIES
 from safestack.policy import Policy, default_policy
 from safestack.records import Finding, Kind
 
@@ -26,22 +27,6 @@ if TYPE_CHECKING:
 
 Moderation = Callable[..., OpenAIModeration]
 AsyncDetect = Callable[[RemoteDetector, Sample], Awaitable[list[Finding]]]
-
-OPENAI_CATEGORIES = [
-    "harassment",
-    "harassment/threatening",
-    "hate",
-    "hate/threatening",
-    "illicit",
-    "illicit/violent",
-    "self-harm",
-    "self-harm/intent",
-    "self-harm/instructions",
-    "sexual",
-    "sexual/minors",
-    "violence",
-    "violence/graphic",
-]
 
 
 @pytest.fixture

@@ -7,24 +7,11 @@ from pathlib import Path
 import pytest
 
 from safestack.errors import PolicyError
+from safestack.judge.moderation import OPENAI_CATEGORIES
 from safestack.policy import BANDS, default_policy, load_policy, parse_policy
 from safestack.records import Action
 
-OPENAI_13 = {
-    "harassment",
-    "harassment/threatening",
-    "hate",
-    "hate/threatening",
-    "illicit",
-    "illicit/violent",
-    "self-harm",
-    "self-harm/intent",
-    "self-harm/instructions",
-    "sexual",
-    "sexual/minors",
-    "violence",
-    "violence/graphic",
-}
+OPENAI_13 = set(OPENAI_CATEGORIES)  # the moderation API's own list, in its order
 SAFESTACK_EXTRA = {
     "cbrn",
     "cyber",
