@@ -122,3 +122,10 @@ def test_public_api_default_judge() -> None:
     assert {"prompt-injection", "privacy"} <= set(verdict.flagged_categories)
     assert verdict.action is Action.BLOCK
     assert {d.split("@")[0] for d in verdict.detectors} == {"rules", "pii"}
+
+
+def test_signal_categories_are_scored_but_never_flagged() -> None:
+    verdict = judge_with(Fixed([("refusal", 0.95, 6)])).check("I can't help with that.")
+    assert verdict.category_scores == {"refusal": 0.95}
+    assert not verdict.flagged
+    assert verdict.action is Action.ALLOW

@@ -33,7 +33,8 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_default_policy_has_the_whole_taxonomy_with_definitions() -> None:
     policy = default_policy()
-    assert set(policy.categories) == OPENAI_13 | SAFESTACK_EXTRA
+    assert set(policy.categories) == OPENAI_13 | SAFESTACK_EXTRA | {"refusal"}
+    assert policy.is_signal("refusal")
     assert all(len(c.definition) > 20 for c in policy.categories.values())
     assert set(policy.attack_categories()) == {
         "jailbreak",

@@ -90,7 +90,8 @@ _REGISTRY: dict[str, type[Detector]] = {}
 _BUILTIN_MODULES = (
     "safestack.judge.detectors.rules",
     "safestack.judge.detectors.pii",
-    "safestack.judge.detectors.hf",
+    "safestack.judge.detectors.hf_classifier",
+    "safestack.judge.detectors.llama_guard",
     "safestack.judge.detectors.openai_moderation",
     "safestack.judge.detectors.llm_judge",
 )

@@ -127,7 +127,9 @@ class Judge:
                     scores[category] = finding.score
                 if finding.score >= policy.threshold(category):
                     severities[category] = max(severities.get(category, 0), finding.severity)
-        flagged = sorted(c for c, s in scores.items() if s >= policy.threshold(c))
+        flagged = sorted(
+            c for c, s in scores.items() if s >= policy.threshold(c) and not policy.is_signal(c)
+        )
         action = Action.ALLOW
         for category in flagged:
             candidate = policy.action(category, severities[category])

@@ -63,7 +63,9 @@ class Defaults(_Strict):
 
 class CategoryPolicy(_Strict):
     definition: str = Field(min_length=1)
-    kind: Literal["content", "attack"] = "content"
+    # content: harm in the text; attack: on the instruction hierarchy; signal: a property the other
+    # stages read (a model refusing), scored and reported but never flagged.
+    kind: Literal["content", "attack", "signal"] = "content"
     threshold: float | None = Field(default=None, ge=0.0, le=1.0)
     actions: BandActions | None = None
 
@@ -164,3 +166,6 @@ class Policy(_Strict):
 
     def attack_categories(self) -> list[str]:
         return [n for n, c in self.categories.items() if c.kind == "attack"]
+
+    def is_signal(self, category: str) -> bool:
+        return self.category(category).kind == "signal"
