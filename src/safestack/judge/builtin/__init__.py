@@ -1,0 +1,1 @@
+"""The built-in judgement models: static and ONNX embedders, calibrated heads, cascade detectors."""

@@ -1,0 +1,246 @@
+"""The built-in detectors: `harm`, `attack` and `refusal`, each a two-tier cascade.
+
+The fast tier embeds text with static (model2vec) embeddings and applies a small calibrated head;
+when a label's probability falls inside the policy's uncertainty band, the accurate tier (the full
+MiniLM encoder on ONNX Runtime) judges that input again, as long as the latency budget allows.
+Long texts are cut into chunks; a label's score is its highest over chunks and decoded payloads.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import ClassVar, Literal
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from safestack.judge.builtin.heads import Head, Matrix
+from safestack.judge.detector import Detector, DetectorOptions, Sample, detector
+from safestack.policy import Policy
+from safestack.records import Finding
+
+Tier = Literal["fast", "accurate"]
+
+
+class CascadeOptions(DetectorOptions):
+    tiers: Literal["cascade", "fast", "accurate"] = Field(
+        default="cascade", description="Run both tiers as a cascade, or only one of them."
+    )
+    band: tuple[float, float] = Field(
+        default=(0.2, 0.8),
+        description="Fast-tier probabilities inside [low, high] are uncertain and escalate.",
+    )
+    budget_ms: float = Field(
+        default=50.0,
+        gt=0,
+        description="Latency budget per input; escalation is skipped when it would exceed it.",
+    )
+    min_score: float = Field(
+        default=0.05, ge=0.0, le=1.0, description="Scores below this are not reported."
+    )
+    chunk_chars: int = Field(
+        default=1000, ge=100, description="Long texts are judged in chunks of about this size."
+    )
+
+    @model_validator(mode="after")
+    def _band_order(self) -> CascadeOptions:
+        low, high = self.band
+        if not 0.0 <= low <= high <= 1.0:
+            raise ValueError("band must be [low, high] with 0 <= low <= high <= 1")
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class _Chunk:
+    sample: int
+    source: str
+    text: str
+    start: int
+    end: int
+    view: int
+
+
+class BuiltinDetector(Detector):
+    """Shared cascade logic; subclasses name the task and map head labels to policy categories."""
+
+    task: ClassVar[str]
+    version = "1"
+    Options: ClassVar[type[DetectorOptions]] = CascadeOptions
+    options: CascadeOptions
+    # head label -> policy category (None: the label means "nothing to report")
+    categories: ClassVar[dict[str, str | None]]
+
+    def category_of(self, label: str) -> str | None:
+        return self.categories.get(label)
+
+    def __init__(self, policy: Policy, options: DetectorOptions | None = None):
+        super().__init__(policy, options)
+        for category in self.categories.values():
+            if category is not None:
+                policy.category(category)
+        self._lock = threading.Lock()
+        self._accurate_ms_per_chunk = 5.0  # running estimate, refined as the encoder runs
+        heads = load_heads(self.task)
+        self.version = f"{type(self).version}+{heads['fast'].embedder}"
+
+    def detect(self, sample: Sample) -> list[Finding]:
+        return self.detect_batch([sample])[0]
+
+    def detect_batch(self, samples: Sequence[Sample]) -> list[list[Finding]]:
+        started = time.perf_counter()
+        chunks = _chunks(samples, self.options.chunk_chars)
+        if not chunks:
+            return [[] for _ in samples]
+        texts = [c.text for c in chunks]
+        heads = load_heads(self.task)
+        tier_of = np.full(len(chunks), "fast", dtype=object)
+        if self.options.tiers == "accurate":
+            probs = heads["accurate"].predict(_embed("accurate", texts))
+            tier_of[:] = "accurate"
+        else:
+            probs = heads["fast"].predict(_embed("fast", texts))
+            if self.options.tiers == "cascade":
+                self._escalate(chunks, probs, tier_of, heads["accurate"], started, len(samples))
+        return self._findings(samples, chunks, probs, tier_of, heads["fast"].labels)
+
+    def _escalate(
+        self,
+        chunks: list[_Chunk],
+        probs: Matrix,
+        tier_of: np.ndarray,
+        head: Head,
+        started: float,
+        n_samples: int,
+    ) -> None:
+        low, high = self.options.band
+        reportable = [i for i, label in enumerate(head.labels) if self.category_of(label)]
+        unsure = ((probs[:, reportable] >= low) & (probs[:, reportable] <= high)).any(axis=1)
+        # A sample escalates whole: its verdict should not mix tiers across chunks.
+        escalate_samples = {chunks[i].sample for i in np.flatnonzero(unsure)}
+        if not escalate_samples:
+            return
+        rows = [i for i, c in enumerate(chunks) if c.sample in escalate_samples]
+        spent = (time.perf_counter() - started) * 1000 / max(1, n_samples)
+        per_sample = self._accurate_ms_per_chunk * len(rows) / len(escalate_samples)
+        if spent + per_sample > self.options.budget_ms:
+            return  # over budget: keep the fast tier's answer
+        begin = time.perf_counter()
+        probs[rows] = head.predict(_embed("accurate", [chunks[i].text for i in rows]))
+        tier_of[rows] = "accurate"
+        measured = (time.perf_counter() - begin) * 1000 / len(rows)
+        with self._lock:
+            self._accurate_ms_per_chunk = 0.8 * self._accurate_ms_per_chunk + 0.2 * measured
+
+    def _findings(
+        self,
+        samples: Sequence[Sample],
+        chunks: list[_Chunk],
+        probs: Matrix,
+        tier_of: np.ndarray,
+        labels: tuple[str, ...],
+    ) -> list[list[Finding]]:
+        best: dict[tuple[int, str], tuple[float, int]] = {}
+        for row, chunk in enumerate(chunks):
+            for col, label in enumerate(labels):
+                if self.category_of(label) is None:
+                    continue
+                score = float(probs[row, col])
+                key = (chunk.sample, label)
+                if score >= self.options.min_score and score > best.get(key, (-1.0, 0))[0]:
+                    best[key] = (score, row)
+        findings: list[list[Finding]] = [[] for _ in samples]
+        for (index, label), (score, row) in sorted(best.items()):
+            chunk = chunks[row]
+            view = list(samples[index].normalised.views())[chunk.view]
+            category = self.category_of(label)
+            assert category is not None
+            findings[index].append(
+                self.finding(
+                    category,
+                    score,
+                    source=chunk.source,
+                    span=view.span(chunk.start, chunk.end),
+                    evidence=f"[{tier_of[row]}] {_excerpt(chunk.text)}",
+                    label=label,
+                )
+            )
+        return findings
+
+
+@detector("harm")
+class HarmDetector(BuiltinDetector):
+    """Per-category probabilities of harmful content, for prompts and responses."""
+
+    task = "harm"
+    categories: ClassVar[dict[str, str | None]] = {}  # every head label is a policy category
+
+    def category_of(self, label: str) -> str | None:
+        return label if label in self.policy.categories else None
+
+
+@detector("attack")
+class AttackDetector(BuiltinDetector):
+    """Attacks on the instruction hierarchy: jailbreaks, injections, system-prompt extraction."""
+
+    task = "attack"
+    categories: ClassVar[dict[str, str | None]] = {
+        "benign": None,
+        "jailbreak": "jailbreak",
+        "prompt-injection-direct": "prompt-injection",
+        "prompt-injection-indirect": "prompt-injection",
+        "system-prompt-extraction": "system-prompt-extraction",
+    }
+
+
+@detector("refusal")
+class RefusalDetector(BuiltinDetector):
+    """Did a model response refuse? `full` or `partial`; `none` is not reported."""
+
+    task = "refusal"
+    categories: ClassVar[dict[str, str | None]] = {
+        "none": None,
+        "partial": "refusal",
+        "full": "refusal",
+    }
+
+
+def _chunks(samples: Sequence[Sample], size: int) -> list[_Chunk]:
+    chunks = []
+    for index, sample in enumerate(samples):
+        for number, view in enumerate(sample.normalised.views()):
+            text = view.text
+            start = 0
+            while start < len(text):
+                end = min(len(text), start + size)
+                if end < len(text):  # cut at whitespace so words stay whole
+                    cut = text.rfind(" ", start + size // 2, end)
+                    end = cut if cut > start else end
+                piece = text[start:end]
+                if piece.strip():
+                    chunks.append(_Chunk(index, view.source, piece, start, end, number))
+                start = end
+    return chunks
+
+
+def _excerpt(text: str, width: int = 160) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+@cache
+def load_heads(task: str) -> dict[Tier, Head]:
+    from safestack.judge.builtin.embedders import models_dir
+
+    directory = models_dir() / "heads"
+    return {tier: Head.load(directory / f"{task}-{tier}.npz") for tier in ("fast", "accurate")}
+
+
+def _embed(tier: Tier, texts: list[str]) -> Matrix:
+    from safestack.judge.builtin.embedders import encoder, static_embedder
+
+    model = static_embedder() if tier == "fast" else encoder()
+    return model.encode(texts)

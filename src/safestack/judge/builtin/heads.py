@@ -1,0 +1,98 @@
+"""Small trained heads over sentence embeddings: the decision layer of the built-in detectors.
+
+A head is a linear layer (one-vs-rest sigmoids for multi-label tasks, a softmax for exclusive ones)
+followed by per-label Platt scaling fitted on held-out data, so its outputs are calibrated
+probabilities. Weights are a few kilobytes of numpy arrays; serving needs nothing but numpy.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from safestack.errors import DetectorError
+
+Activation = Literal["sigmoid", "softmax"]
+Matrix = NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class Head:
+    """Linear scores -> activation -> Platt scaling per label: `p = sigmoid(a * logit(q) + b)`."""
+
+    task: str
+    tier: str
+    labels: tuple[str, ...]
+    activation: Activation
+    weight: Matrix  # (dim, labels)
+    bias: Matrix  # (labels,)
+    platt_a: Matrix  # (labels,)
+    platt_b: Matrix  # (labels,)
+    embedder: str  # which embedder the head was trained on, checked at load
+
+    def predict(self, embeddings: Matrix) -> Matrix:
+        """Calibrated probabilities, shape (n, labels)."""
+        logits = embeddings @ self.weight + self.bias
+        if self.activation == "softmax":
+            shifted = logits - logits.max(axis=1, keepdims=True)
+            probs = np.exp(shifted)
+            probs /= probs.sum(axis=1, keepdims=True)
+            raw = np.log(np.clip(probs, 1e-7, 1 - 1e-7) / np.clip(1 - probs, 1e-7, 1))
+        else:
+            raw = logits
+        calibrated: Matrix = (1.0 / (1.0 + np.exp(-(self.platt_a * raw + self.platt_b)))).astype(
+            np.float32
+        )
+        return calibrated
+
+    def save(self, path: Path) -> None:
+        np.savez_compressed(
+            path,
+            weight=self.weight.astype(np.float32),
+            bias=self.bias.astype(np.float32),
+            platt_a=self.platt_a.astype(np.float32),
+            platt_b=self.platt_b.astype(np.float32),
+            meta=np.array(
+                json.dumps(
+                    {
+                        "task": self.task,
+                        "tier": self.tier,
+                        "labels": list(self.labels),
+                        "activation": self.activation,
+                        "embedder": self.embedder,
+                    }
+                )
+            ),
+        )
+
+    @classmethod
+    def load(cls, path: Path) -> Head:
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                meta = json.loads(str(data["meta"]))
+                return cls(
+                    task=meta["task"],
+                    tier=meta["tier"],
+                    labels=tuple(meta["labels"]),
+                    activation=meta["activation"],
+                    embedder=meta["embedder"],
+                    weight=data["weight"],
+                    bias=data["bias"],
+                    platt_a=data["platt_a"],
+                    platt_b=data["platt_b"],
+                )
+        except FileNotFoundError:
+            raise DetectorError(
+                "builtin",
+                f"model head {path.name} is missing; rebuild the models with `make models`",
+            ) from None
+        except (KeyError, ValueError, OSError) as exc:
+            raise DetectorError(
+                "builtin",
+                f"model head {path.name} is unreadable ({exc}); rebuild with `make models`",
+            ) from None

@@ -1,0 +1,193 @@
+"""Team-written synthetic examples, kept apart from the packaged sources (synthetic=True).
+
+They fill the thin categories (sexual/minors requests, self-harm, threats, spam, CBRN requests),
+build indirect injections with clean twins, and supply hard negatives for every task. Generation is
+seeded: `generate_all(seed)` gives the same examples in the same order every time.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator, Sequence
+
+from safestack.judge.training.examples import ATTACK_LABELS, Example, Task
+from safestack.judge.training.templates_attack import (
+    ATTACK_HARD_NEGATIVES,
+    BENIGN_DOCUMENT_NOTES,
+    DIRECT_INJECTION,
+    DOCUMENT_SLOTS,
+    DOCUMENTS,
+    HOLDOUT_ATTACK_HARD_NEGATIVES,
+    INJECTION_SLOTS,
+    INJECTIONS,
+    SYSTEM_PROMPT_EXTRACTION,
+)
+from safestack.judge.training.templates_harm import (
+    HARD_NEGATIVE_FAMILIES,
+    HARM_FAMILIES,
+    HOLDOUT_HARD_NEGATIVE_FAMILIES,
+)
+from safestack.judge.training.templates_refusal import REFUSAL_FAMILIES
+from safestack.judge.training.templating import Family, fill
+from safestack.records import Kind
+
+LICENCE = "Apache-2.0 (safestack, team-written)"
+DEFAULT_SEED = 20261122
+PER_TEMPLATE = 40  # fillings per template: hundreds per family, a few thousand per generator
+DOCUMENT_PAIRS = 900  # injected documents, each with its clean twin
+REFUSALS_PER_TEMPLATE = 120
+
+Generator = Callable[[random.Random], Iterator[Example]]
+GENERATORS: dict[str, Generator] = {}
+
+
+def generator(name: str) -> Callable[[Generator], Generator]:
+    """Register a generator as source `synthetic/<name>`."""
+
+    def register(function: Generator) -> Generator:
+        GENERATORS[f"synthetic/{name}"] = function
+        return function
+
+    return register
+
+
+def _example(
+    source: str, text: str, task: Task, labels: Sequence[str], kind: Kind, group: str
+) -> Example:
+    return Example(
+        text=text,
+        task=task,
+        labels=list(labels),
+        kind=kind,
+        source=source,
+        synthetic=True,
+        licence=LICENCE,
+        group=group,
+    )
+
+
+def _prompts(
+    source: str, families: list[Family], rng: random.Random, tasks: Sequence[Task]
+) -> Iterator[Example]:
+    """Fill each family; a harm-family prompt is also an attack negative, and vice versa."""
+    for number, family in enumerate(families):
+        is_attack_family = bool(family.labels) and family.labels[0] in ATTACK_LABELS
+        for index, text in fill(family, rng, PER_TEMPLATE):
+            group = f"{source}/{number}.{index}"
+            for task in tasks:
+                if task == "harm":
+                    labels = [] if is_attack_family else family.labels
+                else:
+                    labels = family.labels if is_attack_family else ["benign"]
+                yield _example(source, text, task, labels, "prompt", group)
+
+
+@generator("harm-requests")
+def harm_requests(rng: random.Random) -> Iterator[Example]:
+    """Requests in the thin harm categories; each is also an attack-task `benign` prompt."""
+    return _prompts("synthetic/harm-requests", HARM_FAMILIES, rng, ("harm", "attack"))
+
+
+@generator("hard-negatives")
+def hard_negatives(rng: random.Random) -> Iterator[Example]:
+    """Benign prompts that look harmful ("kill a Python process", sex education, history)."""
+    return _prompts("synthetic/hard-negatives", HARD_NEGATIVE_FAMILIES, rng, ("harm", "attack"))
+
+
+@generator("hard-negatives-holdout")
+def hard_negatives_holdout(rng: random.Random) -> Iterator[Example]:
+    """Other benign look-alikes (games, pests, sport, idioms), never trained on: report-only."""
+    return _prompts(
+        "synthetic/hard-negatives-holdout", HOLDOUT_HARD_NEGATIVE_FAMILIES, rng, ("harm", "attack")
+    )
+
+
+@generator("direct-injection")
+def direct_injection(rng: random.Random) -> Iterator[Example]:
+    """User turns posing as privileged text ("SYSTEM OVERRIDE: ...", fake </user><system> tags)."""
+    return _prompts("synthetic/direct-injection", [DIRECT_INJECTION], rng, ("attack",))
+
+
+@generator("system-prompt-extraction")
+def system_prompt_extraction(rng: random.Random) -> Iterator[Example]:
+    """Requests for the system prompt: direct, framed as debugging or audit, or re-encoded."""
+    return _prompts(
+        "synthetic/system-prompt-extraction", [SYSTEM_PROMPT_EXTRACTION], rng, ("attack",)
+    )
+
+
+@generator("indirect-injection")
+def indirect_injection(rng: random.Random) -> Iterator[Example]:
+    """Documents and tool outputs with an instruction to the assistant hidden in them.
+
+    Each injected document has a clean twin (slot empty) and a benign twin whose slot holds a note
+    addressed to people ("Please reply by Friday"), all three in one group, so the detector learns
+    the instruction and not the document type.
+    """
+    source = "synthetic/indirect-injection"
+    for number in range(DOCUMENT_PAIRS):
+        template = DOCUMENTS[number % len(DOCUMENTS)]
+        slots = {name: rng.choice(values) for name, values in DOCUMENT_SLOTS.items()}
+        injection = rng.choice(INJECTIONS).format(
+            **{name: rng.choice(values) for name, values in INJECTION_SLOTS.items()}
+        )
+        group = f"{source}/{number}"
+        # JSON documents need the injection's quotes escaped to stay JSON.
+        quoted = injection.replace('"', '\\"') if template.startswith("{{") else injection
+        note = rng.choice(BENIGN_DOCUMENT_NOTES)
+        yield _example(
+            source,
+            template.format(**slots, injection=quoted),
+            "attack",
+            ["prompt-injection-indirect"],
+            "prompt",
+            group,
+        )
+        yield _example(
+            source, template.format(**slots, injection=""), "attack", ["benign"], "prompt", group
+        )
+        yield _example(
+            source, template.format(**slots, injection=note), "attack", ["benign"], "prompt", group
+        )
+
+
+@generator("attack-hard-negatives")
+def attack_hard_negatives(rng: random.Random) -> Iterator[Example]:
+    """Benign prompts with attack vocabulary ("ignore the previous step", "what is a system prompt")."""
+    return _prompts(
+        "synthetic/attack-hard-negatives", ATTACK_HARD_NEGATIVES, rng, ("attack", "harm")
+    )
+
+
+@generator("attack-hard-negatives-holdout")
+def attack_hard_negatives_holdout(rng: random.Random) -> Iterator[Example]:
+    """Other benign prompts with attack vocabulary, never trained on: report-only."""
+    return _prompts(
+        "synthetic/attack-hard-negatives-holdout",
+        HOLDOUT_ATTACK_HARD_NEGATIVES,
+        rng,
+        ("attack", "harm"),
+    )
+
+
+@generator("refusals")
+def refusals(rng: random.Random) -> Iterator[Example]:
+    """Full refusals, partial refusals (decline one part, help with a safe part), helpful answers.
+
+    Every one is also a harm-task `response` negative: a refusal that names a harm is not harmful.
+    """
+    source = "synthetic/refusals"
+    for family in REFUSAL_FAMILIES:
+        for index, text in fill(family, rng, REFUSALS_PER_TEMPLATE):
+            group = f"{source}/{family.labels[0]}.{index}"
+            yield _example(source, text, "refusal", family.labels, "response", group)
+            yield _example(source, text, "harm", [], "response", group)
+
+
+def generate(name: str, seed: int = DEFAULT_SEED) -> list[Example]:
+    """One generator's examples; its random stream depends only on `seed` and `name`."""
+    return list(GENERATORS[name](random.Random(f"{seed}:{name}")))
+
+
+def generate_all(seed: int = DEFAULT_SEED) -> dict[str, list[Example]]:
+    return {name: generate(name, seed) for name in GENERATORS}

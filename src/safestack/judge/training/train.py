@@ -1,0 +1,221 @@
+"""Training the built-in detectors' heads: embed, fit, calibrate, save.
+
+For each task and tier: embed the training split (sources disjoint from the held-out test sources),
+fit logistic regression (one-vs-rest for `harm`, multinomial for `attack` and `refusal`) on most of
+it, fit Platt scaling per label on the rest, and save the head next to the embeddings it expects.
+The shipped heads are trained without the test sources, so `safestack models eval` measures
+generalisation to sources the model never saw.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from safestack.judge.builtin.heads import Activation, Head, Matrix
+from safestack.judge.training.dataset import split_by_source
+from safestack.judge.training.examples import TASKS, Example, Task, task_labels
+
+MIN_POSITIVES = 20  # a label with fewer training positives gets no output (reported in the card)
+CALIBRATION_SHARE = 0.2  # of training groups, held back to fit Platt scaling
+REGULARISATION_C = 4.0  # inverse L2 strength; chosen on the calibration split, see the card
+TIERS = ("fast", "accurate")
+
+
+@dataclass
+class HeadReport:
+    task: str
+    tier: str
+    labels: list[str]
+    dropped_labels: dict[str, int] = field(default_factory=dict)
+    train_examples: int = 0
+    calibration_examples: int = 0
+
+
+def embedder_for(tier: str) -> Callable[[Sequence[str]], Matrix]:
+    from safestack.judge.builtin.embedders import encoder, static_embedder
+
+    model = static_embedder() if tier == "fast" else encoder(threads=2)
+    return model.encode
+
+
+def embedder_name(tier: str) -> str:
+    from safestack.judge.builtin.embedders import encoder, static_embedder
+
+    return (static_embedder() if tier == "fast" else encoder()).name
+
+
+class EmbeddingCache:
+    """Embeddings of training texts per tier, kept on disk between builds (keyed by text hash)."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+
+    def embed(
+        self, tier: str, texts: Sequence[str], progress: Callable[[int], None] | None = None
+    ) -> Matrix:
+        path = self.directory / f"{tier}-{embedder_name(tier)}.npz"
+        cached: dict[str, NDArray[np.float32]] = {}
+        if path.exists():
+            with np.load(path) as data:
+                cached = dict(zip(data["keys"].tolist(), data["vectors"], strict=True))
+        keys = [hashlib.sha256(t.encode()).hexdigest()[:24] for t in texts]
+        missing = sorted(
+            {k: t for k, t in zip(keys, texts, strict=True) if k not in cached}.items()
+        )
+        encode = embedder_for(tier)
+        for start in range(0, len(missing), 256):
+            batch = missing[start : start + 256]
+            vectors = encode([t for _, t in batch])
+            cached.update(zip((k for k, _ in batch), vectors, strict=True))
+            if progress is not None:
+                progress(len(batch))
+        if missing:
+            ordered = sorted(cached)
+            np.savez(path, keys=np.array(ordered), vectors=np.stack([cached[k] for k in ordered]))
+        return np.stack([cached[k] for k in keys]).astype(np.float32)
+
+
+def targets(examples: Sequence[Example], task: Task) -> tuple[list[str], NDArray[np.int8]]:
+    labels = list(task_labels(task))
+    index = {label: i for i, label in enumerate(labels)}
+    y = np.zeros((len(examples), len(labels)), dtype=np.int8)
+    for row, example in enumerate(examples):
+        for label in example.labels:
+            y[row, index[label]] = 1
+    return labels, y
+
+
+def calibration_mask(examples: Sequence[Example]) -> NDArray[np.bool_]:
+    """Deterministic group-wise split: variants of one seed stay on one side."""
+
+    def bucket(example: Example) -> float:
+        key = example.group or example.text
+        return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+
+    return np.array([bucket(e) < CALIBRATION_SHARE for e in examples])
+
+
+def fit_head(
+    task: Task, tier: str, examples: Sequence[Example], x: Matrix, embedder: str
+) -> tuple[Head, HeadReport]:
+    """Fit one head on embedded examples; see the module docstring."""
+    from sklearn.linear_model import LogisticRegression
+
+    labels, y = targets(examples, task)
+    cal = calibration_mask(examples)
+    fit = ~cal
+    report = HeadReport(
+        task, tier, [], train_examples=int(fit.sum()), calibration_examples=int(cal.sum())
+    )
+    activation: Activation
+    if task == "harm":
+        activation = "sigmoid"
+        keep = []
+        for j, label in enumerate(labels):
+            positives = int(y[fit, j].sum())
+            if positives >= MIN_POSITIVES and int(y[cal, j].sum()) > 0:
+                keep.append(j)
+            else:
+                report.dropped_labels[label] = positives
+        weights, biases = [], []
+        for j in keep:
+            model = LogisticRegression(C=REGULARISATION_C, class_weight="balanced", max_iter=2000)
+            model.fit(x[fit], y[fit, j])
+            weights.append(model.coef_[0])
+            biases.append(model.intercept_[0])
+        weight = np.stack(weights, axis=1)
+        bias = np.array(biases)
+        kept_labels = [labels[j] for j in keep]
+        y_cal = y[cal][:, keep]
+    else:
+        activation = "softmax"
+        present = [j for j, label in enumerate(labels) if y[fit, j].sum() >= MIN_POSITIVES]
+        for j, label in enumerate(labels):
+            if j not in present:
+                report.dropped_labels[label] = int(y[fit, j].sum())
+        rows = fit & (y[:, present].sum(axis=1) == 1)
+        classes = y[rows][:, present].argmax(axis=1)
+        model = LogisticRegression(C=REGULARISATION_C, class_weight="balanced", max_iter=3000)
+        model.fit(x[rows], classes)
+        weight = model.coef_.T
+        bias = model.intercept_
+        kept_labels = [labels[j] for j in present]
+        y_cal = y[cal][:, present]
+    uncalibrated = Head(
+        task=task,
+        tier=tier,
+        labels=tuple(kept_labels),
+        activation=activation,
+        weight=weight.astype(np.float32),
+        bias=bias.astype(np.float32),
+        platt_a=np.ones(len(kept_labels), dtype=np.float32),
+        platt_b=np.zeros(len(kept_labels), dtype=np.float32),
+        embedder=embedder,
+    )
+    platt_a, platt_b = _platt(uncalibrated, x[cal], y_cal)
+    report.labels = kept_labels
+    head = Head(
+        task=task,
+        tier=tier,
+        labels=tuple(kept_labels),
+        activation=activation,
+        weight=uncalibrated.weight,
+        bias=uncalibrated.bias,
+        platt_a=platt_a,
+        platt_b=platt_b,
+        embedder=embedder,
+    )
+    return head, report
+
+
+def _platt(head: Head, x: Matrix, y: NDArray[np.int8]) -> tuple[Matrix, Matrix]:
+    """Per-label Platt scaling (Platt 1999): logistic regression on the head's own logit."""
+    from sklearn.linear_model import LogisticRegression
+
+    probs = np.clip(head.predict(x), 1e-6, 1 - 1e-6)
+    logits = np.log(probs / (1 - probs))
+    a = np.ones(len(head.labels), dtype=np.float32)
+    b = np.zeros(len(head.labels), dtype=np.float32)
+    for j in range(len(head.labels)):
+        if 0 < y[:, j].sum() < len(y):
+            model = LogisticRegression(C=1e4, max_iter=1000)
+            model.fit(logits[:, j : j + 1], y[:, j])
+            a[j], b[j] = float(model.coef_[0, 0]), float(model.intercept_[0])
+    return a, b
+
+
+def train_all(
+    examples: Sequence[Example],
+    heads_dir: Path,
+    cache: EmbeddingCache,
+    *,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> list[HeadReport]:
+    """Train and save every task's fast and accurate heads; returns what each head learned."""
+    heads_dir.mkdir(parents=True, exist_ok=True)
+    reports = []
+    for task in TASKS:
+        train = split_by_source(examples, task).train
+        for tier in TIERS:
+            done = 0
+
+            def advance(
+                n: int, label: str = f"embedding {task} ({tier})", total: int = len(train)
+            ) -> None:
+                nonlocal done
+                done += n
+                if progress is not None:
+                    progress(label, done, total)
+
+            x = cache.embed(tier, [e.text for e in train], advance)
+            head, report = fit_head(task, tier, train, x, embedder_name(tier))
+            head.save(heads_dir / f"{task}-{tier}.npz")
+            reports.append(report)
+    return reports
