@@ -185,7 +185,12 @@ def _open_errors(path: Path | None) -> Iterator[IO[str] | None]:
 
 @contextlib.contextmanager
 def _progress(file: Path) -> Iterator[Callable[[int], None]]:
-    total = count_lines(file)
+    with _progress_total(count_lines(file)) as advance:
+        yield advance
+
+
+@contextlib.contextmanager
+def _progress_total(total: int) -> Iterator[Callable[[int], None]]:
     columns = (TextColumn("judging"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=err_console, transient=True, disable=total < 200) as progress:
         task = progress.add_task("judge", total=total)
@@ -260,3 +265,79 @@ def _excerpt(text: str, width: int = 60) -> str:
     flat = " ".join(text.split())
     printable = "".join(c if c.isprintable() else "?" for c in flat)
     return printable if len(printable) <= width else printable[: width - 1] + "…"
+
+
+@judge_app.command("calibrate")
+def calibrate_command(
+    ctx: typer.Context,
+    benign: Path = typer.Option(
+        ..., "--benign", help="Your benign traffic, JSON Lines with a text field."
+    ),
+    max_fpr: float = typer.Option(
+        0.01, "--max-fpr", help="Largest share of benign inputs that may be flagged."
+    ),
+    labelled: Path | None = typer.Option(
+        None,
+        "--labelled",
+        help="Labelled attacks/harms (JSON Lines with text and category) to report recall on.",
+    ),
+    out: Path = typer.Option(
+        Path("calibrated-policy.yaml"), "--out", "-o", help="Where to write the policy."
+    ),
+    text_field: str = typer.Option("text", help="Field holding the text."),
+    label_field: str = typer.Option(
+        "category", help="Field holding a labelled line's category (or list)."
+    ),
+    policy_path: Path | None = typer.Option(None, "--policy", "-p", help="Policy to start from."),
+    detectors: list[str] | None = typer.Option(
+        None, "--detector", "-d", help="Calibrate only these detectors."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Raise thresholds until at most --max-fpr of your benign traffic is flagged; write the policy.
+
+    Example: safestack judge calibrate --benign traffic.jsonl --max-fpr 0.01 --labelled attacks.jsonl
+    """
+    from safestack.judge.calibrate import calibrate, report_json, write_policy
+
+    st = state(ctx)
+    judge = Judge.from_policy(st.policy(policy_path), only=detectors)
+    total = count_lines(benign) + (count_lines(labelled) if labelled else 0)
+    with _progress_total(total) as advance:
+        policy, report = calibrate(
+            judge,
+            benign,
+            max_fpr=max_fpr,
+            labelled=labelled,
+            text_field=text_field,
+            label_field=label_field,
+            progress=advance,
+        )
+    write_policy(policy, report, out)
+    if as_json:
+        print(report_json(report))
+        return
+    table = Table(title=f"calibrated on {report.benign} benign inputs (budget {max_fpr:.2%})")
+    for column in ("category", "threshold", "benign FPR", "recall (labelled)"):
+        table.add_column(column, no_wrap=True)
+    for c in report.categories:
+        recall = (
+            ""
+            if c.recall_before is None
+            else f"{c.recall_before:.2%} -> {c.recall_after:.2%} (n={c.positives})"
+        )
+        table.add_row(
+            c.category,
+            f"{c.old_threshold:.3f} -> {c.new_threshold:.3f}",
+            f"{c.benign_fpr_before:.2%} -> {c.benign_fpr_after:.2%}",
+            recall,
+        )
+    console.print(table)
+    overall = f"false-positive rate {report.fpr_before:.2%} -> {report.fpr_after:.2%}"
+    if report.recall_before is not None and report.recall_after is not None:
+        overall += f"; recall on {report.labelled} labelled inputs {report.recall_before:.2%} -> {report.recall_after:.2%}"
+    err_console.print(
+        f"{overall}; policy written to {out} (use it with --policy or SAFESTACK_POLICY)"
+    )
+    for problem in report.rejected[:20]:
+        err_console.print(f"[yellow]rejected[/] {escape(problem)}")

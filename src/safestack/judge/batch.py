@@ -58,7 +58,8 @@ def count_lines(path: Path) -> int:
     return sum(1 for _ in _lines(path))
 
 
-def _parse(number: int, raw: bytes, text_field: str, id_field: str) -> tuple[str | None, Any]:
+def parse_record(number: int, raw: bytes, text_field: str) -> dict[str, Any]:
+    """One JSON Lines record with a text field; InputError naming the line and field otherwise."""
     try:
         line = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -81,8 +82,18 @@ def _parse(number: int, raw: bytes, text_field: str, id_field: str) -> tuple[str
             line=number,
             field=text_field,
         )
-    record_id = record.get(id_field)
-    return (None if record_id is None else str(record_id)), record[text_field]
+    return record
+
+
+def read_records(
+    path: Path, text_field: str = "text"
+) -> Iterator[tuple[int, dict[str, Any], None] | tuple[int, None, InputError]]:
+    """Every non-blank line as (line, record, None), or (line, None, error) for a bad one."""
+    for number, raw in _lines(path):
+        try:
+            yield number, parse_record(number, raw, text_field), None
+        except InputError as exc:
+            yield number, None, exc
 
 
 def judge_file(
@@ -141,10 +152,15 @@ def judge_file(
             on_progress(len(pending))
         pending.clear()
 
-    for number, raw in _lines(path):
+    for number, record, error in read_records(path, text_field):
         report.read += 1
         try:
-            record_id, text = _parse(number, raw, text_field, id_field)
+            if error is not None:
+                raise error
+            assert record is not None
+            raw_id = record.get(id_field)
+            record_id = None if raw_id is None else str(raw_id)
+            text = record[text_field]
             sample = judge.prepare(text, kind, field=text_field)
         except InputError as exc:
             if strict:

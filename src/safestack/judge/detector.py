@@ -89,6 +89,7 @@ D = TypeVar("D", bound=type[Detector])
 _REGISTRY: dict[str, type[Detector]] = {}
 _BUILTIN_MODULES = (
     "safestack.judge.detectors.rules",
+    "safestack.judge.builtin.cascade",
     "safestack.judge.detectors.pii",
     "safestack.judge.detectors.hf_classifier",
     "safestack.judge.detectors.llama_guard",

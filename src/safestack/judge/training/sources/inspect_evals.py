@@ -184,7 +184,9 @@ def agent_threat_bench(src: Source) -> Iterator[Example]:
 
     Every memory store and customer database of the set carries an injection by construction
     (`prompt-injection-indirect`, rendered as the JSON a tool returns); inbox emails are labelled
-    one by one from `attack_email_indices`, so the others are `benign` documents.
+    one by one from `attack_email_indices`, so the others are `benign` documents. Those indices
+    count from 1: in every sample the email holding the sample's `forbidden_actions` string is the
+    one at index - 1 (ah_001: indices [3], three emails, the payload in the third).
     """
     for path in src.files():
         for sample in json.loads(path.read_text("utf-8")):
@@ -196,7 +198,7 @@ def agent_threat_bench(src: Source) -> Iterator[Example]:
                 text = json.dumps(sample["customer_db"], indent=1, ensure_ascii=False)
                 yield src.example(text, "attack", ["prompt-injection-indirect"], group=group)
             attacked = set(sample.get("attack_email_indices", []))
-            for index, email in enumerate(sample.get("inbox", [])):
+            for index, email in enumerate(sample.get("inbox", []), start=1):
                 text = f"From: {email['from']}\nSubject: {email['subject']}\n\n{email['body']}"
                 label = "prompt-injection-indirect" if index in attacked else "benign"
                 yield src.example(text, "attack", [label], group=group)
@@ -229,3 +231,46 @@ def ipi_coding_agent(src: Source) -> Iterator[Example]:
             if content and any(indicator in content for indicator in indicators):
                 text = f"# file: {name}\n{content}"
                 yield src.example(text, "attack", ["prompt-injection-indirect"], group=group)
+
+
+@source(
+    "inspect-evals/persistbench",
+    **INSPECT,
+    licence="MIT (inspect-evals; PersistBench samples)",
+    paths=["inspect_evals/persistbench/benchmark_samples/*.jsonl"],
+)
+def persistbench(src: Source) -> Iterator[Example]:
+    """PersistBench's user queries (dates, gifts, menus, project charters, advice): benign.
+
+    The queries are everyday requests written to test memory use, not safety; none asks for harm,
+    so they are ordinary-traffic negatives for both tasks. The memories are not used.
+    """
+    for path in src.files():
+        for line in path.read_text("utf-8").splitlines():
+            query = json.loads(line)["query"].strip() if line.strip() else ""
+            if query and _english(query):
+                yield from src.prompt(query, [])
+
+
+@source(
+    "inspect-evals/swe-lancer",
+    **INSPECT,
+    licence="MIT (inspect-evals; SWE-Lancer task descriptions, Expensify issues)",
+    paths=["inspect_evals/swe_lancer/data/all_swelancer_tasks.csv"],
+)
+def swe_lancer(src: Source) -> Iterator[Example]:
+    """SWE-Lancer's issue descriptions (bug reports with steps, expected and actual results): benign.
+
+    Long technical documents full of imperatives addressed to developers ("Open the app", "Tap
+    on..."): negatives for the attack task that look like the documents injections hide in.
+    """
+    import csv
+
+    csv.field_size_limit(1 << 26)
+    with src.path(src.paths[0]).open(encoding="utf-8", newline="") as handle:
+        for row in csv.DictReader(handle):
+            # The CSV stores line breaks in descriptions as literal backslash-n.
+            description = row["description"].replace("\\n", "\n").strip()
+            text = f"{row['title'].strip()}\n\n{description}".strip()
+            if description and _english(text) and len(text) <= MAX_CHARS:
+                yield from src.prompt(text, [], group=row["question_id"])
