@@ -49,8 +49,8 @@ def _progress() -> Progress:
 @models_app.command("build")
 def build(
     work_dir: Path = WORK_DIR,
-    cards: Path | None = typer.Option(
-        Path("docs/models"), "--cards", help="Write the model cards here (empty to skip)."
+    cards: str = typer.Option(
+        "docs/models", "--cards", help="Write the model cards here ('' to skip)."
     ),
 ) -> None:
     """Assemble the data, train and calibrate the heads, evaluate, write weights and model cards.
@@ -86,8 +86,8 @@ def build(
     (models_dir() / "metrics.json").write_text(
         json.dumps(metrics, indent=2) + "\n", encoding="utf-8"
     )
-    if cards is not None and str(cards):
-        for path in write_cards(metrics, manifest, cards):
+    if cards:
+        for path in write_cards(metrics, manifest, Path(cards)):
             err_console.print(f"wrote {path}")
     _print(metrics)
 
@@ -96,16 +96,23 @@ def build(
 def evaluate(
     work_dir: Path = WORK_DIR,
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+    cards: str = typer.Option(
+        "", "--cards", help="Also rewrite the model cards in this directory."
+    ),
 ) -> None:
     """Measure the shipped heads on held-out sources: the numbers in docs/models/.
 
     Example: safestack models eval --json > metrics.json
     """
+    from safestack.judge.training.card import write_cards
     from safestack.judge.training.evaluate import evaluate_all
     from safestack.judge.training.train import EmbeddingCache
 
-    examples, _ = _examples(work_dir)
+    examples, manifest = _examples(work_dir)
     metrics = evaluate_all(examples, EmbeddingCache(work_dir / "embeddings"))
+    if cards:
+        for path in write_cards(metrics, manifest, Path(cards)):
+            err_console.print(f"wrote {path}")
     if as_json:
         print(json.dumps(metrics, indent=2))
     else:

@@ -86,6 +86,103 @@ class JudgeSettings(_Strict):
     on_detector_error: Literal["fail", "block"] = "fail"
 
 
+GuardScope = Literal[
+    "system", "developer", "user", "assistant", "tool", "retrieval", "history", "output"
+]
+"""Where the guard runs detectors: a message role, retrieved documents, the recent user turns read
+together (`history`), or the model's output."""
+
+_DEFAULT_GUARD_DETECTORS: dict[GuardScope, list[str]] = {
+    "system": [],
+    "developer": [],
+    "user": ["rules", "attack", "harm", "pii", "elections"],
+    "assistant": ["rules", "harm"],
+    "tool": ["rules", "attack"],
+    "retrieval": ["rules", "attack"],
+    "history": ["rules", "attack", "harm"],
+    "output": ["rules", "harm", "pii", "elections"],
+}
+
+
+class SpotlightSettings(_Strict):
+    # Hines et al. 2024, "Defending Against Indirect Prompt Injection Attacks With Spotlighting".
+    mode: Literal["delimit", "datamark", "off"] = "delimit"
+
+
+class OverlapSettings(_Strict):
+    threshold: float = Field(default=0.3, gt=0.0, le=1.0)
+    ngram: int = Field(default=5, ge=2, le=12)
+    min_ngrams: int = Field(default=3, ge=1)
+
+
+class StreamSettings(_Strict):
+    hold_back_chars: int = Field(default=64, ge=32, le=4096)
+    release_step_chars: int = Field(default=32, ge=1, le=4096)
+    context_chars: int = Field(default=256, ge=0, le=16_384)
+
+
+class Redirect(_Strict):
+    message: str = Field(min_length=1)
+    url: str | None = None
+
+
+class ElectionSettings(_Strict):
+    redirects: dict[str, Redirect] = Field(
+        default_factory=lambda: {
+            "default": Redirect(
+                message="Voting rules differ by country and region. For where, when and how to "
+                "register or vote, please check your official election authority."
+            )
+        }
+    )
+
+    @field_validator("redirects")
+    @classmethod
+    def _has_default(cls, redirects: dict[str, Redirect]) -> dict[str, Redirect]:
+        if "default" not in redirects:
+            raise ValueError("redirects needs a 'default' entry, used when no locale matches")
+        return redirects
+
+
+class GuardMessages(_Strict):
+    block: str = "Sorry, I can't help with that request."
+    redirect: str = "This topic is best answered by an authoritative source."
+    stream_stopped: str = "[The rest of this response was withheld by the content policy.]"
+    quarantined: str = (
+        "[Content removed by the guard: it contained instructions aimed at the assistant.]"
+    )
+
+
+class GuardSettings(_Strict):
+    on_error: Literal["block", "allow-with-flag"] = "block"
+    spotlighting: SpotlightSettings = Field(default_factory=SpotlightSettings)
+    canary: bool = True
+    overlap: OverlapSettings = Field(default_factory=OverlapSettings)
+    stream: StreamSettings = Field(default_factory=StreamSettings)
+    history_turns: int = Field(default=3, ge=0, le=50)
+    corroborate: list[str] = Field(
+        default_factory=lambda: ["jailbreak", "prompt-injection", "system-prompt-extraction"]
+    )
+    untrusted_categories: list[str] = Field(
+        default_factory=lambda: [
+            "jailbreak",
+            "prompt-injection",
+            "system-prompt-extraction",
+            "sexual/minors",
+        ]
+    )
+    on_untrusted_attack: Literal["block", "quarantine"] = "block"
+    strip_tag_characters: bool = True
+    detectors: dict[GuardScope, list[str]] = Field(
+        default_factory=lambda: {k: list(v) for k, v in _DEFAULT_GUARD_DETECTORS.items()}
+    )
+    elections: ElectionSettings = Field(default_factory=ElectionSettings)
+    messages: GuardMessages = Field(default_factory=GuardMessages)
+
+    def detectors_for(self, scope: GuardScope) -> list[str]:
+        return list(self.detectors.get(scope, _DEFAULT_GUARD_DETECTORS[scope]))
+
+
 class Policy(_Strict):
     """A complete, validated policy. Build it with `load_policy()` or `Policy.default()`."""
 
@@ -97,6 +194,7 @@ class Policy(_Strict):
     categories: dict[str, CategoryPolicy] = Field(min_length=1)
     frameworks: dict[str, dict[str, FrameworkEntry]] = Field(default_factory=dict)
     judge: JudgeSettings
+    guard: GuardSettings = Field(default_factory=GuardSettings)
 
     @model_validator(mode="after")
     def _references_exist(self) -> Policy:
@@ -112,6 +210,12 @@ class Policy(_Strict):
             parent = name.split("/", 1)[0]
             if parent != name and parent not in self.categories:
                 raise ValueError(f"category '{name}' needs its parent category '{parent}'")
+        for field in ("corroborate", "untrusted_categories"):
+            unknown = [c for c in getattr(self.guard, field) if c not in self.categories]
+            if unknown:
+                raise ValueError(
+                    f"guard.{field} names unknown categories {unknown}; use names from 'categories'"
+                )
         return self
 
     @classmethod

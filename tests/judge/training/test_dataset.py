@@ -121,8 +121,18 @@ def test_synthetic_covers_every_label() -> None:
         if core not in ("hate", "illicit", "cyber"):  # well covered by the packaged sources
             assert core in labels["harm"], core
     assert benign_harm > 500
-    assert labels["attack"] == set(ATTACK_LABELS) - {"jailbreak"}  # jailbreaks: real sources only
+    assert labels["attack"] == set(ATTACK_LABELS)
     assert labels["refusal"] == set(REFUSAL_LABELS)
+
+
+def test_agent_threat_bench_labels_the_email_that_carries_the_payload() -> None:
+    # attack_email_indices count from 1; the payload is the sample's forbidden_actions string.
+    examples = list(SOURCES["inspect-evals/agent-threat-bench"].load())
+    emails = [e for e in examples if e.text.startswith("From: ")]
+    injected = [e for e in emails if e.labels == ["prompt-injection-indirect"]]
+    assert injected and len(injected) < len(emails)
+    assert any("bc1qx7f3a9h4pkw2" in e.text for e in injected)
+    assert not any("Q1 sales exceeded targets" in e.text for e in injected)
 
 
 def test_assembled_data_covers_every_label(assembled: tuple[Manifest, list[Example]]) -> None:

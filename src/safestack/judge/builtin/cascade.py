@@ -32,8 +32,9 @@ class CascadeOptions(DetectorOptions):
         default="cascade", description="Run both tiers as a cascade, or only one of them."
     )
     band: tuple[float, float] = Field(
-        default=(0.2, 0.8),
-        description="Fast-tier probabilities inside [low, high] are uncertain and escalate.",
+        default=(0.05, 0.95),
+        description="Fast-tier probabilities inside [low, high] are uncertain and escalate "
+        "(the model cards show quality and escalation rate for several bands).",
     )
     budget_ms: float = Field(
         default=50.0,

@@ -45,9 +45,9 @@ class Head:
             raw = np.log(np.clip(probs, 1e-7, 1 - 1e-7) / np.clip(1 - probs, 1e-7, 1))
         else:
             raw = logits
-        calibrated: Matrix = (1.0 / (1.0 + np.exp(-(self.platt_a * raw + self.platt_b)))).astype(
-            np.float32
-        )
+        # Clipped: beyond +-40 the sigmoid is 0 or 1 in float32 anyway, and exp() would overflow.
+        z = np.clip(self.platt_a * raw + self.platt_b, -40.0, 40.0)
+        calibrated: Matrix = (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
         return calibrated
 
     def save(self, path: Path) -> None:

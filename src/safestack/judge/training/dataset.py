@@ -71,7 +71,11 @@ HELD_OUT_SYNTHETIC: dict[Task, tuple[str, ...]] = {
     "refusal": (),
 }
 
-_EMAIL = re.compile(r"\b([A-Za-z0-9._%+-]+)@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,})\b")
+# The local part starts after any character that cannot be in one (not at a word boundary: SWE-Lancer
+# writes domain-wide addresses as `+@expensify.com`).
+_EMAIL = re.compile(
+    r"(?<![A-Za-z0-9._%+-])([A-Za-z0-9._%+-]+)@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,})\b"
+)
 # Domains reserved for documentation (RFC 2606 / 6761): addresses there belong to no one.
 RESERVED_DOMAIN = re.compile(
     r"(^|\.)(example\.(com|org|net)|example|test|invalid|localhost)$", re.I

@@ -19,7 +19,8 @@ from safestack.judge.training.dataset import split_by_source
 from safestack.judge.training.examples import TASKS, Example, Task
 from safestack.judge.training.train import EmbeddingCache, targets
 
-DEFAULT_BAND = (0.2, 0.8)
+DEFAULT_BAND = (0.05, 0.95)  # the detectors' default; see the sweep in each card
+BAND_SWEEP = ((0.2, 0.8), (0.1, 0.9), (0.05, 0.95), (0.02, 0.98))
 ATTACK_FPR_BUDGET = 0.02  # issue target: detection at 2% false positives
 ECE_BINS = 10
 
@@ -227,6 +228,39 @@ def latency(texts: Sequence[str]) -> dict[str, float]:
     return out
 
 
+def band_sweep(
+    examples: Sequence[Example], cache: EmbeddingCache
+) -> dict[str, list[dict[str, Any]]]:
+    """The cascade's quality and escalation rate for several uncertainty bands (the policy's knob)."""
+    rows: dict[str, list[dict[str, Any]]] = {"harm": [], "attack": [], "refusal": []}
+    for band in BAND_SWEEP:
+        harm = evaluate_harm(examples, cache, band)
+        attack = evaluate_attack(examples, cache, band)
+        refusal = evaluate_refusal(examples, cache, band)
+        rows["harm"].append(
+            {
+                "band": list(band),
+                "escalation_rate": harm["escalation_rate"],
+                "metric": harm["tiers"]["cascade"]["any_harm"]["f1"],
+            }
+        )
+        rows["attack"].append(
+            {
+                "band": list(band),
+                "escalation_rate": attack["escalation_rate"],
+                "metric": attack["tiers"]["cascade"]["detection_at_2pct_fpr"],
+            }
+        )
+        rows["refusal"].append(
+            {
+                "band": list(band),
+                "escalation_rate": refusal["escalation_rate"],
+                "metric": refusal["tiers"]["cascade"]["accuracy_refused_or_not"],
+            }
+        )
+    return rows
+
+
 def evaluate_all(
     examples: Sequence[Example], cache: EmbeddingCache, band: tuple[float, float] = DEFAULT_BAND
 ) -> dict[str, Any]:
@@ -236,6 +270,7 @@ def evaluate_all(
         "harm": evaluate_harm(examples, cache, band),
         "attack": evaluate_attack(examples, cache, band),
         "refusal": evaluate_refusal(examples, cache, band),
+        "band_sweep": band_sweep(examples, cache),
         "latency": latency(sample),
         "tasks": list(TASKS),
     }

@@ -22,12 +22,28 @@ from safestack.judge.training.templates_attack import (
     INJECTIONS,
     SYSTEM_PROMPT_EXTRACTION,
 )
+from safestack.judge.training.templates_benign import WRITING_REQUESTS
 from safestack.judge.training.templates_harm import (
     HARD_NEGATIVE_FAMILIES,
     HARM_FAMILIES,
     HOLDOUT_HARD_NEGATIVE_FAMILIES,
 )
-from safestack.judge.training.templates_refusal import REFUSAL_FAMILIES
+from safestack.judge.training.templates_jailbreak import (
+    CODE_FILES,
+    CODE_NOTES,
+    CODE_ORDERS,
+    CODE_SLOTS,
+    HIJACK,
+    JAILBREAK_STYLES,
+)
+from safestack.judge.training.templates_refusal import (
+    ANSWERS,
+    COMPLIANT_EDGY,
+    FULL_REFUSALS,
+    PARTIAL_REFUSALS,
+    REFUSAL_FAMILIES,
+    TOPICS,
+)
 from safestack.judge.training.templating import Family, fill
 from safestack.records import Kind
 
@@ -36,6 +52,8 @@ DEFAULT_SEED = 20261122
 PER_TEMPLATE = 40  # fillings per template: hundreds per family, a few thousand per generator
 DOCUMENT_PAIRS = 900  # injected documents, each with its clean twin
 REFUSALS_PER_TEMPLATE = 120
+CODE_PAIRS = 120  # code and config files with a planted order, each with a benign twin
+RESPONSE_VARIANTS = 6  # framings of each written response (opener, closing)
 
 Generator = Callable[[random.Random], Iterator[Example]]
 GENERATORS: dict[str, Generator] = {}
@@ -181,6 +199,74 @@ def refusals(rng: random.Random) -> Iterator[Example]:
         for index, text in fill(family, rng, REFUSALS_PER_TEMPLATE):
             group = f"{source}/{family.labels[0]}.{index}"
             yield _example(source, text, "refusal", family.labels, "response", group)
+            yield _example(source, text, "harm", [], "response", group)
+
+
+@generator("jailbreak-styles")
+def jailbreak_styles(rng: random.Random) -> Iterator[Example]:
+    """Short jailbreak wrappers around a harmful request (prefix injection, refusal suppression,
+    personas, fiction, fake authority, filter evasion) and "ignore the above and say X" hijacks.
+
+    Attack task only: the harm head learns harm from requests, not from the wrappers around them.
+    """
+    source = "synthetic/jailbreak-styles"
+    yield from _prompts(source, [JAILBREAK_STYLES, HIJACK], rng, ("attack",))
+
+
+@generator("code-injection")
+def code_injection(rng: random.Random) -> Iterator[Example]:
+    """Code files, READMEs, configs and bug reports with an order to a coding agent planted in
+    them, each with a benign twin whose slot holds a note to human developers."""
+    source = "synthetic/code-injection"
+    for number in range(CODE_PAIRS):
+        template = CODE_FILES[number % len(CODE_FILES)]
+        slots = {name: rng.choice(values) for name, values in CODE_SLOTS.items()}
+        order, note = rng.choice(CODE_ORDERS), rng.choice(CODE_NOTES)
+        group = f"{source}/{number}"
+        for text, label in ((order, "prompt-injection-indirect"), (note, "benign")):
+            lower = text[0].lower() + text[1:]
+            document = template.format(**slots, order=text, order_lower=lower)
+            yield _example(source, document, "attack", [label], "prompt", group)
+
+
+@generator("writing-requests")
+def writing_requests(rng: random.Random) -> Iterator[Example]:
+    """Long ordinary writing and business requests with pasted details: benign for both tasks."""
+    return _prompts("synthetic/writing-requests", [WRITING_REQUESTS], rng, ("harm", "attack"))
+
+
+@generator("responses")
+def responses(rng: random.Random) -> Iterator[Example]:
+    """Written responses in real shapes: full refusals (terse, apologetic, lecturing), partial
+    refusals offering alternatives, long helpful answers, and compliant answers to edgy requests.
+
+    Refusals and helpful answers are also harm-task `response` negatives; compliant answers to edgy
+    requests are refusal-task only (some would be harmful).
+    """
+    source = "synthetic/responses"
+    openers = ["", "", "Sure! ", "Of course. ", "Here you go:\n\n", "Certainly! "]
+    closings = ["", "", " Let me know if you need anything else.", " I hope this helps!"]
+    written: list[tuple[str, str, bool]] = []
+    for text in ANSWERS:
+        for _ in range(RESPONSE_VARIANTS):
+            written.append((f"{rng.choice(openers)}{text}{rng.choice(closings)}", "none", True))
+    for text in COMPLIANT_EDGY:
+        for _ in range(RESPONSE_VARIANTS):
+            written.append((f"{rng.choice(openers)}{text}{rng.choice(closings)}", "none", False))
+    for label, templates in (("full", FULL_REFUSALS), ("partial", PARTIAL_REFUSALS)):
+        for template in templates:
+            for _ in range(RESPONSE_VARIANTS):
+                harm, safe = rng.choice(TOPICS)
+                text = template.format(harm=harm, harm_cap=harm[0].upper() + harm[1:], safe=safe)
+                written.append((text + rng.choice(closings), label, True))
+    seen: set[str] = set()
+    for index, (text, label, harmless) in enumerate(written):
+        if text in seen:
+            continue
+        seen.add(text)
+        group = f"{source}/{index}"
+        yield _example(source, text, "refusal", [label], "response", group)
+        if harmless:
             yield _example(source, text, "harm", [], "response", group)
 
 

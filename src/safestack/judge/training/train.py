@@ -2,7 +2,8 @@
 
 For each task and tier: embed the training split (sources disjoint from the held-out test sources),
 fit logistic regression (one-vs-rest for `harm`, multinomial for `attack` and `refusal`) on most of
-it, fit Platt scaling per label on the rest, and save the head next to the embeddings it expects.
+it, each source weighted by 1/sqrt(its size) so a few large sources do not set the decision
+boundary for all, fit Platt scaling per label on the rest, and save the head next to the embeddings it expects.
 The shipped heads are trained without the test sources, so `safestack models eval` measures
 generalisation to sources the model never saw.
 """
@@ -10,6 +11,7 @@ generalisation to sources the model never saw.
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,6 +104,20 @@ def calibration_mask(examples: Sequence[Example]) -> NDArray[np.bool_]:
     return np.array([bucket(e) < CALIBRATION_SHARE for e in examples])
 
 
+def source_weights(examples: Sequence[Example], rows: NDArray[np.bool_]) -> NDArray[np.float64]:
+    """Per-example weights for `rows`: 1/sqrt(examples of its source), mean 1.
+
+    The square root is a middle way between counting every example once (the thousands of
+    templated indirect-injection documents outvote a 28-example source) and counting every source
+    once (a handful of examples would weigh as much as a whole corpus).
+    """
+    sources = [examples[int(i)].source for i in np.flatnonzero(rows)]
+    sizes = Counter(sources)
+    weights = np.array([1.0 / np.sqrt(sizes[s]) for s in sources])
+    normalised: NDArray[np.float64] = weights / weights.mean()
+    return normalised
+
+
 def fit_head(
     task: Task, tier: str, examples: Sequence[Example], x: Matrix, embedder: str
 ) -> tuple[Head, HeadReport]:
@@ -125,9 +141,10 @@ def fit_head(
             else:
                 report.dropped_labels[label] = positives
         weights, biases = [], []
+        weights_fit = source_weights(examples, fit)
         for j in keep:
             model = LogisticRegression(C=REGULARISATION_C, class_weight="balanced", max_iter=2000)
-            model.fit(x[fit], y[fit, j])
+            model.fit(x[fit], y[fit, j], sample_weight=weights_fit)
             weights.append(model.coef_[0])
             biases.append(model.intercept_[0])
         weight = np.stack(weights, axis=1)
@@ -143,7 +160,7 @@ def fit_head(
         rows = fit & (y[:, present].sum(axis=1) == 1)
         classes = y[rows][:, present].argmax(axis=1)
         model = LogisticRegression(C=REGULARISATION_C, class_weight="balanced", max_iter=3000)
-        model.fit(x[rows], classes)
+        model.fit(x[rows], classes, sample_weight=source_weights(examples, rows))
         weight = model.coef_.T
         bias = model.intercept_
         kept_labels = [labels[j] for j in present]
