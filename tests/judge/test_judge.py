@@ -121,7 +121,7 @@ def test_public_api_default_judge() -> None:
     assert isinstance(verdict, Verdict)
     assert {"prompt-injection", "privacy"} <= set(verdict.flagged_categories)
     assert verdict.action is Action.BLOCK
-    assert {d.split("@")[0] for d in verdict.detectors} == {"rules", "pii"}
+    assert {d.split("@")[0] for d in verdict.detectors} == {"rules", "pii", "harm", "attack"}
 
 
 def test_signal_categories_are_scored_but_never_flagged() -> None:

@@ -54,7 +54,7 @@ _TOPICS: dict[str, re.Pattern[str]] = {
     "method": _rx(
         r"""\b(?:mail[\s-]?in|absentee|postal|early|overseas|military|provisional|advance)\s+
               (?:ballot|vote|voting)s?\b
-          | \bvot(?:e|ing)\s+(?:by|through\s+the|via)\s+(?:mail|post|proxy|phone|text|email|internet)\b
+          | \bvot(?:e|ing)\s+(?:by|through\s+the|via)\s+(?:mail|post|proxy|phone|text(?:ing)?|email|internet)\b
           | \bvot(?:e|ing)\s+online\b | \bproxy\s+vote\b
           | \bhow\s+(?:do|can|to|would)\s+(?:i|we|you|one|people|someone)?\s*
               (?:cast\s+(?:a|my|our|their)\s+(?:ballot|vote)|vote)\b
