@@ -42,7 +42,9 @@ class HeadReport:
 def embedder_for(tier: str) -> Callable[[Sequence[str]], Matrix]:
     from safestack.judge.builtin.embedders import encoder, static_embedder
 
-    model = static_embedder() if tier == "fast" else encoder(threads=2)
+    # One thread: ONNX Runtime's multi-threaded sums differ in the last bits between runs, and the
+    # heads should rebuild identically from a fresh clone.
+    model = static_embedder() if tier == "fast" else encoder(threads=1)
     return model.encode
 
 
