@@ -27,8 +27,8 @@ def corpus(n: int) -> list[str]:
     """Messages of up to 512 characters built from the example inputs and the model-card data."""
     seeds = [json.loads(line)["text"] for line in (ROOT / "examples" / "inputs.jsonl").open()]
     built = ROOT / "build" / "models" / "examples.jsonl"
-    if built.exists():
-        seeds += [json.loads(line)["text"] for line in built.open()][:5000]
+    if built.exists():  # real prompts and documents, cut to the issue's 512-character bound
+        seeds += [t for t in (json.loads(line)["text"] for line in built.open()) if len(t) >= 200][:5000]
     return [seeds[i % len(seeds)][:512] for i in range(n)]
 
 

@@ -1,0 +1,83 @@
+"""The in-process guard on a typical three-turn conversation, with the default policy.
+
+Run: .venv/bin/python benchmarks/guard_pipeline.py [--rounds 200]
+Prints p50/p99 of `check_input` (system prompt, user, assistant, user), of `check_output` on a
+~400-character answer, and of a guarded stream of that answer in 4-character chunks (total check
+time, and characters received before the first release: time to first token is that many
+characters of generation). Detectors are warmed up first; one thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+from safestack.guard import Guard
+from safestack.policy import default_policy
+from safestack.records import Conversation, Message, Role
+
+SYSTEM = (
+    "You are SupportBot for Acme Inc. Answer questions about Acme routers and their warranty only. "
+    "Never discuss competitor pricing. Keep answers short and friendly."
+)
+TURNS = [
+    ("user", "Hi! My Acme X200 router keeps dropping the Wi-Fi connection every evening."),
+    ("assistant", "Sorry to hear that. Does it happen on every device, or only on some of them?"),
+    ("user", "Every device. I already restarted it twice. What else can I try?"),
+]
+ANSWER = (
+    "Let's try a few things. First, update the firmware: open the Acme app, go to Settings, then "
+    "Firmware, and install the latest version. Second, change the Wi-Fi channel to 1, 6 or 11 to "
+    "avoid interference from your neighbours' networks. Third, move the router away from "
+    "microwaves and thick walls. If it still drops every evening, hold the reset button for thirty "
+    "seconds and set it up again; your warranty covers a replacement if the problem persists."
+)
+
+
+def percentiles(samples: list[float]) -> str:
+    ordered = sorted(samples)
+    p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+    return f"p50 {statistics.median(ordered):6.2f} ms   p99 {p99:6.2f} ms"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=200)
+    rounds = parser.parse_args().rounds
+    started = time.perf_counter()
+    guard = Guard(default_policy())
+    guard.warm_up()
+    print(f"build + warm-up: {time.perf_counter() - started:.1f} s")
+    conversation = Conversation(
+        messages=[Message(role=Role.SYSTEM, content=SYSTEM)]
+        + [Message(role=Role(role), content=text) for role, text in TURNS]
+    )
+    inputs, outputs, streams, first = [], [], [], []
+    for _ in range(rounds):
+        begin = time.perf_counter()
+        decision = guard.check_input(conversation)
+        inputs.append((time.perf_counter() - begin) * 1000)
+        begin = time.perf_counter()
+        guard.check_output(conversation, ANSWER, decision.context)
+        outputs.append((time.perf_counter() - begin) * 1000)
+        stream = guard.stream(decision.context)
+        received = 0
+        first_at = None
+        begin = time.perf_counter()
+        for i in range(0, len(ANSWER), 4):
+            received += 4
+            if stream.feed(ANSWER[i : i + 4]) and first_at is None:
+                first_at = received
+        end = stream.finish()
+        streams.append((time.perf_counter() - begin) * 1000)
+        first.append(first_at or len(ANSWER))
+    print(f"decision: {decision.action.value}; output: {end.action.value}, {end.checks} checks")
+    print(f"check_input  (3 turns + system) {percentiles(inputs)}")
+    print(f"check_output ({len(ANSWER)} chars)        {percentiles(outputs)}")
+    print(f"stream total ({len(ANSWER)} chars, 4/chunk) {percentiles(streams)}")
+    print(f"first release after {statistics.median(first):.0f} characters received")
+
+
+if __name__ == "__main__":
+    main()
