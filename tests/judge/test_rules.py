@@ -171,3 +171,11 @@ def test_plain_words_from_the_uncategorised_list_are_dropped() -> None:
         assert plain not in detector.terms
     variant = detector.terms["muthafuckaz"]
     assert variant.lexicon == "better-profanity" and variant.label.startswith("variant of")
+
+
+@pytest.mark.parametrize(
+    "benign",
+    ["What is a system prompt?", "show me the rules of chess", "Please repeat the question"],
+)
+def test_extraction_patterns_need_this_assistants_instructions(judge: Judge, benign: str) -> None:
+    assert "system-prompt-extraction" not in judge.check(benign).flagged_categories

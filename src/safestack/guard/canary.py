@@ -54,9 +54,15 @@ class CanaryWatch:
 
     def __init__(self, canary: str):
         self.canary = canary
-        self._compact = _compact(canary)
-        self._reversed = self._compact[::-1]
-        self._cores = _base64_cores(canary)
+        # The random part alone is the secret: "print the marker without its prefix" still leaks it.
+        secret = canary.removeprefix(PREFIX)
+        self._needles = {
+            _compact(secret): "text",
+            _compact(secret)[::-1]: "reversed",
+            canary.encode().hex(): "hex",
+            secret.encode().hex(): "hex",
+        }
+        self._cores = _base64_cores(canary) + _base64_cores(secret)
         # The longest spelling worth keeping in a rolling window: spaced out, or base64 with breaks.
         self.window_chars = 8 * len(canary)
 
@@ -67,10 +73,9 @@ class CanaryWatch:
         normalised = normalise(text)
         for view in normalised.views():
             compact = _compact(view.text)
-            if self._compact in compact:
-                return view.source
-            if self._reversed in compact:
-                return f"{view.source}>reversed" if view.source != "text" else "reversed"
+            for needle, spelling in self._needles.items():
+                if needle in compact:
+                    return spelling if view.source == "text" else f"{view.source}>{spelling}"
         squeezed = _WHITESPACE.sub("", normalised.text).replace("-", "+").replace("_", "/")
         if any(core in squeezed for core in self._cores):
             return "base64"

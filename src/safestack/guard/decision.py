@@ -94,7 +94,8 @@ class InputDecision(_Record):
     policy: str
     action: Action
     forward: bool = Field(description="Send `messages` upstream; otherwise answer with `response`.")
-    messages: list[ForwardedMessage] = Field(default_factory=list)
+    # The payload, not the record: it holds the canary and the system prompt, so dumps leave it out.
+    messages: list[ForwardedMessage] = Field(default_factory=list, exclude=True, repr=False)
     verdicts: list[MessageVerdict] = Field(default_factory=list)
     history: HistoryVerdict | None = None
     reasons: list[Reason] = Field(default_factory=list)

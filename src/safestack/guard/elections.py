@@ -10,8 +10,10 @@ from collections.abc import Iterator
 
 from safestack.policy.model import ElectionSettings, Redirect
 
+# ISO 3166-1 alpha-2 codes of the 27 member states (and EL, the EU's own code for Greece).
 EU_MEMBER_STATES = frozenset(
-    "AT BE BG HR CY CZ DK EE FI FR DE GR EL HU IE IT LV LT LU MT NL PL PT RO SK SI ES SE".split()
+    {"AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "EL", "HU"}
+    | {"IE", "IT", "LV", "LT", "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE"}
 )
 
 

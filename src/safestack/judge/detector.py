@@ -91,6 +91,8 @@ _BUILTIN_MODULES = (
     "safestack.judge.detectors.rules",
     "safestack.judge.builtin.cascade",
     "safestack.judge.detectors.pii",
+    "safestack.judge.detectors.elections",
+    "safestack.judge.detectors.injection",
     "safestack.judge.detectors.hf_classifier",
     "safestack.judge.detectors.llama_guard",
     "safestack.judge.detectors.openai_moderation",

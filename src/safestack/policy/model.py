@@ -97,8 +97,8 @@ _DEFAULT_GUARD_DETECTORS: dict[GuardScope, list[str]] = {
     "developer": [],
     "user": ["rules", "attack", "harm", "pii", "elections"],
     "assistant": ["rules", "harm"],
-    "tool": ["rules", "attack"],
-    "retrieval": ["rules", "attack"],
+    "tool": ["rules", "attack", "indirect-injection"],
+    "retrieval": ["rules", "attack", "indirect-injection"],
     "history": ["rules", "attack", "harm"],
     "output": ["rules", "harm", "pii", "elections"],
 }
@@ -116,9 +116,19 @@ class OverlapSettings(_Strict):
 
 
 class StreamSettings(_Strict):
-    hold_back_chars: int = Field(default=64, ge=32, le=4096)
+    # At least the longest canary spelling looked for whole (spaced out: 39 characters).
+    hold_back_chars: int = Field(default=64, ge=48, le=4096)
     release_step_chars: int = Field(default=32, ge=1, le=4096)
+    # Steps double after each release up to this, so a long answer costs few checks while the
+    # first text still leaves after hold_back_chars + release_step_chars.
+    max_release_step_chars: int = Field(default=128, ge=1, le=16_384)
     context_chars: int = Field(default=256, ge=0, le=16_384)
+
+    @model_validator(mode="after")
+    def _steps_ordered(self) -> StreamSettings:
+        if self.max_release_step_chars < self.release_step_chars:
+            raise ValueError("max_release_step_chars must be at least release_step_chars")
+        return self
 
 
 class Redirect(_Strict):

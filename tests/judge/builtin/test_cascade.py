@@ -174,3 +174,15 @@ def test_same_verdict_for_plain_and_smuggled_requests(policy: Policy, category: 
         v.normalisations for v in verdicts
     ]
     assert len({v.action for v in verdicts}) == 1
+
+
+@pytest.mark.parametrize(
+    "text", ["Hello!", "What?", "yes", "ok", "Thanks!", "Good morning, how are you?", "lol"]
+)
+def test_short_everyday_messages_pass_the_default_judge(policy: Policy, text: str) -> None:
+    verdict = Judge.from_policy(policy, only=["harm", "attack"]).check(text)
+    assert verdict.action is Action.ALLOW, verdict.category_scores
+
+
+def test_very_short_texts_always_go_to_the_accurate_tier() -> None:
+    assert tiers(detect("harm", "What?", min_score=0.0)) == {"accurate"}

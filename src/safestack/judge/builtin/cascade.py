@@ -122,9 +122,8 @@ class BuiltinDetector(Detector):
         started: float,
         n_samples: int,
     ) -> None:
-        low, high = self.options.band
         reportable = [i for i, label in enumerate(head.labels) if self.category_of(label)]
-        unsure = ((probs[:, reportable] >= low) & (probs[:, reportable] <= high)).any(axis=1)
+        unsure = uncertain(probs, reportable, self.options.band, [c.text for c in chunks])
         # A sample escalates whole: its verdict should not mix tiers across chunks.
         escalate_samples = {chunks[i].sample for i in np.flatnonzero(unsure)}
         if not escalate_samples:
@@ -273,6 +272,20 @@ def _cuts(text: str, size: int) -> list[tuple[int, int]]:
             lead = len(piece) - len(piece.lstrip())
             cuts.append((match.start() + lead, match.end()))
     return cuts
+
+
+SHORT_WORDS = 4  # a static embedding of one or two words is a single token's vector: no evidence
+
+
+def uncertain(
+    probs: Matrix, reportable: Sequence[int], band: tuple[float, float], texts: Sequence[str]
+) -> np.ndarray:
+    """Rows the fast tier cannot settle: a reportable probability inside the band, or a text too
+    short for static embeddings to carry meaning ("What?" scored 0.99 privacy on the fast tier)."""
+    low, high = band
+    in_band = ((probs[:, reportable] >= low) & (probs[:, reportable] <= high)).any(axis=1)
+    short = np.fromiter((len(t.split()) < SHORT_WORDS for t in texts), dtype=bool, count=len(texts))
+    return np.asarray(in_band | short)
 
 
 def _view(sample: Sample, number: int) -> View:

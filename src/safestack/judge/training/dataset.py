@@ -66,8 +66,16 @@ HELD_OUT: dict[Task, tuple[str, ...]] = {
 # Synthetic look-alikes written from different templates, never trained on; reported on their own
 # (the benign-but-edgy false-positive rate), never mixed into the out-of-source test set.
 HELD_OUT_SYNTHETIC: dict[Task, tuple[str, ...]] = {
-    "harm": ("synthetic/hard-negatives-holdout", "synthetic/attack-hard-negatives-holdout"),
-    "attack": ("synthetic/hard-negatives-holdout", "synthetic/attack-hard-negatives-holdout"),
+    "harm": (
+        "synthetic/hard-negatives-holdout",
+        "synthetic/attack-hard-negatives-holdout",
+        "synthetic/chit-chat-holdout",
+    ),
+    "attack": (
+        "synthetic/hard-negatives-holdout",
+        "synthetic/attack-hard-negatives-holdout",
+        "synthetic/chit-chat-holdout",
+    ),
     "refusal": (),
 }
 

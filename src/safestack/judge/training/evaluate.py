@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from safestack.judge.builtin.cascade import uncertain
 from safestack.judge.builtin.heads import Head, Matrix
 from safestack.judge.training.dataset import split_by_source
 from safestack.judge.training.examples import TASKS, Example, Task
@@ -37,13 +38,10 @@ def tier_probs(
     """Probabilities per tier, and the cascade's (with its escalation rate)."""
     fast = heads["fast"].predict(cache.embed("fast", texts))
     accurate = heads["accurate"].predict(cache.embed("accurate", texts))
-    low, high = band
     reportable = [
         i for i, label in enumerate(heads["fast"].labels) if label not in ("benign", "none")
     ]
-    unsure: NDArray[np.bool_] = np.asarray(
-        ((fast[:, reportable] >= low) & (fast[:, reportable] <= high)).any(axis=1)
-    )
+    unsure: NDArray[np.bool_] = uncertain(fast, reportable, band, texts)
     cascade = np.where(unsure[:, None], accurate, fast)
     return {"fast": fast, "accurate": accurate, "cascade": cascade}, float(unsure.mean()) if len(
         texts

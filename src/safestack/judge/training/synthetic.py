@@ -23,6 +23,7 @@ from safestack.judge.training.templates_attack import (
     SYSTEM_PROMPT_EXTRACTION,
 )
 from safestack.judge.training.templates_benign import WRITING_REQUESTS
+from safestack.judge.training.templates_chat import CHAT_FAMILIES, CHAT_HOLDOUT_FAMILIES
 from safestack.judge.training.templates_harm import (
     HARD_NEGATIVE_FAMILIES,
     HARM_FAMILIES,
@@ -227,6 +228,18 @@ def code_injection(rng: random.Random) -> Iterator[Example]:
             lower = text[0].lower() + text[1:]
             document = template.format(**slots, order=text, order_lower=lower)
             yield _example(source, document, "attack", [label], "prompt", group)
+
+
+@generator("chit-chat")
+def chit_chat(rng: random.Random) -> Iterator[Example]:
+    """Short everyday messages (greetings, acknowledgements, one-line questions): benign."""
+    return _prompts("synthetic/chit-chat", CHAT_FAMILIES, rng, ("harm", "attack"))
+
+
+@generator("chit-chat-holdout")
+def chit_chat_holdout(rng: random.Random) -> Iterator[Example]:
+    """Other short messages, never trained on: the false-positive rate on short chat."""
+    return _prompts("synthetic/chit-chat-holdout", CHAT_HOLDOUT_FAMILIES, rng, ("harm", "attack"))
 
 
 @generator("writing-requests")

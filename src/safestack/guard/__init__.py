@@ -1,0 +1,32 @@
+"""The runtime guard: input checks under the instruction hierarchy, output checks, streaming.
+
+`Guard(policy).check_input(conversation)` says whether to forward a request and what to forward;
+`check_output(conversation, text, decision.context)` and `stream(decision.context)` check the answer.
+See docs/guard.md.
+"""
+
+from safestack.guard.decision import (
+    ForwardedMessage,
+    GuardContext,
+    HistoryVerdict,
+    InputDecision,
+    MessageVerdict,
+    OutputDecision,
+    Reason,
+    StreamEnd,
+)
+from safestack.guard.guard import Guard
+from safestack.guard.stream import OutputStream
+
+__all__ = [
+    "ForwardedMessage",
+    "Guard",
+    "GuardContext",
+    "HistoryVerdict",
+    "InputDecision",
+    "MessageVerdict",
+    "OutputDecision",
+    "OutputStream",
+    "Reason",
+    "StreamEnd",
+]

@@ -1,0 +1,346 @@
+"""The Guard: checks a conversation before it reaches the model, and the model's output after.
+
+`check_input()` judges every message under the detectors of its scope (and the recent user turns
+together), decides one action, and returns the messages to forward: untrusted content spotlighted,
+personal data redacted, a canary planted in the system prompt. `check_output()` judges a complete
+output and looks for system-prompt leaks; `stream()` does the same incrementally (`stream.py`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from safestack.guard.assessment import Assessment, assess
+from safestack.guard.decision import (
+    ForwardedMessage,
+    GuardContext,
+    HistoryVerdict,
+    InputDecision,
+    MessageVerdict,
+    OutputDecision,
+    Reason,
+)
+from safestack.guard.elections import redirect_for, redirect_text
+from safestack.guard.forward import rewrite
+from safestack.guard.hierarchy import (
+    effective_trust,
+    is_privileged,
+    latest_turn,
+    recent_user_turns,
+    scope_of,
+)
+from safestack.guard.leak import Leak, LeakScanner
+from safestack.guard.redact import apply, redactions
+from safestack.guard.scanning import Job, Scanner
+from safestack.guard.stream import OutputStream
+from safestack.judge import Judge
+from safestack.judge.normalise import Normalised
+from safestack.policy import Policy, default_policy
+from safestack.policy.model import GuardScope
+from safestack.records import Action, Conversation, Message, Role, Trust, Verdict
+
+FORWARDED = (Action.ALLOW, Action.FLAG, Action.REDACT)
+
+
+@dataclass(slots=True)
+class _Target:
+    """What one scan job judged: a message, or the recent user turns together."""
+
+    scope: GuardScope
+    trust: Trust
+    indices: list[int]
+    normalised: Normalised
+    latest: bool
+
+
+@dataclass(slots=True)
+class _Plan:
+    conversation: Conversation
+    locale: str | None
+    jobs: list[Job] = field(default_factory=list)
+    targets: list[_Target] = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
+
+
+class Guard:
+    """The runtime pipeline under one policy. Thread-safe; share one per process.
+
+    `judge`, when given, supplies detector instances by name (its policy is not used); detectors the
+    policy's `guard.detectors` names and the judge lacks are built from the policy.
+    """
+
+    def __init__(self, policy: Policy, judge: Judge | None = None):
+        self.policy = policy
+        self.settings = policy.guard
+        self._scanner = Scanner(policy, judge)
+
+    @classmethod
+    def default(cls) -> Guard:
+        return cls(default_policy())
+
+    def warm_up(self) -> None:
+        """Load every detector's models now rather than on the first request."""
+        conversation = Conversation(
+            messages=[
+                Message(role=Role.SYSTEM, content="You are a helpful assistant."),
+                Message(
+                    role=Role.USER, content="Hello, my email is a@example.com. Where do I vote?"
+                ),
+                Message(role=Role.TOOL, content="Result: 42 rows."),
+                Message(role=Role.USER, content="Thanks!"),
+            ]
+        )
+        decision = self.check_input(conversation)
+        self.check_output(conversation, "Hello! Glad to help.", decision.context)
+
+    # -- input -------------------------------------------------------------------------------
+    def check_input(
+        self, conversation: Conversation, *, locale: str | None = None
+    ) -> InputDecision:
+        """Judge the conversation; say whether to forward it, and what to forward."""
+        plan = self._plan(conversation, locale)
+        return self._decide_input(plan, self._scanner.run(plan.jobs))
+
+    async def acheck_input(
+        self, conversation: Conversation, *, locale: str | None = None
+    ) -> InputDecision:
+        plan = self._plan(conversation, locale)
+        return self._decide_input(plan, await self._scanner.arun(plan.jobs))
+
+    def _plan(self, conversation: Conversation, locale: str | None) -> _Plan:
+        plan = _Plan(conversation, locale or conversation.metadata.get("locale"))
+        messages = conversation.messages
+        latest = latest_turn(messages)
+        for index, message in enumerate(messages):
+            scope = scope_of(message)
+            sample = self._scanner.prepare(
+                scope, message.content, field=f"messages[{index}].content"
+            )
+            if sample is None:
+                continue
+            plan.jobs.append(Job(scope, sample))
+            plan.targets.append(
+                _Target(
+                    scope,
+                    effective_trust(message),
+                    [index],
+                    sample.normalised,
+                    latest is None or index >= latest,
+                )
+            )
+        turns = recent_user_turns(messages, self.settings.history_turns)
+        if len(turns) >= 2:
+            limit = self.policy.judge.max_input_chars
+            joined = " ".join(messages[i].content.strip() for i in turns)[-limit:]
+            sample = self._scanner.prepare("history", joined, field="messages")
+            if sample is not None:
+                plan.jobs.append(Job("history", sample))
+                plan.targets.append(_Target("history", Trust.USER, turns, sample.normalised, False))
+        return plan
+
+    def _decide_input(self, plan: _Plan, verdicts: list[Verdict]) -> InputDecision:
+        messages = plan.conversation.messages
+        action = Action.ALLOW
+        reasons: list[Reason] = []
+        per_message: list[MessageVerdict] = []
+        history: HistoryVerdict | None = None
+        assessed: dict[int, tuple[Assessment, Verdict]] = {}
+        redirect_category: str | None = None
+        for target, verdict in zip(plan.targets, verdicts, strict=True):
+            history_turn = target.scope == "history"
+            result = assess(
+                verdict,
+                self.policy,
+                scope=target.scope,
+                trust=target.trust,
+                texts=[target.normalised],
+                index=None if history_turn else target.indices[0],
+                latest=target.latest,
+            )
+            if history_turn:
+                result.reasons = _new_in_history(result.reasons, reasons, target.indices)
+                result.action = max(
+                    (r.action for r in result.reasons), key=lambda a: a.rank, default=Action.ALLOW
+                )
+                history = HistoryVerdict(
+                    indices=target.indices, action=result.action, verdict=verdict
+                )
+            else:
+                index = target.indices[0]
+                assessed[index] = (result, verdict)
+                per_message.append(
+                    MessageVerdict(
+                        index=index,
+                        role=messages[index].role,
+                        trust=target.trust,
+                        scope=target.scope,
+                        action=result.action,
+                        verdict=verdict,
+                    )
+                )
+            reasons.extend(result.reasons)
+            if result.action.rank > action.rank:
+                action = result.action
+            if result.action is Action.REDIRECT and redirect_category is None:
+                redirect_category = result.redirect_category
+        context = GuardContext(locale=plan.locale)
+        forwarded: list[ForwardedMessage] = []
+        response = None
+        if action in FORWARDED:
+            forwarded, context = rewrite(messages, assessed, self.policy, context)
+        else:
+            response = self._replacement(action, redirect_category, plan.locale)
+        return InputDecision(
+            request_id=context.request_id,
+            policy=self.policy.ref,
+            action=action,
+            forward=action in FORWARDED,
+            messages=forwarded,
+            verdicts=per_message,
+            history=history,
+            reasons=reasons,
+            response=response,
+            latency_ms=round((time.perf_counter() - plan.started) * 1000, 3),
+            context=context,
+        )
+
+    # -- output ------------------------------------------------------------------------------
+    def context_for(self, conversation: Conversation, *, locale: str | None = None) -> GuardContext:
+        """A context for checking an output without `check_input()` (no canary was planted)."""
+        return GuardContext(
+            locale=locale or conversation.metadata.get("locale"),
+            protected=tuple(m.content for m in conversation.messages if is_privileged(m)),
+        )
+
+    def check_output(
+        self, conversation: Conversation, output_text: str, context: GuardContext | None = None
+    ) -> OutputDecision:
+        """Judge a complete output; say what to send the client."""
+        started = time.perf_counter()
+        if context is None:
+            context = self.context_for(conversation)
+        jobs = self._output_jobs(output_text)
+        return self._decide_output(context, output_text, jobs, self._scanner.run(jobs), started)
+
+    async def acheck_output(
+        self, conversation: Conversation, output_text: str, context: GuardContext | None = None
+    ) -> OutputDecision:
+        started = time.perf_counter()
+        if context is None:
+            context = self.context_for(conversation)
+        jobs = self._output_jobs(output_text)
+        verdicts = await self._scanner.arun(jobs)
+        return self._decide_output(context, output_text, jobs, verdicts, started)
+
+    def stream(
+        self, context: GuardContext | None = None, conversation: Conversation | None = None
+    ) -> OutputStream:
+        """A streaming checker for one response: `feed(chunk) -> str`, then `finish() -> StreamEnd`."""
+        if context is None:
+            context = self.context_for(conversation) if conversation is not None else GuardContext()
+        return OutputStream(self, context)
+
+    def _output_jobs(self, text: str) -> list[Job]:
+        limit = self.policy.judge.max_input_chars
+        jobs = []
+        for start in range(0, len(text), limit):  # a very long output is judged in slices
+            sample = self._scanner.prepare("output", text[start : start + limit], field="output")
+            if sample is not None:
+                jobs.append(Job("output", sample))
+        return jobs
+
+    def _decide_output(
+        self,
+        context: GuardContext,
+        text: str,
+        jobs: list[Job],
+        verdicts: list[Verdict],
+        started: float,
+    ) -> OutputDecision:
+        limit = self.policy.judge.max_input_chars
+        scanner = self._leak_scanner(context)
+        leak = scanner.feed(text) or scanner.finish()
+        action = Action.ALLOW
+        reasons: list[Reason] = []
+        redirect_category = None
+        spans = []
+        for number, (job, verdict) in enumerate(zip(jobs, verdicts, strict=True)):
+            result = self._assess_output(verdict, job)
+            reasons.extend(result.reasons)
+            if result.action.rank > action.rank:
+                action = result.action
+            redirect_category = redirect_category or result.redirect_category
+            if result.action is Action.REDACT:
+                spans.extend(redactions(verdict, self.policy, offset=number * limit))
+        if leak is not None:
+            reason = self._leak_reason(leak)
+            reasons.append(reason)
+            if reason.action.rank > action.rank:
+                action = reason.action
+        if action is Action.REDACT:
+            out = apply(text, spans)
+        elif action in FORWARDED:
+            out = text
+        else:
+            out = self._replacement(action, redirect_category, context.locale)
+        strictest = max(verdicts, key=lambda v: v.action.rank, default=None)
+        return OutputDecision(
+            request_id=context.request_id,
+            policy=self.policy.ref,
+            action=action,
+            text=out,
+            verdict=strictest,
+            reasons=reasons,
+            leaked=leak is not None,
+            latency_ms=round((time.perf_counter() - started) * 1000, 3),
+        )
+
+    # -- shared with the stream ----------------------------------------------------------------
+    def _assess_output(self, verdict: Verdict, job: Job) -> Assessment:
+        return assess(
+            verdict,
+            self.policy,
+            scope="output",
+            trust=Trust.USER,
+            texts=[job.sample.normalised],
+        )
+
+    def _leak_reason(self, leak: Leak) -> Reason:
+        action = self.policy.action("system-prompt-extraction", leak.severity)
+        if action in (Action.REDACT, Action.REDIRECT):
+            action = Action.BLOCK  # a leak cannot be redacted or redirected
+        return Reason(
+            check="canary" if leak.check == "canary" else "overlap",
+            category="system-prompt-extraction",
+            action=action,
+            scope="output",
+            detector=f"guard.{leak.check}",
+            detail=leak.detail,
+        )
+
+    def _leak_scanner(self, context: GuardContext) -> LeakScanner:
+        return LeakScanner(context.canary, context.protected, self.settings.overlap)
+
+    def _replacement(self, action: Action, category: str | None, locale: str | None) -> str:
+        """The text answered instead of the model's, for a block or a redirect."""
+        if action is Action.REDIRECT:
+            if category == "elections":
+                return redirect_text(redirect_for(self.settings.elections, locale)[1])
+            return self.settings.messages.redirect
+        return self.settings.messages.block
+
+
+def _new_in_history(found: list[Reason], earlier: list[Reason], indices: list[int]) -> list[Reason]:
+    """Reasons from the turns read together that no single one of those turns already gave."""
+    strongest: dict[str, int] = {}
+    for reason in earlier:
+        if reason.index in indices and reason.category is not None:
+            strongest[reason.category] = max(strongest.get(reason.category, -1), reason.action.rank)
+    return [
+        r
+        for r in found
+        if r.check != "moderation"
+        or r.category is None
+        or r.action.rank > strongest.get(r.category, -1)
+    ]
