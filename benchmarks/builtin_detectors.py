@@ -28,7 +28,9 @@ def corpus(n: int) -> list[str]:
     seeds = [json.loads(line)["text"] for line in (ROOT / "examples" / "inputs.jsonl").open()]
     built = ROOT / "build" / "models" / "examples.jsonl"
     if built.exists():  # real prompts and documents, cut to the 512-character bound
-        seeds += [t for t in (json.loads(line)["text"] for line in built.open()) if len(t) >= 200][:5000]
+        seeds += [t for t in (json.loads(line)["text"] for line in built.open()) if len(t) >= 200][
+            :5000
+        ]
     return [seeds[i % len(seeds)][:512] for i in range(n)]
 
 

@@ -19,19 +19,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from corpus import corpus  # benchmarks/corpus.py: scripts run from this folder's parent
+
 ROOT = Path(__file__).resolve().parent.parent
 WIDTHS = (60, 500)  # characters; the fast tier's target is per <= 512-character message
-
-
-def corpus(n: int, width: int) -> list[str]:
-    lines = [json.loads(line)["text"] for line in (ROOT / "examples" / "inputs.jsonl").open()]
-    texts = []
-    for i in range(n):
-        text = lines[i % len(lines)]
-        while len(text) < width:
-            text += " " + lines[(i + len(text)) % len(lines)]
-        texts.append(f"{i} {text[:width]}")
-    return texts
 
 
 def per_message(encode: Any, texts: list[str]) -> tuple[float, float]:

@@ -8,28 +8,15 @@ Prints p50/p99 per message (one at a time, one thread) and messages/s batched, f
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import statistics
 import time
-from pathlib import Path
+
+from corpus import corpus  # benchmarks/corpus.py: scripts run from this folder's parent
 
 from safestack.judge import Judge
 from safestack.policy import default_policy
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def corpus(n: int, width: int) -> list[str]:
-    lines = [json.loads(line)["text"] for line in (ROOT / "examples" / "inputs.jsonl").open()]
-    texts = []
-    for i in range(n):
-        text = lines[i % len(lines)]
-        while len(text) < width:
-            text += " " + lines[(i + len(text)) % len(lines)]
-        texts.append(f"{i} {text[:width]}")
-    return texts
 
 
 def measure(judge: Judge, texts: list[str]) -> tuple[float, float, float]:
