@@ -7,10 +7,11 @@ and files written by one release can be read by the next.
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 SCHEMA_VERSION = 1
 
@@ -149,3 +150,45 @@ class Conversation(_Record):
             if message.role == role:
                 return message
         return None
+
+
+Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+"""A sha256 digest as 64 lower-case hex digits."""
+
+
+class AuditEvent(_Record):
+    """One request the guard handled: who, what, the decision and how long it took.
+
+    Content is kept as digests (sha256 hex of the input and output) unless the policy asks for
+    the full text in `content`; a retention period then purges old events from the store.
+    """
+
+    id: str = Field(default_factory=lambda: uuid.uuid4().hex, max_length=64)
+    created_at: AwareDatetime = Field(
+        default_factory=lambda: datetime.now(UTC), description="When the request arrived, UTC."
+    )
+    key_id: str | None = Field(default=None, description="The API key's public id, if any.")
+    endpoint: str = Field(description="The route, e.g. '/v1/chat/completions'.")
+    model: str | None = Field(default=None, description="The model the client asked for.")
+    action: Action | None = Field(
+        default=None, description="The guard's action; None when no decision was reached."
+    )
+    status_code: int = Field(ge=100, le=599, description="The HTTP status sent to the client.")
+    latency_ms: float = Field(ge=0.0, allow_inf_nan=False)
+    categories: list[str] = Field(default_factory=list, description="The flagged categories.")
+    scores: dict[str, Annotated[float, Field(allow_inf_nan=False)]] = Field(
+        default_factory=dict, description="Score per category, as the judge calibrated it."
+    )
+    policy: str | None = Field(default=None, description="The policy applied, 'name@version'.")
+    input_digest: Sha256Hex | None = None
+    output_digest: Sha256Hex | None = None
+    content: dict[str, Any] | None = Field(
+        default=None, description="The full request and response, only when the policy says so."
+    )
+    error: str | None = Field(default=None, description="What failed, when something did.")
+    stream: bool = False
+
+    @field_validator("created_at")
+    @classmethod
+    def _in_utc(cls, value: datetime) -> datetime:
+        return value.astimezone(UTC)

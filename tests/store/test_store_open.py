@@ -6,23 +6,26 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from alembic import command
 from sqlalchemy import inspect, text
 
 from safestack.errors import StoreError
-from safestack.records import Verdict
+from safestack.records import AuditEvent, Verdict
 from safestack.store import Store, head_revision
+from safestack.store.migrate import _config as _alembic  # the Config the Store itself uses
+from safestack.store.migrate import upgrade_schema
 
 
-def test_migrations_create_the_judgements_table_at_head(db_url: str) -> None:
+def test_migrations_create_the_tables_at_head(db_url: str) -> None:
     with Store.open(db_url, migrate=False) as store:
         assert store.revision() is None
         assert "judgements" not in inspect(store.engine).get_table_names()
 
         store.upgrade()
 
-        assert store.revision() == head_revision() == "0001"
+        assert store.revision() == head_revision() == "0002"
         schema = inspect(store.engine)
-        assert "judgements" in schema.get_table_names()
+        assert {"judgements", "api_keys", "audit_events"} <= set(schema.get_table_names())
         columns = {column["name"] for column in schema.get_columns("judgements")}
         assert columns == {
             "id",
@@ -41,14 +44,72 @@ def test_migrations_create_the_judgements_table_at_head(db_url: str) -> None:
         }
         indexed = {tuple(index["column_names"]) for index in schema.get_indexes("judgements")}
         assert {("run_id",), ("input_digest",), ("flagged",)} <= indexed
+        audit_indexed = {
+            tuple(index["column_names"]) for index in schema.get_indexes("audit_events")
+        }
+        assert {("created_at",), ("key_id",)} <= audit_indexed
+        key_columns = {column["name"] for column in schema.get_columns("api_keys")}
+        assert "secret_hash" in key_columns
+        assert not key_columns & {"secret", "token", "key"}
+
+
+def test_a_database_at_0001_upgrades_to_head_and_keeps_its_rows(
+    db_url: str, blocked: Verdict
+) -> None:
+    # The database as the previous release left it: judgements only, revision 0001.
+    with Store.open(db_url, migrate=False) as old, old.engine.begin() as connection:
+        upgrade_schema(connection, "0001")
+    with Store.open(db_url, migrate=False) as old:
+        assert old.revision() == "0001"
+        assert "api_keys" not in inspect(old.engine).get_table_names()
+        old.record_judgement(blocked, "kept across the upgrade", kind="prompt", run_id="old")
+
+    with Store.open(db_url) as store:
+        assert store.revision() == "0002"
+        assert store.count_judgements(run_id="old") == 1
+        key, secret = store.create_key("after-upgrade", ["chat"])
+        assert store.verify_key(secret) == key
+        store.record_audit(AuditEvent(endpoint="/v1/models", status_code=200, latency_ms=1.0))
+        assert len(store.audit_events()) == 1
+
+
+def test_0002_downgrades_to_0001_without_touching_judgements(db_url: str, blocked: Verdict) -> None:
+    with Store.open(db_url) as store:
+        store.record_judgement(blocked, "stays", kind="prompt", run_id="r")
+        with store.engine.begin() as connection, _alembic(connection) as config:
+            command.downgrade(config, "0001")
+        assert store.revision() == "0001"
+        tables = set(inspect(store.engine).get_table_names())
+        assert "judgements" in tables and not tables & {"api_keys", "audit_events"}
+        assert store.count_judgements(run_id="r") == 1
 
 
 @pytest.mark.postgres
 def test_postgresql_json_columns_are_jsonb(pg_url: str) -> None:
     with Store.open(pg_url) as store:
-        columns = inspect(store.engine).get_columns("judgements")
-    types = {column["name"]: str(column["type"]) for column in columns}
-    assert types["verdict"] == types["categories"] == "JSONB"
+        schema = inspect(store.engine)
+        types = {
+            (table, column["name"]): str(column["type"])
+            for table in ("judgements", "api_keys", "audit_events")
+            for column in schema.get_columns(table)
+        }
+    json_columns = [
+        ("judgements", "verdict"),
+        ("judgements", "categories"),
+        ("api_keys", "scopes"),
+        ("api_keys", "models"),
+        ("audit_events", "categories"),
+        ("audit_events", "scores"),
+        ("audit_events", "content"),
+    ]
+    assert {types[column] for column in json_columns} == {"JSONB"}
+    with Store.open(pg_url) as store, store.engine.connect() as connection:
+        kinds = connection.exec_driver_sql(
+            "SELECT DISTINCT data_type FROM information_schema.columns "
+            "WHERE column_name IN ('created_at', 'revoked_at') "
+            "AND table_name IN ('api_keys', 'audit_events')"
+        ).scalars()
+        assert set(kinds) == {"timestamp with time zone"}
 
 
 def test_opening_twice_is_idempotent_and_keeps_rows(db_url: str, blocked: Verdict) -> None:

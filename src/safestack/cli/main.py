@@ -9,6 +9,7 @@ import typer
 from safestack.cli.app import app, console, state
 from safestack.cli.db import db_app
 from safestack.cli.judge import judge_app
+from safestack.cli.keys import keys_app
 from safestack.cli.models import models_app
 from safestack.cli.policy import policy_app
 
@@ -16,6 +17,7 @@ app.add_typer(judge_app, name="judge")
 app.add_typer(policy_app, name="policy")
 app.add_typer(db_app, name="db")
 app.add_typer(models_app, name="models")
+app.add_typer(keys_app, name="keys")
 
 
 @app.command("version")

@@ -2,6 +2,7 @@
 
 Every stage writes its records here and reads other stages' records back from here. `Store.open`
 connects, brings the schema up to date, and turns connection failures into one-line StoreErrors.
+Methods are synchronous and thread-safe; the server calls them from a thread pool.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
 from types import TracebackType
@@ -22,7 +24,14 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlch
 from sqlalchemy.orm import Session
 
 from safestack.errors import StoreError
-from safestack.records import Kind, Verdict
+from safestack.records import AuditEvent, Kind, Verdict
+from safestack.store.audit import (
+    audit_row,
+    audit_rows,
+    delete_before,
+    event_from_row,
+    select_events,
+)
 from safestack.store.judgements import (
     StoredJudgement,
     judgement_row,
@@ -30,13 +39,25 @@ from safestack.store.judgements import (
     select_count,
     select_judgements,
 )
+from safestack.store.keys import (
+    ApiKey,
+    Scope,
+    key_id_of,
+    key_row,
+    new_key,
+    revoke_update,
+    secret_matches,
+    select_keys,
+)
 from safestack.store.migrate import current_revision, upgrade_schema
-from safestack.store.tables import JudgementRow
+from safestack.store.tables import ApiKeyRow, AuditEventRow, JudgementRow
 
 # Rows per INSERT statement in a batch; all chunks still share one transaction.
 _BATCH_ROWS = 500
 # Execution option: this transaction reads and then writes, so on SQLite lock for writing at BEGIN.
 _WRITE_LOCK_FIRST = "safestack_write_lock_first"
+# Key ids are 32 random bits; a clash is rare, and creating draws again.
+_KEY_ID_DRAWS = 10
 
 
 class Store:
@@ -156,6 +177,99 @@ class Store:
         with self._transaction("counting judgements") as session:
             return session.scalar(select_count(run_id, flagged)) or 0
 
+    # -- API keys ----------------------------------------------------------------------------------
+
+    def create_key(
+        self,
+        name: str,
+        scopes: Iterable[Scope],
+        *,
+        policy: str | None = None,
+        models: Iterable[str] = (),
+        rate_per_minute: int | None = None,
+        burst: int | None = None,
+    ) -> tuple[ApiKey, str]:
+        """Store a new key; returns it and its secret, which is shown once and never stored.
+
+        Raises InputError for an empty name or scope list, an unknown scope or a limit below 1.
+        """
+        scopes, models = list(scopes), list(models)
+        with self._transaction("creating an API key", write_first=True) as session:
+            for _ in range(_KEY_ID_DRAWS):
+                key, secret = new_key(
+                    name,
+                    scopes,
+                    policy=policy,
+                    models=models,
+                    rate_per_minute=rate_per_minute,
+                    burst=burst,
+                )
+                if session.get(ApiKeyRow, key.id) is None:
+                    session.execute(insert(ApiKeyRow), [key_row(key, secret)])
+                    return key, secret
+        raise StoreError(f"{self.display_url}: no free API key id after {_KEY_ID_DRAWS} draws")
+
+    def verify_key(self, secret: str) -> ApiKey | None:
+        """The live key `secret` belongs to; None if it is malformed, unknown, wrong or revoked.
+
+        The key is found by the public id the secret starts with; the secret itself is compared
+        by hash in constant time.
+        """
+        key_id = key_id_of(secret)
+        if key_id is None:
+            return None
+        with self._transaction("checking an API key") as session:
+            row = session.get(ApiKeyRow, key_id)
+            if not secret_matches(secret, row) or row is None or row.revoked_at is not None:
+                return None
+            return ApiKey.from_row(row)
+
+    def get_key(self, key_id: str) -> ApiKey | None:
+        """The key with this public id, revoked or not; None if there is none."""
+        with self._transaction("reading an API key") as session:
+            row = session.get(ApiKeyRow, key_id)
+            return None if row is None else ApiKey.from_row(row)
+
+    def list_keys(self, include_revoked: bool = False) -> list[ApiKey]:
+        """Keys, oldest first; revoked ones only if `include_revoked`."""
+        with self._transaction("listing API keys") as session:
+            return [ApiKey.from_row(row) for row in session.scalars(select_keys(include_revoked))]
+
+    def revoke_key(self, key_id: str) -> bool:
+        """Revoke a key from now on. False if there is no such key or it was already revoked."""
+        with self._transaction("revoking an API key") as session:
+            return (
+                session.connection().execute(revoke_update(key_id, datetime.now(UTC))).rowcount == 1
+            )
+
+    # -- audit log ---------------------------------------------------------------------------------
+
+    def record_audit(self, event: AuditEvent) -> None:
+        """Store one event; it is committed (durable) when this returns."""
+        with self._transaction("recording an audit event") as session:
+            session.execute(insert(AuditEventRow), [audit_row(event)])
+
+    def record_audits(self, events: Iterable[AuditEvent]) -> None:
+        """Store events in one transaction: all of them or, on any error, none."""
+        rows = audit_rows(events)
+        with self._transaction("recording audit events") as session:
+            while chunk := list(islice(rows, _BATCH_ROWS)):
+                session.execute(insert(AuditEventRow), chunk)
+
+    def audit_events(
+        self, *, key_id: str | None = None, since: datetime | None = None, limit: int | None = 100
+    ) -> list[AuditEvent]:
+        """Events newest first, optionally of one key and/or at or after `since` (tz-aware)."""
+        query = select_events(key_id, since, limit)
+        with self._transaction("reading audit events") as session:
+            return [event_from_row(row) for row in session.scalars(query)]
+
+    def purge_audit(self, before: datetime) -> int:
+        """Delete events created before `before` (tz-aware), for retention; returns how many."""
+        query = delete_before(before)
+        with self._transaction("purging audit events") as session:
+            return session.connection().execute(query).rowcount
+
     # -- plumbing ----------------------------------------------------------------------------------
 
     @contextmanager
@@ -168,9 +282,14 @@ class Store:
             yield connection
 
     @contextmanager
-    def _transaction(self, doing: str) -> Iterator[Session]:
-        """A session whose work commits at the end of the block, or rolls back on any error."""
+    def _transaction(self, doing: str, *, write_first: bool = False) -> Iterator[Session]:
+        """A session whose work commits at the end of the block, or rolls back on any error.
+
+        `write_first`: the block reads and then writes, so SQLite takes the write lock at BEGIN.
+        """
         with self._connect() as connection:
+            if write_first:
+                connection.execution_options(**{_WRITE_LOCK_FIRST: True})
             try:
                 with Session(bind=connection) as session, session.begin():
                     yield session
@@ -227,6 +346,10 @@ def _configure_sqlite(engine: Engine) -> None:
                     raise
                 time.sleep(0.02 * (attempt + 1))
         cursor.execute("PRAGMA foreign_keys=ON")
+        # An audit event must survive a power cut once recorded; in WAL mode only FULL syncs the
+        # log at every commit (NORMAL may lose the last ones). FULL is SQLite's usual default,
+        # but builds and distributions can change it.
+        cursor.execute("PRAGMA synchronous=FULL")
         cursor.close()
 
     @event.listens_for(engine, "begin")

@@ -9,7 +9,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, CheckConstraint, DateTime, Dialect, Integer, MetaData, String
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    Double,
+    Integer,
+    MetaData,
+    String,
+)
 from sqlalchemy import Text as TextType
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -27,6 +37,8 @@ NAMING_CONVENTION = {
 
 # JSON everywhere, JSONB on PostgreSQL so later issues can index and query inside it.
 JSONDocument = JSON().with_variant(JSONB(), "postgresql")
+# The same, but Python None is SQL NULL rather than the JSON value null: "IS NULL" finds it.
+NullableJSONDocument = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -76,4 +88,49 @@ class JudgementRow(Base):
     categories: Mapped[list[str]] = mapped_column(JSONDocument)
     verdict: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
     policy: Mapped[str] = mapped_column(String(200))
+    schema_version: Mapped[int] = mapped_column(Integer())
+
+
+class ApiKeyRow(Base):
+    """One gateway API key: its public id, what it may do, and only a hash of its secret."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(TextType())
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    scopes: Mapped[list[str]] = mapped_column(JSONDocument)
+    policy: Mapped[str | None] = mapped_column(TextType())
+    models: Mapped[list[str]] = mapped_column(JSONDocument)
+    rate_per_minute: Mapped[int | None] = mapped_column(Integer())
+    burst: Mapped[int | None] = mapped_column(Integer())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class AuditEventRow(Base):
+    """One request the guard handled (an AuditEvent), its JSON fields as JSON columns.
+
+    `key_id` is deliberately not a foreign key: a request is audited even when the key it
+    presented is unknown, and events outlive the keys they mention.
+    """
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    key_id: Mapped[str | None] = mapped_column(TextType(), index=True)
+    endpoint: Mapped[str] = mapped_column(TextType())
+    model: Mapped[str | None] = mapped_column(TextType())
+    action: Mapped[str | None] = mapped_column(String(16))
+    status_code: Mapped[int] = mapped_column(Integer())
+    latency_ms: Mapped[float] = mapped_column(Double())
+    categories: Mapped[list[str]] = mapped_column(JSONDocument)
+    scores: Mapped[dict[str, float]] = mapped_column(JSONDocument)
+    policy: Mapped[str | None] = mapped_column(TextType())
+    input_digest: Mapped[str | None] = mapped_column(String(64))
+    output_digest: Mapped[str | None] = mapped_column(String(64))
+    content: Mapped[dict[str, Any] | None] = mapped_column(NullableJSONDocument)
+    error: Mapped[str | None] = mapped_column(TextType())
+    stream: Mapped[bool] = mapped_column(Boolean())
     schema_version: Mapped[int] = mapped_column(Integer())

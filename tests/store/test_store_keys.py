@@ -1,0 +1,172 @@
+"""API keys in the store: shown once, stored hashed, found by id prefix, revoked for good."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import text
+
+from safestack.errors import InputError
+from safestack.store import ApiKey, Store
+
+
+def test_a_created_key_verifies_with_its_secret(store: Store) -> None:
+    before = datetime.now(UTC)
+    key, secret = store.create_key(
+        "ci-bot",
+        ["chat", "moderate"],
+        policy="/etc/safestack/strict.yaml",
+        models=["llama-3-8b", "qwen-2"],
+        rate_per_minute=60,
+        burst=10,
+    )
+
+    assert re.fullmatch(r"ssk_[0-9a-f]{8}", key.id)
+    key_part, random_part = secret.split(".")
+    assert key_part == key.id
+    assert re.fullmatch(r"[A-Za-z0-9_-]{43}", random_part)  # 32 random bytes, urlsafe base64
+    assert key.name == "ci-bot"
+    assert key.scopes == ["chat", "moderate"]
+    assert key.policy == "/etc/safestack/strict.yaml"
+    assert key.models == ["llama-3-8b", "qwen-2"]
+    assert (key.rate_per_minute, key.burst) == (60, 10)
+    assert key.created_at.utcoffset() == timedelta(0)
+    assert before - timedelta(seconds=1) <= key.created_at <= datetime.now(UTC)
+    assert not key.revoked
+
+    verified = store.verify_key(secret)
+    assert verified == key
+    assert store.get_key(key.id) == key
+
+
+def test_the_secret_is_never_stored_in_clear(store: Store) -> None:
+    key, secret = store.create_key("svc", ["moderate"])
+    random_part = secret.split(".", 1)[1]
+
+    with store.engine.connect() as connection:
+        row = (
+            connection.execute(text("SELECT * FROM api_keys WHERE id = :id"), {"id": key.id})
+            .mappings()
+            .one()
+        )
+        # Nor anywhere else in the database, as a value or part of one.
+        dumps = [
+            str(dict(r))
+            for table in ("api_keys", "judgements", "audit_events")
+            for r in connection.execute(text(f"SELECT * FROM {table}")).mappings()
+        ]
+    assert row["secret_hash"] == hashlib.sha256(secret.encode()).hexdigest()
+    assert all(random_part not in str(value) for value in row.values())
+    assert all(random_part not in dump for dump in dumps)
+
+
+@pytest.mark.parametrize(
+    "presented",
+    [
+        "",
+        "ssk_",
+        "no-dot-at-all",
+        "ssk_0000000.short-id",
+        "ssk_zzzzzzzz.not-hex-id",
+        "SSK_ABCDEF01.upper-case",
+        "ssk_00000000.",
+        "ssk_00000000." + "x" * 500,
+        "Bearer ssk_00000000.abc",
+    ],
+)
+def test_malformed_secrets_verify_to_none(store: Store, presented: str) -> None:
+    store.create_key("k", ["chat"])
+    assert store.verify_key(presented) is None
+
+
+def test_a_wrong_or_unknown_secret_verifies_to_none(store: Store) -> None:
+    key, secret = store.create_key("k", ["chat"])
+    other, other_secret = store.create_key("other", ["chat"])
+    random_part = secret.split(".", 1)[1]
+    flipped = random_part[:-1] + ("A" if random_part[-1] != "A" else "B")
+
+    assert store.verify_key(f"{key.id}.{flipped}") is None
+    # One key's random part presented under another key's id.
+    assert store.verify_key(f"{other.id}.{random_part}") is None
+    assert store.verify_key(f"ssk_ffffffff.{random_part}") is None
+    assert store.verify_key(secret + "x") is None
+    assert store.verify_key(secret) == key
+    assert store.verify_key(other_secret) == other
+
+
+def test_a_revoked_key_no_longer_verifies(store: Store) -> None:
+    key, secret = store.create_key("leaked", ["chat", "admin"])
+    kept, kept_secret = store.create_key("kept", ["chat"])
+
+    assert store.revoke_key(key.id) is True
+    assert store.revoke_key(key.id) is False  # already revoked: nothing changes
+    assert store.revoke_key("ssk_00000000") is False
+
+    assert store.verify_key(secret) is None
+    assert store.verify_key(kept_secret) == kept
+    revoked = store.get_key(key.id)
+    assert revoked is not None and revoked.revoked
+    assert revoked.revoked_at is not None and revoked.revoked_at.utcoffset() == timedelta(0)
+    assert revoked.revoked_at >= key.created_at
+
+
+def test_list_hides_revoked_keys_unless_asked(store: Store) -> None:
+    first, _ = store.create_key("first", ["chat"])
+    second, _ = store.create_key("second", ["moderate"])
+    third, _ = store.create_key("third", ["admin"])
+    store.revoke_key(second.id)
+
+    assert [k.id for k in store.list_keys()] == [first.id, third.id]
+    listed = store.list_keys(include_revoked=True)
+    assert {k.id for k in listed} == {first.id, second.id, third.id}
+    assert [k.revoked for k in listed if k.id == second.id] == [True]
+    assert store.get_key("ssk_00000000") is None
+
+
+def test_key_ids_are_unique(store: Store) -> None:
+    ids = {store.create_key(f"k{n}", ["chat"])[0].id for n in range(50)}
+    assert len(ids) == 50
+
+
+def test_an_empty_model_list_allows_every_model(store: Store) -> None:
+    open_key, _ = store.create_key("open", ["chat"])
+    narrow, _ = store.create_key("narrow", ["chat"], models=["llama-3-8b"])
+    assert open_key.allows_model("anything")
+    assert narrow.allows_model("llama-3-8b")
+    assert not narrow.allows_model("gpt-4o")
+
+
+def test_repeated_scopes_and_models_are_stored_once(store: Store) -> None:
+    key, _ = store.create_key("k", ["chat", "chat", "moderate"], models=["m", "m"])
+    assert key.scopes == ["chat", "moderate"]
+    assert key.models == ["m"]
+    assert store.get_key(key.id) == key
+
+
+@pytest.mark.parametrize(
+    ("name", "scopes", "limits", "field"),
+    [
+        ("", ["chat"], {}, "name"),
+        ("k", [], {}, "scopes"),
+        ("k", ["root"], {}, "scopes.0"),
+        ("k", ["chat"], {"rate_per_minute": 0}, "rate_per_minute"),
+        ("k", ["chat"], {"burst": -1}, "burst"),
+    ],
+)
+def test_invalid_keys_are_refused_and_not_stored(
+    store: Store, name: str, scopes: list[str], limits: dict[str, int], field: str
+) -> None:
+    with pytest.raises(InputError) as caught:
+        store.create_key(name, scopes, **limits)  # type: ignore[arg-type]
+    assert caught.value.field == field
+    assert store.list_keys(include_revoked=True) == []
+
+
+def test_api_key_records_are_frozen(store: Store) -> None:
+    key, _ = store.create_key("k", ["chat"])
+    assert isinstance(key, ApiKey)
+    with pytest.raises(ValueError, match="frozen"):
+        key.name = "renamed"  # type: ignore[misc]
