@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -16,7 +16,7 @@ def _default_home() -> Path:
 
 
 class Settings(BaseSettings):
-    """Where safestack keeps its state and which policy it applies."""
+    """Where safestack keeps its state, which policy it applies, and how the gateway serves."""
 
     model_config = SettingsConfigDict(env_prefix="SAFESTACK_", extra="ignore")
 
@@ -29,6 +29,63 @@ class Settings(BaseSettings):
     )
     policy: Path | None = Field(
         default=None, description="Policy YAML; the built-in default when unset."
+    )
+
+    # -- the gateway (`safestack serve`, docs/server.md) ------------------------------------------
+    host: str = Field(default="127.0.0.1", description="Address the gateway listens on.")
+    port: int = Field(default=8787, ge=0, le=65535, description="Port the gateway listens on.")
+    upstream_url: str | None = Field(
+        default=None,
+        description="OpenAI-compatible base URL chat requests go to, e.g. http://127.0.0.1:8000/v1; "
+        "chat endpoints answer 503 when unset.",
+    )
+    upstream_api_key: SecretStr | None = Field(
+        default=None, description="Bearer token the gateway sends upstream (never the client's)."
+    )
+    upstream_timeout: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds to wait for the upstream's answer (or its next stream chunk): 504 after.",
+    )
+    upstream_connect_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds to wait for a connection to the upstream: 502 after.",
+    )
+    redis_url: str | None = Field(
+        default=None, description="Redis for rate limits shared by replicas; in memory when unset."
+    )
+    max_request_bytes: int = Field(
+        default=1_048_576, gt=0, description="Larger request bodies are refused (413) unread."
+    )
+    key_cache_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="How long a verified API key is trusted without asking the store again; "
+        "a revoked key stops working within this time.",
+    )
+    rate_per_minute: int | None = Field(
+        default=600,
+        gt=0,
+        description="Requests per minute for keys without their own limit; None: unlimited.",
+    )
+    burst: int | None = Field(
+        default=None,
+        gt=0,
+        description="Bucket size for keys without their own; rate_per_minute // 4 when unset.",
+    )
+    audit_content: bool = Field(
+        default=False,
+        description="Keep the full request and response in audit events (digests are always kept).",
+    )
+    audit_retention_days: float | None = Field(
+        default=None,
+        gt=0,
+        description="Purge audit events older than this; kept forever when unset.",
+    )
+    locale: str | None = Field(
+        default=None,
+        description="Locale for election redirects when a request names none (x-safestack-locale).",
     )
 
     def database_url(self) -> str:

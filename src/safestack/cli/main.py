@@ -12,6 +12,7 @@ from safestack.cli.judge import judge_app
 from safestack.cli.keys import keys_app
 from safestack.cli.models import models_app
 from safestack.cli.policy import policy_app
+from safestack.cli.serve import serve  # noqa: F401  registers `safestack serve`
 
 app.add_typer(judge_app, name="judge")
 app.add_typer(policy_app, name="policy")

@@ -1,0 +1,335 @@
+"""What the gateway adds in front of an upstream that answers instantly, per policy.
+
+Run: .venv/bin/python benchmarks/gateway.py [--requests 300] [--seconds 10] [--policies default,fast,patterns]
+
+Starts, on loopback only: an instant OpenAI-compatible upstream (its own process; a fixed ~450-
+character answer, streamed in 4-character chunks) and, per policy, `safestack serve` (its own
+process: SQLite audit log under a temporary SAFESTACK_HOME, in-memory rate limits, auth on with a
+key whose limit is out of the way). This process is the client. Everything shares the machine's
+cores (2 on the development machine).
+
+Per policy it prints, for a three-turn chat (system, user, assistant, user):
+- added latency, non-streaming: p50/p99 of (via the gateway) minus p50/p99 of (direct to the
+  upstream), one request at a time;
+- streaming time to first token: p50/p99 of the first content chunk, via the gateway and direct;
+- sustained requests/s: non-streaming chat through the gateway, 16 concurrent clients, for at most
+  `--seconds` or 20x `--requests` requests; and /v1/moderations on one message the same way.
+
+Policies: `default` (the packaged policy: rules, presidio PII, built-in harm/attack models,
+elections, indirect injection), `fast` (the same without presidio, harm and attack on their fast
+tier), `patterns` (pattern detectors only: rules, elections, indirect injection).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+SYSTEM = (
+    "You are SupportBot for Acme Inc. Answer questions about Acme routers and their warranty only. "
+    "Never discuss competitor pricing. Keep answers short and friendly."
+)
+MESSAGES = [
+    {"role": "system", "content": SYSTEM},
+    {
+        "role": "user",
+        "content": "Hi! My Acme X200 router keeps dropping the Wi-Fi connection every evening.",
+    },
+    {
+        "role": "assistant",
+        "content": "Sorry to hear that. Does it happen on every device, or only on some of them?",
+    },
+    {"role": "user", "content": "Every device. I already restarted it twice. What else can I try?"},
+]
+ANSWER = (
+    "Let's try a few things. First, update the firmware: open the Acme app, go to Settings, then "
+    "Firmware, and install the latest version. Second, change the Wi-Fi channel to 1, 6 or 11 to "
+    "avoid interference from your neighbours' networks. Third, move the router away from "
+    "microwaves and thick walls. If it still drops every evening, hold the reset button for thirty "
+    "seconds and set it up again; your warranty covers a replacement if the problem persists."
+)
+CONCURRENCY = 16
+
+
+# -- the instant upstream (run in its own process) ------------------------------------------------
+def upstream_app() -> Any:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response, StreamingResponse
+    from starlette.routing import Route
+
+    completion = json.dumps(
+        {
+            "id": "chatcmpl-bench",
+            "object": "chat.completion",
+            "created": 0,
+            "model": "bench",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": ANSWER},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 60, "completion_tokens": 100, "total_tokens": 160},
+        }
+    ).encode()
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        body = {
+            "id": "chatcmpl-bench",
+            "object": "chat.completion.chunk",
+            "created": 0,
+            "model": "bench",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }
+        return b"data: " + json.dumps(body).encode() + b"\n\n"
+
+    events = [chunk({"role": "assistant", "content": ""})]
+    events += [chunk({"content": ANSWER[i : i + 4]}) for i in range(0, len(ANSWER), 4)]
+    events += [chunk({}, "stop"), b"data: [DONE]\n\n"]
+
+    async def models(request: Request) -> Response:
+        return JSONResponse({"object": "list", "data": [{"id": "bench", "object": "model"}]})
+
+    async def completions(request: Request) -> Response:
+        body = await request.json()
+        if body.get("stream"):
+
+            async def stream() -> Any:
+                for event in events:
+                    yield event
+
+            return StreamingResponse(stream(), media_type="text/event-stream")
+        return Response(completion, media_type="application/json")
+
+    return Starlette(
+        routes=[
+            Route("/v1/models", models),
+            Route("/v1/chat/completions", completions, methods=["POST"]),
+        ]
+    )
+
+
+def serve_upstream(port: int) -> None:
+    import uvicorn
+
+    uvicorn.run(upstream_app(), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+# -- policies --------------------------------------------------------------------------------------
+def write_policy(name: str, directory: Path) -> Path | None:
+    if name == "default":
+        return None
+    from safestack.policy import default_policy
+
+    data = default_policy().model_dump(mode="json")
+    detectors = data["guard"]["detectors"]
+    if name == "fast":
+        for scope in detectors:
+            detectors[scope] = [d for d in detectors[scope] if d != "pii"]
+        data["judge"]["detectors"] = [
+            {"name": d["name"], "options": {**d.get("options", {}), "tiers": "fast"}}
+            if d["name"] in ("harm", "attack")
+            else d
+            for d in data["judge"]["detectors"]
+            if d["name"] != "pii"
+        ]
+    elif name == "patterns":
+        keep = {"rules", "elections", "indirect-injection"}
+        for scope in detectors:
+            detectors[scope] = [d for d in detectors[scope] if d in keep]
+        data["judge"]["detectors"] = [d for d in data["judge"]["detectors"] if d["name"] == "rules"]
+    else:
+        raise SystemExit(f"unknown policy '{name}': use default, fast or patterns")
+    path = directory / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+# -- measuring -------------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def wait_for(url: str, process: subprocess.Popen[bytes], seconds: float = 90) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{process.args} exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"{url} did not come up")
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def latencies(client: httpx.Client, url: str, headers: dict[str, str], count: int) -> list[float]:
+    body = {"model": "bench", "messages": MESSAGES}
+    samples = []
+    for _ in range(count):
+        started = time.perf_counter()
+        response = client.post(url, json=body, headers=headers)
+        samples.append((time.perf_counter() - started) * 1000)
+        assert response.status_code == 200, response.text
+    return samples
+
+
+def first_tokens(
+    client: httpx.Client, url: str, headers: dict[str, str], count: int
+) -> list[float]:
+    body = {"model": "bench", "messages": MESSAGES, "stream": True}
+    samples = []
+    for _ in range(count):
+        started = time.perf_counter()
+        first = None
+        with client.stream("POST", url, json=body, headers=headers) as response:
+            assert response.status_code == 200
+            for line in response.iter_lines():
+                if (
+                    first is None
+                    and line.startswith("data: {")
+                    and '"content":"' in line.replace(" ", "")
+                    and '"content":""' not in line.replace(" ", "")
+                ):
+                    first = (time.perf_counter() - started) * 1000
+        assert first is not None
+        samples.append(first)
+    return samples
+
+
+async def sustained(
+    url: str, headers: dict[str, str], body: dict[str, Any], seconds: float, limit: int
+) -> tuple[float, int, int]:
+    """(requests/s, requests done, failures) with CONCURRENCY clients for `seconds` at most."""
+    done = failures = 0
+    deadline = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
+    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+
+        async def worker() -> None:
+            nonlocal done, failures
+            while time.perf_counter() < deadline and done + failures < limit:
+                response = await client.post(url, json=body, headers=headers)
+                if response.status_code == 200:
+                    done += 1
+                else:
+                    failures += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+        elapsed = time.perf_counter() - started
+    return done / elapsed, done, failures
+
+
+def row(label: str, via: list[float], direct: list[float]) -> str:
+    p50, p99 = statistics.median(via), percentile(via, 0.99)
+    d50, d99 = statistics.median(direct), percentile(direct, 0.99)
+    return (
+        f"  {label:<28} via gateway p50 {p50:7.2f} ms p99 {p99:7.2f} ms | direct p50 {d50:6.2f} "
+        f"p99 {d99:6.2f} | added p50 {p50 - d50:7.2f} ms p99 {p99 - d99:7.2f} ms"
+    )
+
+
+def bench_policy(name: str, upstream: str, args: argparse.Namespace, home: Path) -> None:
+    from safestack.store import Store
+
+    policy = write_policy(name, home)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SAFESTACK_")}
+    env["SAFESTACK_HOME"] = str(home / name)
+    command = [str(Path(sys.executable).parent / "safestack"), "serve", "--port", str(port)]
+    command += ["--upstream", upstream, "--log-level", "warning"]
+    if policy is not None:
+        command += ["--policy", str(policy)]
+    gateway = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for(base + "/healthz", gateway)
+        with Store.open(f"sqlite:///{home / name / 'safestack.db'}") as store:
+            _, secret = store.create_key(
+                "bench", ["chat", "moderate"], rate_per_minute=10**9, burst=10**6
+            )
+        headers = {"authorization": f"Bearer {secret}"}
+        chat, direct = base + "/v1/chat/completions", upstream + "/chat/completions"
+        with httpx.Client(timeout=60) as client:
+            latencies(client, chat, headers, 20)  # warm: connections, caches, the model list
+            first_tokens(client, chat, headers, 5)
+            via = latencies(client, chat, headers, args.requests)
+            plain = latencies(client, direct, {}, args.requests)
+            via_ttft = first_tokens(client, chat, headers, args.requests // 2)
+            plain_ttft = first_tokens(client, direct, {}, args.requests // 2)
+        print(f"policy {name}")
+        print(row("chat, non-streaming", via, plain))
+        print(row("chat, streaming TTFT", via_ttft, plain_ttft))
+        limit = 20 * args.requests
+        body = {"model": "bench", "messages": MESSAGES}
+        rate, done, failed = asyncio.run(sustained(chat, headers, body, args.seconds, limit))
+        print(
+            f"  sustained chat: {rate:7.1f} req/s ({done} ok, {failed} failed, {CONCURRENCY} concurrent)"
+        )
+        body = {"input": MESSAGES[3]["content"]}
+        rate, done, failed = asyncio.run(
+            sustained(base + "/v1/moderations", headers, body, args.seconds, limit)
+        )
+        print(f"  sustained moderations: {rate:7.1f} req/s ({done} ok, {failed} failed)")
+        sys.stdout.flush()
+    finally:
+        gateway.terminate()
+        gateway.wait(timeout=30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--requests", type=int, default=300, help="sequential requests per latency figure"
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=10.0, help="at most this long per throughput figure"
+    )
+    parser.add_argument("--policies", default="default,fast,patterns")
+    parser.add_argument("--upstream-server", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.upstream_server:
+        serve_upstream(args.upstream_server)
+        return
+    print(f"{os.cpu_count()} cores; client, gateway and upstream on this machine, loopback")
+    port = free_port()
+    upstream = subprocess.Popen([sys.executable, __file__, "--upstream-server", str(port)])
+    try:
+        wait_for(f"http://127.0.0.1:{port}/v1/models", upstream)
+        with tempfile.TemporaryDirectory() as home:
+            for name in args.policies.split(","):
+                bench_policy(name.strip(), f"http://127.0.0.1:{port}/v1", args, Path(home))
+    finally:
+        upstream.terminate()
+        upstream.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main()

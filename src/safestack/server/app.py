@@ -1,0 +1,92 @@
+"""The gateway's FastAPI app: `create_app()` wires the routes to the dependencies it is given.
+
+Everything is passed in (settings built at the edge, the store, the rate limiter, the policies,
+the upstream); nothing here reads the environment. `safestack serve` (cli/serve.py) builds those
+and runs the app with uvicorn; tests and benchmarks build their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from safestack.server import admin, chat, health, models, moderations
+from safestack.server.audit import purge_periodically
+from safestack.server.auth import KeyCache
+from safestack.server.catalog import ModelCatalog
+from safestack.server.errors import ApiError
+from safestack.server.gateway import Gateway
+from safestack.server.metrics import Metrics
+from safestack.server.policies import PolicyCache
+from safestack.server.ratelimit import RateLimiter
+from safestack.server.upstream import Upstream
+from safestack.settings import Settings
+from safestack.store import Store
+
+log = logging.getLogger("safestack.server")
+
+
+def create_app(
+    settings: Settings,
+    *,
+    store: Store,
+    limiter: RateLimiter,
+    policies: PolicyCache,
+    upstream: Upstream | None = None,
+    require_auth: bool = True,
+    models_ttl: float = 60.0,
+) -> FastAPI:
+    """The gateway. `upstream=None` serves moderations only (chat answers 503 and says why);
+    `require_auth=False` lets every request in without a key (local development only)."""
+    gateway = Gateway(
+        settings=settings,
+        store=store,
+        limiter=limiter,
+        policies=policies,
+        upstream=upstream,
+        catalog=ModelCatalog(upstream, models_ttl) if upstream is not None else None,
+        keys=KeyCache(store, settings.key_cache_seconds),
+        metrics=Metrics(),
+        require_auth=require_auth,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        purging = None
+        if settings.audit_retention_days is not None:
+            purging = asyncio.create_task(purge_periodically(store, settings.audit_retention_days))
+        try:
+            yield
+        finally:
+            if purging is not None:
+                purging.cancel()
+            if upstream is not None:
+                await upstream.aclose()
+
+    app = FastAPI(
+        title="safestack gateway",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        lifespan=lifespan,
+    )
+    app.state.gateway = gateway
+    for module in (chat, moderations, models, admin, health):
+        app.include_router(module.router)
+    app.add_exception_handler(HTTPException, _http_error)
+    return app
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Unknown paths and wrong methods, in OpenAI's error shape too."""
+    assert isinstance(exc, HTTPException)
+    code = {404: "unknown_url", 405: "method_not_allowed"}.get(exc.status_code)
+    message = f"{request.method} {request.url.path}: {exc.detail}"
+    return ApiError(exc.status_code, message, code=code, headers=dict(exc.headers or {})).response()

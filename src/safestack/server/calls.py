@@ -1,0 +1,185 @@
+"""One request through the gateway: authenticate, authorise, rate-limit, do the work, audit, count.
+
+`handle()` runs every API route the same way, so each route only says what its work is. The `Call`
+gathers what the audit event and the metrics report: the key, the model, the guard's action,
+categories and scores, the text sent back, the error. A streamed answer audits itself when the
+stream ends (`Call.deferred`), still before its last event leaves.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from safestack.errors import InputError, PolicyError, StoreError
+from safestack.records import Action
+from safestack.server.audit import audit_event, record
+from safestack.server.auth import Scope, authenticate, limit_rate, require_scope
+from safestack.server.errors import ApiError, bad_request, internal_error
+from safestack.server.gateway import Gateway, gateway_of
+from safestack.store import ApiKey
+
+log = logging.getLogger("safestack.server")
+
+
+@dataclass(slots=True)
+class Call:
+    endpoint: str
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    started: float = field(default_factory=time.perf_counter)
+    key: ApiKey | None = None
+    model: str | None = None
+    body: bytes = b""
+    payload: Any = None
+    policy: str | None = None
+    action: Action | None = None
+    categories: set[str] = field(default_factory=set)
+    scores: dict[str, float] = field(default_factory=dict)
+    output: str | None = None
+    response_content: Any = None
+    error: str | None = None
+    stream: bool = False
+    status: int = 200
+    deferred: bool = False
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    def act(self, action: Action, categories: list[str], scores: dict[str, float]) -> None:
+        """Fold one guard decision in: the strictest action, all categories, the highest scores."""
+        if self.action is None or action.rank > self.action.rank:
+            self.action = action
+        self.categories.update(categories)
+        for category, score in scores.items():
+            if score > self.scores.get(category, -1.0):
+                self.scores[category] = score
+
+    def content(self) -> dict[str, Any]:
+        return {"request": self.payload, "response": self.response_content}
+
+    def verdict_headers(self) -> dict[str, str]:
+        """The verdict summary every answer carries, for clients and proxies that log headers."""
+        headers = {"x-safestack-request-id": self.id}
+        if self.policy is not None:
+            headers["x-safestack-policy"] = self.policy
+        if self.action is not None:
+            headers["x-safestack-action"] = self.action.value
+            headers["x-safestack-categories"] = ",".join(sorted(self.categories))
+        return headers
+
+
+Work = Callable[[Gateway, Call, Request], Awaitable[Response]]
+
+
+async def handle(request: Request, endpoint: str, scope: Scope, work: Work) -> Response:
+    gateway = gateway_of(request)
+    call = Call(endpoint)
+    try:
+        if gateway.require_auth:
+            call.key = await authenticate(request, gateway.keys)
+            require_scope(call.key, scope)
+            call.headers.update(await limit_rate(call.key, gateway.limiter, gateway.settings))
+        response = await work(gateway, call, request)
+    except ApiError as error:
+        response = _error(call, error)
+    except InputError as exc:  # a message the judge cannot take (too long, undecodable)
+        response = _error(call, bad_request(str(exc), param=exc.field, code="invalid_input"))
+    except PolicyError as exc:
+        response = _error(call, ApiError(500, str(exc), type="server_error", code="policy_error"))
+    except StoreError as exc:
+        unavailable = ApiError(503, str(exc), type="service_unavailable", code="store_unavailable")
+        response = _error(call, unavailable)
+    except Exception as exc:  # fail closed: nothing unexpected is forwarded or reported as safe
+        log.exception("request %s to %s failed", call.id, endpoint)
+        response = _error(call, internal_error(exc, call.id))
+    if call.deferred:
+        return response
+    return await finish(gateway, call, response)
+
+
+async def finish(gateway: Gateway, call: Call, response: Response) -> Response:
+    """Audit and count the call, and add the verdict headers to its response."""
+    call.status = response.status_code
+    failure = await conclude(gateway, call)
+    if failure is not None:
+        response = failure.response()
+    response.headers.update({**call.headers, **call.verdict_headers()})
+    return response
+
+
+async def conclude(gateway: Gateway, call: Call) -> ApiError | None:
+    """Write the call's audit event (when a key was identified, or auth is off) and count it.
+
+    Returns the error to answer instead when the audit log cannot take the event.
+    """
+    failure = None
+    if call.key is not None or not gateway.require_auth:
+        try:
+            await record(
+                gateway.store, audit_event(call, keep_content=gateway.settings.audit_content)
+            )
+        except ApiError as error:
+            log.error("request %s: %s", call.id, error.message)
+            failure = error
+            call.status = error.status
+    gateway.metrics.observe_request(
+        call.endpoint,
+        call.status,
+        call.elapsed(),
+        call.action.value if call.action is not None else None,
+        sorted(call.categories),
+    )
+    return failure
+
+
+def _error(call: Call, error: ApiError) -> Response:
+    call.error = f"{error.status} {error.code or error.type}: {error.message}"
+    call.response_content = error.body()
+    call.headers.update(error.headers)
+    return error.response()
+
+
+async def read_json(request: Request, call: Call, limit: int) -> dict[str, Any]:
+    """The request body as a JSON object: 413 before reading when it is over `limit` bytes,
+    400 when it is not JSON."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(int(declared), limit)
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(size, limit)
+        chunks.append(chunk)
+    call.body = b"".join(chunks)
+    try:
+        payload = json.loads(call.body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise bad_request(
+            f"the request body is not valid JSON: {exc}", code="invalid_json"
+        ) from None
+    if not isinstance(payload, dict):
+        raise bad_request("the request body must be a JSON object", code="invalid_json")
+    call.payload = payload
+    return payload
+
+
+def _too_large(size: int, limit: int) -> ApiError:
+    return ApiError(
+        413,
+        f"the request body ({size:,} bytes or more) is over the limit of {limit:,} bytes "
+        "(SAFESTACK_MAX_REQUEST_BYTES)",
+        code="request_too_large",
+    )

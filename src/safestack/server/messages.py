@@ -1,0 +1,116 @@
+"""OpenAI chat requests in, safestack conversations out, and the guard's rewrite back again.
+
+A request's messages become a `Conversation` (text parts joined; `tool` and legacy `function` turns
+untrusted); a message may carry safestack's `source: "retrieval"` to mark a retrieved document,
+removed before forwarding. What is forwarded is the request with its messages replaced by the
+guard's (spotlighted, redacted, canary planted); every other field goes upstream as it came.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from safestack.guard import InputDecision
+from safestack.records import Conversation, Message, Role
+from safestack.server.errors import bad_request
+
+_ROLES = {
+    "system": Role.SYSTEM,
+    "developer": Role.DEVELOPER,
+    "user": Role.USER,
+    "assistant": Role.ASSISTANT,
+    "tool": Role.TOOL,
+    "function": Role.TOOL,
+}
+_SOURCES = ("chat", "tool", "retrieval")
+# Parts the guard can read; anything else (images, audio, files) would pass unjudged.
+_TEXT_PARTS = {"text": "text", "refusal": "refusal", "input_text": "text"}
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    model: str
+    stream: bool
+    payload: dict[str, Any]
+    conversation: Conversation
+
+
+def parse_chat_request(payload: dict[str, Any], *, locale: str | None) -> ChatRequest:
+    """Validate the fields the gateway reads; raises a 400 ApiError naming the field."""
+    model = payload.get("model")
+    if not isinstance(model, str) or not model:
+        raise bad_request("'model' is required and must be a string", param="model")
+    stream = payload.get("stream", False)
+    if not isinstance(stream, bool) and stream is not None:
+        raise bad_request("'stream' must be true or false", param="stream")
+    raw = payload.get("messages")
+    if not isinstance(raw, list) or not raw:
+        raise bad_request("'messages' must be a non-empty list", param="messages")
+    messages = [_message(item, f"messages[{i}]") for i, item in enumerate(raw)]
+    metadata = {"locale": locale} if locale else {}
+    return ChatRequest(
+        model, bool(stream), payload, Conversation(messages=messages, metadata=metadata)
+    )
+
+
+def _message(item: Any, where: str) -> Message:
+    if not isinstance(item, dict):
+        raise bad_request(f"{where} must be an object with 'role' and 'content'", param=where)
+    role = _ROLES.get(item.get("role"))  # type: ignore[arg-type]
+    if role is None:
+        raise bad_request(
+            f"{where}.role must be one of {', '.join(_ROLES)}, got {item.get('role')!r}",
+            param=f"{where}.role",
+        )
+    source = item.get("source")
+    if source is not None and source not in _SOURCES:
+        raise bad_request(
+            f"{where}.source must be one of {', '.join(_SOURCES)}", param=f"{where}.source"
+        )
+    name = item.get("name")
+    return Message(
+        role=role,
+        content=text_of(item.get("content"), f"{where}.content"),
+        name=name if isinstance(name, str) else None,
+        source=source,
+    )
+
+
+def text_of(content: Any, where: str) -> str:
+    """The text of a message's `content`: a string, null, or a list of text parts."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        raise bad_request(f"{where} must be a string or a list of content parts", param=where)
+    texts = []
+    for index, part in enumerate(content):
+        kind = part.get("type") if isinstance(part, dict) else None
+        key = _TEXT_PARTS.get(kind)  # type: ignore[arg-type]
+        if key is None or not isinstance(part.get(key), str):
+            raise bad_request(
+                f"{where}[{index}]: only text content parts can be guarded, got type "
+                f"{kind!r}; send images and files to the model directly, not through the gateway",
+                param=f"{where}[{index}]",
+                code="unsupported_content",
+            )
+        texts.append(part[key])
+    return "\n".join(texts)
+
+
+def forward_payload(request: ChatRequest, decision: InputDecision) -> dict[str, Any]:
+    """The request to send upstream: its fields, with the guard's messages."""
+    original = request.payload["messages"]
+    messages = []
+    for forwarded in decision.messages:
+        if forwarded.origin is None:
+            message = forwarded.message
+            messages.append({"role": message.role.value, "content": message.content})
+            continue
+        item = {k: v for k, v in original[forwarded.origin].items() if k != "source"}
+        if forwarded.changes:
+            item["content"] = forwarded.message.content
+        messages.append(item)
+    return {**request.payload, "messages": messages}

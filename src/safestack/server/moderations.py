@@ -1,0 +1,88 @@
+"""POST /v1/moderations in OpenAI's shape, judged by the key's policy (built-in models by default).
+
+`input` is a string, a list of strings (one result each) or a list of content parts (one result for
+their text); `category_scores` are the calibrated scores of the policy's detectors, and each result
+carries safestack's own fields (action, severity, findings, ...) under `safestack`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import Response
+
+from safestack.errors import DetectorError, InputError
+from safestack.judge import Judge, Sample
+from safestack.judge.moderation import moderation_response
+from safestack.records import Verdict
+from safestack.server.calls import Call, handle, read_json
+from safestack.server.errors import ApiError, bad_request, json_response
+from safestack.server.gateway import Gateway
+from safestack.server.messages import text_of
+
+MODERATIONS = "/v1/moderations"
+
+router = APIRouter()
+
+
+@router.post(MODERATIONS)
+async def moderations(request: Request) -> Response:
+    return await handle(request, MODERATIONS, "moderate", _moderate)
+
+
+async def _moderate(gateway: Gateway, call: Call, request: Request) -> Response:
+    payload = await read_json(request, call, gateway.settings.max_request_bytes)
+    texts = _inputs(payload.get("input"))
+    model = payload.get("model")
+    call.model = model if isinstance(model, str) else None
+    loaded = await gateway.policies.get(call.key.policy if call.key is not None else None)
+    call.policy = loaded.policy.ref
+    samples = [_sample(loaded.judge, text, i, len(texts)) for i, text in enumerate(texts)]
+    started = time.perf_counter()
+    verdicts = await asyncio.to_thread(_judge, loaded.judge, samples)
+    gateway.metrics.guard_latency.labels("moderation").observe(time.perf_counter() - started)
+    for verdict in verdicts:
+        call.act(verdict.action, verdict.flagged_categories, verdict.category_scores)
+    body = moderation_response(verdicts, loaded.policy)
+    call.output = json.dumps(body["results"], ensure_ascii=False, sort_keys=True)
+    call.response_content = body["results"]
+    return json_response(body)
+
+
+def _inputs(raw: Any) -> list[str]:
+    if isinstance(raw, str):
+        return [raw]
+    if isinstance(raw, list) and raw and all(isinstance(item, str) for item in raw):
+        return list(raw)
+    if isinstance(raw, list) and raw and all(isinstance(item, dict) for item in raw):
+        return [text_of(raw, "input")]
+    raise bad_request(
+        "'input' must be a string, a non-empty list of strings, or a list of content parts "
+        '([{"type": "text", "text": "..."}])',
+        param="input",
+    )
+
+
+def _sample(judge: Judge, text: str, index: int, count: int) -> Sample:
+    field = "input" if count == 1 else f"input[{index}]"
+    try:
+        return judge.prepare(text, "prompt", field=field)
+    except InputError as exc:
+        raise bad_request(str(exc), param=field) from None
+
+
+def _judge(judge: Judge, samples: list[Sample]) -> list[Verdict]:
+    try:
+        return judge.check_batch(samples)
+    except DetectorError as exc:  # on_detector_error: fail -- an error, never "not flagged"
+        raise ApiError(
+            503,
+            f"{exc}; the input could not be judged (fail closed), retry later",
+            type="service_unavailable",
+            code="detector_error",
+        ) from None
