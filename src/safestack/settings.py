@@ -76,12 +76,14 @@ class Settings(BaseSettings):
     )
     audit_content: bool = Field(
         default=False,
-        description="Keep the full request and response in audit events (digests are always kept).",
+        description="Keep the full request and response in audit events for every policy "
+        "(otherwise the policy's audit.content decides; digests are always kept).",
     )
     audit_retention_days: float | None = Field(
         default=None,
         gt=0,
-        description="Purge audit events older than this; kept forever when unset.",
+        description="Purge audit events older than this; the default policy's "
+        "audit.retention_days when unset.",
     )
     locale: str | None = Field(
         default=None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from conftest import SMUGGLERS, assistant, chat, policy_with, retrieved, tool
+from guard_harness import SMUGGLERS, assistant, chat, policy_with, retrieved, tool
 
 from safestack.guard import Guard, InputDecision
 from safestack.records import Action, Conversation

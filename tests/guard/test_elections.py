@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import assistant, chat
+from guard_harness import assistant, chat
 
 from safestack.guard import Guard
 from safestack.guard.elections import redirect_for

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from conftest import PATTERN_DETECTORS, SYSTEM_PROMPT, chat, policy_with, retrieved, tool
+from guard_harness import PATTERN_DETECTORS, SYSTEM_PROMPT, chat, policy_with, retrieved, tool
 
 from safestack.guard import Guard
 from safestack.guard.hierarchy import effective_trust, scope_of

@@ -6,7 +6,7 @@ import base64
 import codecs
 
 import pytest
-from conftest import PATTERN_DETECTORS, SYSTEM_PROMPT, chat, policy_with
+from guard_harness import PATTERN_DETECTORS, SYSTEM_PROMPT, chat, policy_with
 
 from safestack.guard import Guard, GuardContext
 from safestack.guard.canary import CanaryWatch, new_canary

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 import pytest
-from conftest import PATTERN_DETECTORS, chat, policy_with
+from guard_harness import PATTERN_DETECTORS, chat, policy_with
 
 from safestack.errors import DetectorError, PolicyError
 from safestack.guard import Guard

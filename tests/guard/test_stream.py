@@ -7,7 +7,7 @@ import base64
 from collections.abc import AsyncIterator
 
 import pytest
-from conftest import SYSTEM_PROMPT, chat
+from guard_harness import SYSTEM_PROMPT, chat
 
 from safestack.guard import Guard, GuardContext, OutputStream
 from safestack.records import Action

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import openai
 import pytest
-from conftest import FakeUpstream, GatewayFactory, on_ci, user
+from server_harness import FakeUpstream, GatewayFactory, on_ci, user
 from sqlalchemy import create_engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import openai
 import pytest
 import yaml
-from conftest import (
+from server_harness import (
     ANSWER,
     SYSTEM_PROMPT,
     UPSTREAM_KEY,

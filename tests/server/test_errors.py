@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from conftest import FakeUpstream, Gateway, GatewayFactory, system, unused_port, user
+from server_harness import FakeUpstream, Gateway, GatewayFactory, system, unused_port, user
 
 from safestack.server.errors import NO_UPSTREAM
 

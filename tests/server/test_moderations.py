@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from conftest import FakeUpstream, Gateway, GatewayFactory
+from server_harness import FakeUpstream, Gateway, GatewayFactory
 
 from safestack.judge.moderation import OPENAI_CATEGORIES
 

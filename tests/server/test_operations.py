@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 import openai
 import pytest
-from conftest import FakeUpstream, Gateway, GatewayFactory, unused_port, user
+from server_harness import FakeUpstream, Gateway, GatewayFactory, unused_port, user
 
 
 def test_healthz_and_readyz(gateway: Gateway) -> None:

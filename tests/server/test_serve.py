@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import unused_port
+from server_harness import unused_port
 
 from safestack.server.errors import NO_UPSTREAM
 from safestack.store import Store

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import ANSWER, FakeUpstream, Gateway, system, user
+from server_harness import ANSWER, FakeUpstream, Gateway, system, user
 
 
 def collect(stream: Any) -> tuple[str, list[Any]]:

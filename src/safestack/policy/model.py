@@ -193,6 +193,18 @@ class GuardSettings(_Strict):
         return list(self.detectors.get(scope, _DEFAULT_GUARD_DETECTORS[scope]))
 
 
+class AuditSettings(_Strict):
+    """What the gateway keeps of each request in its audit log."""
+
+    # Digests (sha256 of input and output) are always kept; full text only when this says so.
+    content: bool = False
+    retention_days: float | None = Field(
+        default=90.0,
+        gt=0,
+        description="Events older than this are purged; null keeps them forever.",
+    )
+
+
 class Policy(_Strict):
     """A complete, validated policy. Build it with `load_policy()` or `Policy.default()`."""
 
@@ -205,6 +217,7 @@ class Policy(_Strict):
     frameworks: dict[str, dict[str, FrameworkEntry]] = Field(default_factory=dict)
     judge: JudgeSettings
     guard: GuardSettings = Field(default_factory=GuardSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
 
     @model_validator(mode="after")
     def _references_exist(self) -> Policy:

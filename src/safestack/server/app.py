@@ -60,8 +60,10 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         purging = None
-        if settings.audit_retention_days is not None:
-            purging = asyncio.create_task(purge_periodically(store, settings.audit_retention_days))
+        # The deployment's setting wins; otherwise the default policy's audit.retention_days.
+        retention = settings.audit_retention_days or policies.default.policy.audit.retention_days
+        if retention is not None:
+            purging = asyncio.create_task(purge_periodically(store, retention))
         try:
             yield
         finally:

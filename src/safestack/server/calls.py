@@ -42,6 +42,7 @@ class Call:
     body: bytes = b""
     payload: Any = None
     policy: str | None = None
+    keep_content: bool = False  # the policy's audit.content, or the deployment's override
     action: Action | None = None
     categories: set[str] = field(default_factory=set)
     scores: dict[str, float] = field(default_factory=dict)
@@ -127,7 +128,8 @@ async def conclude(gateway: Gateway, call: Call) -> ApiError | None:
     if call.key is not None or not gateway.require_auth:
         try:
             await record(
-                gateway.store, audit_event(call, keep_content=gateway.settings.audit_content)
+                gateway.store,
+                audit_event(call, keep_content=call.keep_content or gateway.settings.audit_content),
             )
         except ApiError as error:
             log.error("request %s: %s", call.id, error.message)

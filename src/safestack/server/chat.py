@@ -46,6 +46,7 @@ async def _chat(gateway: Gateway, call: Call, request: Request) -> Response:
     await catalog.check(call.key, chat.model)
     loaded = await gateway.policies.get(call.key.policy if call.key is not None else None)
     call.policy = loaded.policy.ref
+    call.keep_content = loaded.policy.audit.content
 
     started = time.perf_counter()
     decision = await loaded.guard.acheck_input(chat.conversation, locale=locale)

@@ -42,6 +42,7 @@ async def _moderate(gateway: Gateway, call: Call, request: Request) -> Response:
     call.model = model if isinstance(model, str) else None
     loaded = await gateway.policies.get(call.key.policy if call.key is not None else None)
     call.policy = loaded.policy.ref
+    call.keep_content = loaded.policy.audit.content
     samples = [_sample(loaded.judge, text, i, len(texts)) for i, text in enumerate(texts)]
     started = time.perf_counter()
     verdicts = await asyncio.to_thread(_judge, loaded.judge, samples)
