@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -66,3 +67,12 @@ def test_empty_or_malformed_input_is_400(gateway: Gateway) -> None:
         response = httpx.post(gateway.url + "/v1/moderations", json=body, headers=headers)
         assert response.status_code == 400, response.text
         assert response.json()["error"]["param"] == param
+
+
+def test_a_keys_policy_can_ask_for_full_content(gateway: Gateway, tmp_path: Path) -> None:
+    policy = tmp_path / "keep.yaml"
+    policy.write_text("name: keep-content\naudit:\n  content: true\n", encoding="utf-8")
+    gateway.client(gateway.key(policy=str(policy))).moderations.create(input="hello again")
+    [event] = gateway.audit()
+    assert event.policy is not None and event.policy.startswith("keep-content@")
+    assert event.content is not None and event.content["request"]["input"] == "hello again"
