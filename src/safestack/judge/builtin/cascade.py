@@ -46,7 +46,9 @@ class CascadeOptions(DetectorOptions):
         default=0.05, ge=0.0, le=1.0, description="Scores below this are not reported."
     )
     chunk_chars: int = Field(
-        default=500, ge=100, description="Long texts are judged in chunks of about this size."
+        default=600,
+        ge=100,
+        description="Texts longer than this are judged in chunks of about this size.",
     )
 
     @model_validator(mode="after")
@@ -88,8 +90,8 @@ class BuiltinDetector(Detector):
                 policy.category(category)
         self._lock = threading.Lock()
         # Running estimate of the encoder's cost, refined as it runs; starts from this machine's
-        # measured ~26 ms for a 450-character text on one thread (benchmarks/embedders.py).
-        self._accurate_ms_per_char = 0.06
+        # measured ~27 ms for a 214-token text on one thread (benchmarks/embedders.py).
+        self._accurate_ms_per_token = 0.125
         heads = load_heads(self.task)
         self.version = f"{type(self).version}+{heads['fast'].embedder}"
 
@@ -129,18 +131,22 @@ class BuiltinDetector(Detector):
         if not escalate_samples:
             return
         rows = [i for i, c in enumerate(chunks) if c.sample in escalate_samples]
-        chars = sum(len(chunks[i].text) for i in rows)
+        texts = [chunks[i].text for i in rows]
+        from safestack.judge.builtin.embedders import encoder
+
+        # The encoder's cost grows with tokens, not characters (base64 or homoglyph-heavy text
+        # has several tokens per word), so the estimate counts them (~0.1 ms for 500 chars).
+        tokens = encoder().count_tokens(texts)
         spent = (time.perf_counter() - started) * 1000 / max(1, n_samples)
-        # The encoder's cost grows with length, so the estimate is per character.
-        per_sample = self._accurate_ms_per_char * chars / len(escalate_samples)
+        per_sample = self._accurate_ms_per_token * tokens / len(escalate_samples)
         if spent + per_sample > self.options.budget_ms:
             return  # over budget: keep the fast tier's answer
         begin = time.perf_counter()
-        probs[rows] = head.predict(_embed("accurate", [chunks[i].text for i in rows]))
+        probs[rows] = head.predict(_embed("accurate", texts))
         tier_of[rows] = "accurate"
-        measured = (time.perf_counter() - begin) * 1000 / max(1, chars)
+        measured = (time.perf_counter() - begin) * 1000 / max(1, tokens)
         with self._lock:
-            self._accurate_ms_per_char = 0.8 * self._accurate_ms_per_char + 0.2 * measured
+            self._accurate_ms_per_token = 0.8 * self._accurate_ms_per_token + 0.2 * measured
 
     def _findings(
         self,

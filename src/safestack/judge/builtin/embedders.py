@@ -131,6 +131,10 @@ class OnnxEncoder:
         self.dim = int(self._session.get_outputs()[0].shape[-1])
         self.name = _identity(directory, "onnx-minilm-l6-v2", "model.onnx")
 
+    def count_tokens(self, texts: Sequence[str]) -> int:
+        """Tokens the encoder would run on (after truncation): what its latency grows with."""
+        return sum(len(e.ids) for e in self._tokenizer.encode_batch(list(texts)))
+
     def encode(self, texts: Sequence[str]) -> Matrix:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         ids = [e.ids for e in self._tokenizer.encode_batch(list(texts))]
