@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import socket
 import threading
 import time
@@ -46,10 +45,6 @@ ANSWER = (
 )
 MODELS = ["acme-chat", "acme-large"]
 UPSTREAM_KEY = "upstream-secret-not-the-clients"
-
-
-def on_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
 # -- servers in threads ------------------------------------------------------------------------

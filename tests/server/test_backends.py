@@ -5,48 +5,23 @@ limits in Redis drawn by two gateways at once. Skipped locally without the servi
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import openai
 import pytest
-from server_harness import FakeUpstream, GatewayFactory, on_ci, user
-from sqlalchemy import create_engine, make_url
-from sqlalchemy.exc import SQLAlchemyError
+from server_harness import FakeUpstream, GatewayFactory, user
 
 from safestack.server.ratelimit import RateLimiterError, RedisRateLimiter
-
-PG_URL = os.environ.get("SAFESTACK_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS_URL = os.environ.get("SAFESTACK_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-def unavailable(message: str) -> None:
-    if on_ci():
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
+from services import REDIS_URL, fresh_postgres_database, unavailable
 
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A fresh PostgreSQL database for this test, dropped after it."""
-    server = make_url(PG_URL).set(drivername="postgresql+psycopg")
-    name = f"safestack_gateway_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    except SQLAlchemyError as exc:
-        admin.dispose()
-        first_line = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
-        unavailable(f"PostgreSQL gateway test NOT RUN: {first_line}; set SAFESTACK_TEST_PG_URL")
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
+    with fresh_postgres_database("safestack_gateway") as url:
+        yield url
 
 
 @pytest.mark.postgres

@@ -8,7 +8,6 @@ on CI (CI=true), where one must be running.
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from typing import TypeVar
@@ -24,8 +23,8 @@ from safestack.server.ratelimit import (
     RedisRateLimiter,
     rate_limiter_from_url,
 )
+from services import REDIS_URL, unavailable
 
-REDIS_URL = os.environ.get("SAFESTACK_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 RUN_PREFIX = f"safestack-test:{uuid.uuid4().hex[:12]}:"
 
 T = TypeVar("T")
@@ -49,10 +48,6 @@ class FakeClock:
         self.now += seconds
 
 
-def _on_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-
-
 @pytest.fixture(scope="module")
 def redis_url() -> Iterator[str]:
     """The test Redis, after checking it answers; cleans this run's keys at the end."""
@@ -68,9 +63,7 @@ def redis_url() -> Iterator[str]:
             f"REDIS TESTS NOT RUN: cannot reach {REDIS_URL} ({problem}); "
             "start Redis or point SAFESTACK_TEST_REDIS_URL at one"
         )
-        if _on_ci():
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+        unavailable(message)
     try:
         yield REDIS_URL
     finally:

@@ -7,51 +7,22 @@ server the PostgreSQL tests are skipped locally and fail on CI (CI=true), where 
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import create_engine
 
 from safestack.records import Action, Finding, Span, Verdict
 from safestack.store import Store
-
-PG_URL = os.environ.get("SAFESTACK_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-
-
-def _on_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+from services import fresh_postgres_database
 
 
 @pytest.fixture(scope="session")
 def pg_database() -> Iterator[str]:
     """URL of a fresh, uniquely named PostgreSQL database for this test session."""
-    server = make_url(PG_URL).set(drivername="postgresql+psycopg")
-    name = f"safestack_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    except SQLAlchemyError as exc:
-        admin.dispose()
-        first_line = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
-        message = (
-            f"PostgreSQL TESTS NOT RUN: cannot create a database on "
-            f"{server.render_as_string(hide_password=True)} ({first_line}); "
-            "start PostgreSQL or point SAFESTACK_TEST_PG_URL at one"
-        )
-        if _on_ci():
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
+    with fresh_postgres_database("safestack_test") as url:
+        yield url
 
 
 @pytest.fixture
