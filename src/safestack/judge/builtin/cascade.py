@@ -136,13 +136,15 @@ class BuiltinDetector(Detector):
 
         # The encoder's cost grows with tokens, not characters (base64 or homoglyph-heavy text
         # has several tokens per word), so the estimate counts them (~0.1 ms for 500 chars).
-        tokens = encoder().count_tokens(texts)
+        model = encoder()
+        ids = model.tokenize(texts)  # tokenized once: for the estimate and for the encoder
+        tokens = sum(len(row) for row in ids)
         spent = (time.perf_counter() - started) * 1000 / max(1, n_samples)
         per_sample = self._accurate_ms_per_token * tokens / len(escalate_samples)
         if spent + per_sample > self.options.budget_ms:
             return  # over budget: keep the fast tier's answer
         begin = time.perf_counter()
-        probs[rows] = head.predict(_embed("accurate", texts))
+        probs[rows] = head.predict(model.encode_ids(ids))
         tier_of[rows] = "accurate"
         measured = (time.perf_counter() - begin) * 1000 / max(1, tokens)
         with self._lock:

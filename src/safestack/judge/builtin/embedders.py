@@ -131,13 +131,16 @@ class OnnxEncoder:
         self.dim = int(self._session.get_outputs()[0].shape[-1])
         self.name = _identity(directory, "onnx-minilm-l6-v2", "model.onnx")
 
-    def count_tokens(self, texts: Sequence[str]) -> int:
-        """Tokens the encoder would run on (after truncation): what its latency grows with."""
-        return sum(len(e.ids) for e in self._tokenizer.encode_batch(list(texts)))
+    def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids after truncation; their count is what the encoder's latency grows with."""
+        return [e.ids for e in self._tokenizer.encode_batch(list(texts))]
 
     def encode(self, texts: Sequence[str]) -> Matrix:
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        ids = [e.ids for e in self._tokenizer.encode_batch(list(texts))]
+        return self.encode_ids(self.tokenize(texts))
+
+    def encode_ids(self, ids: Sequence[list[int]]) -> Matrix:
+        """Embeddings of already tokenized texts (see `tokenize`)."""
+        out = np.zeros((len(ids), self.dim), dtype=np.float32)
         # Shortest first, so a batch's newest member is its longest (its padded width).
         batch: list[int] = []
         for i in sorted(range(len(ids)), key=lambda i: len(ids[i])):
