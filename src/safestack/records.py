@@ -192,3 +192,77 @@ class AuditEvent(_Record):
     @classmethod
     def _in_utc(cls, value: datetime) -> datetime:
         return value.astimezone(UTC)
+
+
+class AttemptStatus(StrEnum):
+    """Whether a red-team interaction produced something to judge. Errors are never 'safe'."""
+
+    COMPLETE = "complete"
+    ERROR = "error"
+    SKIPPED = "skipped"
+
+
+class Score(_Record):
+    """One scorer's reading of one Attempt.
+
+    `value` is on the scorer's own scale (refusal 0/1, severity 0–7, ungroundedness 0–4, leak 0/1);
+    `success` says whether the attack achieved its objective by this scorer's account, when the
+    scorer can tell. A scorer that could not judge sets `error` and leaves `value` None.
+    """
+
+    scorer: str
+    version: str
+    value: float | None = Field(default=None, allow_inf_nan=False)
+    label: str | None = None
+    success: bool | None = None
+    evidence: str | None = None
+    error: str | None = None
+
+
+class Usage(_Record):
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class Attempt(_Record):
+    """One red-team interaction: what was asked, how, of which target, what came back, the scores.
+
+    Stored the moment it completes; `probe_id` + `target` + `sample` identify it within a run, which
+    is what lets a re-run skip it and `rescore` judge it again without calling the target.
+    """
+
+    id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    run_id: str
+    campaign_hash: str
+    target: str
+    target_model: str = Field(description="What answered: model name, file digest or URL.")
+    probe_id: str
+    sample: int = Field(default=0, ge=0)
+    attack: str = Field(description="'name@version' of the delivery strategy.")
+    converters: list[str] = Field(default_factory=list)
+    behaviour_id: str | None = None
+    behaviour_source: str | None = None
+    category: str = Field(description="Policy category of the objective, or 'benign'.")
+    benign: bool = Field(
+        default=False, description="A benign look-alike: refusing it is over-refusal."
+    )
+    objective: str
+    canary: str | None = None
+    grounding: str | None = None
+    conversation: list[Message] = Field(default_factory=list)
+    response: str | None = Field(default=None, description="The target's last answer.")
+    status: AttemptStatus
+    error: str | None = None
+    scores: list[Score] = Field(default_factory=list)
+    generation: dict[str, Any] = Field(default_factory=dict)
+    usage: Usage = Field(default_factory=Usage)
+    started_at: AwareDatetime = Field(default_factory=lambda: datetime.now(UTC))
+    latency_ms: float = Field(default=0.0, ge=0.0, allow_inf_nan=False)
+
+    def score(self, scorer: str) -> Score | None:
+        """The score from the scorer called `scorer` (name without version), if any."""
+        for score in self.scores:
+            if score.scorer == scorer:
+                return score
+        return None

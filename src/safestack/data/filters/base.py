@@ -1,0 +1,74 @@
+"""The filter extension point: a small class that sees a batch of documents and removes some.
+
+Filters take batches so model-backed ones (harm, adult content) embed many documents at once;
+rule-based ones loop. A filter returns one `Removal | None` per document, in order; a redacting
+filter rewrites `document.text` in place and returns None.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from safestack.data.document import Document, Removal
+from safestack.policy import Policy
+from safestack.registry import Registry
+
+
+class FilterOptions(BaseModel):
+    """Base for a filter's options block in a pipeline definition (`filters[].options`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Filter(ABC):
+    name: ClassVar[str]
+    version: ClassVar[str] = "1"
+    Options: ClassVar[type[FilterOptions]] = FilterOptions
+
+    def __init__(self, policy: Policy, options: FilterOptions | None = None) -> None:
+        self.policy = policy
+        self.options = options if options is not None else self.Options()
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    @abstractmethod
+    def apply(self, documents: Sequence[Document]) -> list[Removal | None]:
+        """One entry per document: a Removal to drop it, None to keep it (possibly rewritten)."""
+
+    def removal(
+        self,
+        why: str,
+        score: float,
+        threshold: float,
+        *,
+        category: str | None = None,
+        evidence: str | None = None,
+    ) -> Removal:
+        return Removal(
+            filter=self.name,
+            reason=f"{self.name}.{why}",
+            score=float(score),
+            threshold=float(threshold),
+            category=category,
+            evidence=evidence[:300] if evidence else None,
+        )
+
+
+filters: Registry[type[Filter]] = Registry(
+    "filter",
+    (
+        "safestack.data.filters.adult",
+        "safestack.data.filters.harm",
+        "safestack.data.filters.aggregator",
+        "safestack.data.filters.quality",
+        "safestack.data.filters.redact",
+    ),
+    "safestack.filters",
+)
+corpus_filter = filters.register
