@@ -23,9 +23,9 @@ def test_migrations_create_the_tables_at_head(db_url: str) -> None:
 
         store.upgrade()
 
-        assert store.revision() == head_revision() == "0002"
+        assert store.revision() == head_revision() == "0003"
         schema = inspect(store.engine)
-        assert {"judgements", "api_keys", "audit_events"} <= set(schema.get_table_names())
+        assert {"judgements", "api_keys", "audit_events", "redteam_runs", "attempts"} <= set(schema.get_table_names())
         columns = {column["name"] for column in schema.get_columns("judgements")}
         assert columns == {
             "id",
@@ -65,7 +65,7 @@ def test_a_database_at_0001_upgrades_to_head_and_keeps_its_rows(
         old.record_judgement(blocked, "kept across the upgrade", kind="prompt", run_id="old")
 
     with Store.open(db_url) as store:
-        assert store.revision() == "0002"
+        assert store.revision() == "0003"
         assert store.count_judgements(run_id="old") == 1
         key, secret = store.create_key("after-upgrade", ["chat"])
         assert store.verify_key(secret) == key

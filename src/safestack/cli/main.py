@@ -12,6 +12,7 @@ from safestack.cli.judge import judge_app
 from safestack.cli.keys import keys_app
 from safestack.cli.models import models_app
 from safestack.cli.policy import policy_app
+from safestack.cli.redteam import redteam_app
 from safestack.cli.serve import serve  # noqa: F401  registers `safestack serve`
 
 app.add_typer(judge_app, name="judge")
@@ -19,6 +20,7 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(db_app, name="db")
 app.add_typer(models_app, name="models")
 app.add_typer(keys_app, name="keys")
+app.add_typer(redteam_app, name="redteam")
 
 
 @app.command("version")

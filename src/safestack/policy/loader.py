@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
 
 from safestack.errors import PolicyError
 from safestack.policy.model import Policy
+from safestack.yamlfile import read_yaml, validate
 
 DEFAULT_POLICY_RESOURCE = "default.yaml"
 
@@ -41,28 +41,7 @@ def load_policy(path: str | Path | None = None) -> Policy:
     """
     if path is None:
         return default_policy()
-    path = Path(path)
-    try:
-        text = path.read_text("utf-8")
-    except FileNotFoundError:
-        raise PolicyError(f"{path}: policy file not found") from None
-    except UnicodeDecodeError as exc:
-        raise PolicyError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    try:
-        data = yaml.safe_load(text)
-        root = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        raise PolicyError(
-            f"{path}{where}: not valid YAML: {getattr(exc, 'problem', exc)}"
-        ) from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise PolicyError(
-            f"{path}: a policy must be a mapping of fields, got {type(data).__name__}"
-        )
+    data, root = read_yaml(path, PolicyError, "policy")
     extends = data.pop("extends", "default")
     if extends not in ("default", "none"):
         raise PolicyError(f"{path}: extends must be 'default' or 'none', got {extends!r}")
@@ -86,48 +65,11 @@ def _merge(base: Any, override: Any) -> Any:
 
 
 def _build(data: dict[str, Any], source: str, root: yaml.Node | None) -> Policy:
-    try:
-        return Policy.model_validate(data)
-    except ValidationError as exc:
-        raise PolicyError(_describe(exc, source, root)) from None
-
-
-def _describe(exc: ValidationError, source: str, root: yaml.Node | None) -> str:
-    problems = []
-    for error in exc.errors():
-        loc = [str(part) for part in error["loc"]]
-        field = ".".join(loc) or "(top level)"
-        line = _line_of(root, loc)
-        where = f"{source}:{line}" if line else source
-        message = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "extra_forbidden":
-            message = "unknown field; check the spelling against `safestack policy show --yaml`"
-        elif error["type"] == "missing":
-            message = "required field is missing"
-        elif "input" in error and error["type"] not in ("model_type", "dict_type"):
-            message = f"{message} (got {error['input']!r})"
-        problems.append(f"{where}: {field}: {message}")
-    more = (
-        f" (and {len(problems) - 1} more problem(s): " + "; ".join(problems[1:]) + ")"
-        if len(problems) > 1
-        else ""
+    return validate(
+        Policy,
+        data,
+        source,
+        root,
+        PolicyError,
+        "check the spelling against `safestack policy show --yaml`",
     )
-    return problems[0] + more
-
-
-def _line_of(root: yaml.Node | None, loc: list[str]) -> int | None:
-    """1-based line of the deepest YAML node on the error's path that exists in the user's file."""
-    node = root
-    line = None
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            match = next((v for k, v in node.value if str(k.value) == part), None)
-        elif isinstance(node, yaml.SequenceNode) and part.isdigit() and int(part) < len(node.value):
-            match = node.value[int(part)]
-        else:
-            match = None
-        if match is None:
-            break
-        node = match
-        line = node.start_mark.line + 1
-    return line

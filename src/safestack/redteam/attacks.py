@@ -83,6 +83,10 @@ class Attack(ABC):
     def ref(self) -> str:
         return f"{self.name}@{self.version}"
 
+    def expected_calls(self) -> int:
+        """Target calls one probe makes (attacker calls included), for the budget estimate."""
+        return 1
+
     @abstractmethod
     def probes(self, behaviours: Sequence[Behaviour], converters: Sequence[str]) -> list[Probe]:
         """Plan the probes; attacks with their own objectives (injection) ignore `behaviours`."""

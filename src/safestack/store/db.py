@@ -19,12 +19,21 @@ from types import TracebackType
 from typing import Any, Self
 
 from alembic.util.exc import CommandError
-from sqlalchemy import URL, Connection, Engine, create_engine, event, insert, make_url
+from sqlalchemy import URL, Connection, Engine, create_engine, event, insert, make_url, select
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from safestack.errors import StoreError
-from safestack.records import AuditEvent, Kind, Verdict
+from safestack.records import Attempt, AuditEvent, Kind, Verdict
+from safestack.store.attempts import (
+    StoredRun,
+    attempt_from_row,
+    attempt_row,
+    delete_attempts,
+    run_row,
+    select_attempts,
+)
+from safestack.store.attempts import select_keys as select_attempt_keys
 from safestack.store.audit import (
     audit_row,
     audit_rows,
@@ -50,7 +59,7 @@ from safestack.store.keys import (
     select_keys,
 )
 from safestack.store.migrate import current_revision, upgrade_schema
-from safestack.store.tables import ApiKeyRow, AuditEventRow, JudgementRow
+from safestack.store.tables import ApiKeyRow, AttemptRow, AuditEventRow, JudgementRow, RedteamRunRow
 
 # Rows per INSERT statement in a batch; all chunks still share one transaction.
 _BATCH_ROWS = 500
@@ -269,6 +278,81 @@ class Store:
         query = delete_before(before)
         with self._transaction("purging audit events") as session:
             return session.connection().execute(query).rowcount
+
+    # -- red-team runs and attempts ------------------------------------------------------------------
+
+    def open_run(
+        self, run_id: str, name: str, campaign_hash: str, campaign: dict[str, Any], *, force: bool
+    ) -> tuple[StoredRun, int]:
+        """Create the run, or reopen it when its campaign is unchanged; returns (run, attempts kept).
+
+        A changed campaign is refused (StoreError naming both hashes) unless `force`, which
+        discards the run's stored attempts and records the new campaign.
+        """
+        with self._transaction("opening a red-team run", write_first=True) as session:
+            row = session.get(RedteamRunRow, run_id)
+            if row is None:
+                row = run_row(run_id, name, campaign_hash, campaign)
+                session.add(row)
+                session.flush()
+                return StoredRun.from_row(row), 0
+            count = len(session.execute(select_attempt_keys(run_id)).all())
+            if row.campaign_hash != campaign_hash:
+                if not force:
+                    raise StoreError(
+                        f"run '{run_id}' was made from a different campaign "
+                        f"(stored {row.campaign_hash[:12]}, now {campaign_hash[:12]}); pass --force "
+                        f"to discard its {count} attempts and start again, or --run-id NEW to keep both"
+                    )
+                session.execute(delete_attempts(run_id))
+                row.campaign_hash, row.campaign, row.name = campaign_hash, campaign, name
+                count = 0
+            row.updated_at = datetime.now(UTC)
+            session.flush()
+            return StoredRun.from_row(row), count
+
+    def get_run(self, run_id: str) -> StoredRun | None:
+        with self._transaction("reading a red-team run") as session:
+            row = session.get(RedteamRunRow, run_id)
+            return None if row is None else StoredRun.from_row(row)
+
+    def list_runs(self) -> list[StoredRun]:
+        with self._transaction("listing red-team runs") as session:
+            rows = session.scalars(select(RedteamRunRow).order_by(RedteamRunRow.updated_at.desc()))
+            return [StoredRun.from_row(row) for row in rows]
+
+    def record_attempt(self, attempt: Attempt) -> None:
+        """Store one Attempt; it is committed (durable) when this returns."""
+        with self._transaction("recording an attempt") as session:
+            session.execute(insert(AttemptRow), [attempt_row(attempt)])
+
+    def replace_attempts(self, attempts: Iterable[Attempt]) -> int:
+        """Overwrite stored Attempts (same ids) in one transaction, e.g. after rescoring."""
+        changed = 0
+        with self._transaction("rewriting attempts") as session:
+            for attempt in attempts:
+                row = session.get(AttemptRow, attempt.id)
+                if row is None:
+                    raise StoreError(f"attempt '{attempt.id}' is not stored; nothing to replace")
+                values = attempt_row(attempt)
+                row.record, row.status = values["record"], values["status"]
+                changed += 1
+        return changed
+
+    def attempts(self, run_id: str, *, target: str | None = None) -> list[Attempt]:
+        """A run's Attempts in the order they completed."""
+        with self._transaction("reading attempts") as session:
+            return [
+                attempt_from_row(row) for row in session.scalars(select_attempts(run_id, target))
+            ]
+
+    def attempt_keys(self, run_id: str) -> set[tuple[str, str, int]]:
+        """(target, probe_id, sample) of every stored attempt of the run: what resume skips."""
+        with self._transaction("reading attempt keys") as session:
+            return {
+                (target, probe, sample)
+                for target, probe, sample in session.execute(select_attempt_keys(run_id))
+            }
 
     # -- plumbing ----------------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    UniqueConstraint,
 )
 from sqlalchemy import Text as TextType
 from sqlalchemy.dialects.postgresql import JSONB
@@ -133,4 +134,39 @@ class AuditEventRow(Base):
     content: Mapped[dict[str, Any] | None] = mapped_column(NullableJSONDocument)
     error: Mapped[str | None] = mapped_column(TextType())
     stream: Mapped[bool] = mapped_column(Boolean())
+    schema_version: Mapped[int] = mapped_column(Integer())
+
+
+class RedteamRunRow(Base):
+    """One red-team run: a campaign (as loaded, and its hash) applied to its targets."""
+
+    __tablename__ = "redteam_runs"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    name: Mapped[str] = mapped_column(TextType())
+    campaign_hash: Mapped[str] = mapped_column(String(64))
+    campaign: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    schema_version: Mapped[int] = mapped_column(Integer())
+
+
+class AttemptRow(Base):
+    """One Attempt; the columns runs filter and resume on are pulled out of the JSON record."""
+
+    __tablename__ = "attempts"
+    __table_args__ = (
+        UniqueConstraint("run_id", "target", "probe_id", "sample", name="uq_attempts_probe"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(128), index=True)
+    target: Mapped[str] = mapped_column(String(200))
+    probe_id: Mapped[str] = mapped_column(String(64))
+    sample: Mapped[int] = mapped_column(Integer())
+    attack: Mapped[str] = mapped_column(String(200))
+    category: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    record: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
     schema_version: Mapped[int] = mapped_column(Integer())

@@ -1,0 +1,348 @@
+"""Running a campaign: every planned interaction once, concurrently within each target's limit,
+retried on transient failures, scored, and written to the store the moment it completes.
+
+Re-running the same campaign resumes: stored (target, probe, sample) keys are skipped, so a killed
+run loses at most its in-flight attempts. A changed campaign is refused unless forced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+
+from safestack.models.base import (
+    ChatModel,
+    Completion,
+    GenerationSettings,
+    ModelError,
+    create_model,
+)
+from safestack.policy import Policy
+from safestack.records import Attempt, AttemptStatus, Message, Role, Score, Usage
+from safestack.redteam.attacks import AttackContext
+from safestack.redteam.campaign import Campaign, ModelSpec, Retries, TargetSpec
+from safestack.redteam.converters import Converter, converters
+from safestack.redteam.plan import Plan, Work, plan_campaign
+from safestack.redteam.scorers import Scorer, scorers
+from safestack.registry import parse_options
+from safestack.store import Store
+
+
+class BudgetExhausted(Exception):
+    """The campaign's request or token budget is spent; the rest waits for the next run."""
+
+
+@dataclass
+class Spend:
+    """Requests and tokens spent in this run, checked against the campaign budget before a call."""
+
+    max_requests: int | None
+    max_tokens: int | None
+    requests: int = 0
+    tokens: int = 0
+
+    def reserve(self) -> None:
+        if self.max_requests is not None and self.requests >= self.max_requests:
+            raise BudgetExhausted(f"request budget of {self.max_requests} spent")
+        if self.max_tokens is not None and self.tokens >= self.max_tokens:
+            raise BudgetExhausted(f"token budget of {self.max_tokens} spent")
+        self.requests += 1
+
+
+class GatedModel(ChatModel):
+    """A model seen through the campaign's rules: budget, per-call timeout, retries with backoff,
+    and the target's default system prompt when the conversation brings none."""
+
+    name = "gated"
+
+    def __init__(
+        self,
+        inner: ChatModel,
+        spend: Spend,
+        retries: Retries,
+        timeout_s: float,
+        system_prompt: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.inner = inner
+        self.capabilities = inner.capabilities
+        self.spend = spend
+        self.retries = retries
+        self.timeout_s = timeout_s
+        self.system_prompt = system_prompt if inner.capabilities.system_prompt else None
+        self.usage = Usage()
+
+    @property
+    def model_id(self) -> str:
+        return self.inner.model_id
+
+    def with_system(self, messages: Sequence[Message]) -> list[Message]:
+        if self.system_prompt and not any(m.role == Role.SYSTEM for m in messages):
+            return [Message(role=Role.SYSTEM, content=self.system_prompt), *messages]
+        return list(messages)
+
+    async def complete(
+        self, messages: Sequence[Message], settings: GenerationSettings
+    ) -> Completion:
+        sent = self.with_system(messages)
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.retries.attempts),
+            retry=retry_if_exception(_transient),
+            wait=self._wait,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                self.spend.reserve()
+                try:
+                    completion = await asyncio.wait_for(
+                        self.inner.complete(sent, settings), self.timeout_s
+                    )
+                except TimeoutError:
+                    raise ModelError(
+                        self.model_id, f"no answer within {self.timeout_s:g} s", transient=True
+                    ) from None
+        self.spend.tokens += completion.prompt_tokens + completion.completion_tokens
+        self.usage = Usage(
+            requests=self.usage.requests + 1,
+            prompt_tokens=self.usage.prompt_tokens + completion.prompt_tokens,
+            completion_tokens=self.usage.completion_tokens + completion.completion_tokens,
+        )
+        return completion
+
+    def _wait(self, state: RetryCallState) -> float:
+        # Exponential backoff with jitter; a server's Retry-After wins when it asks for longer.
+        exc = state.outcome.exception() if state.outcome else None
+        backoff = min(
+            self.retries.max_backoff_s, self.retries.backoff_s * 2.0 ** (state.attempt_number - 1)
+        )
+        backoff *= random.uniform(0.5, 1.0)
+        retry_after = getattr(exc, "retry_after", None)
+        if isinstance(retry_after, int | float) and retry_after > 0:
+            return max(backoff, min(float(retry_after), self.retries.max_backoff_s))
+        return backoff
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def _transient(exc: BaseException) -> bool:
+    return isinstance(exc, ModelError) and exc.transient
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    campaign_hash: str
+    planned: int
+    already_done: int
+    completed: int = 0
+    errors: int = 0
+    not_run: int = 0
+    stopped: str | None = None
+    spend: Spend | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+
+
+Progress = Callable[[Attempt], None]
+
+
+def build_model(spec: ModelSpec, where: str) -> ChatModel:
+    return create_model(spec.kind, spec.options, where=where)
+
+
+def build_scorers(campaign: Campaign, policy: Policy, judge: ChatModel | None) -> list[Scorer]:
+    built = []
+    for spec in campaign.scorers:
+        cls = scorers.get(spec.name)
+        built.append(cls(policy, parse_options(cls.Options, spec.options, where="scorers"), judge))
+    return built
+
+
+async def score_attempt(attempt: Attempt, active: Sequence[Scorer]) -> Attempt:
+    """The attempt with a fresh score from every scorer that applies (errors recorded as errors)."""
+    if attempt.status != AttemptStatus.COMPLETE:
+        return attempt.model_copy(update={"scores": []})
+    results: list[Score] = []
+    for scorer in active:
+        if not scorer.applies(attempt):
+            continue
+        try:
+            results.append(await scorer.score(attempt))
+        except Exception as exc:  # a scorer bug must not lose the attempt; it is an error score
+            results.append(
+                Score(
+                    scorer=scorer.name, version=scorer.version, error=f"{type(exc).__name__}: {exc}"
+                )
+            )
+    return attempt.model_copy(update={"scores": results})
+
+
+class Runner:
+    """Runs one campaign against the store; build it, then `await runner.run()`."""
+
+    def __init__(
+        self,
+        campaign: Campaign,
+        store: Store,
+        policy: Policy,
+        *,
+        run_id: str | None = None,
+        force: bool = False,
+    ) -> None:
+        self.campaign = campaign
+        self.store = store
+        self.policy = policy
+        self.run_id = run_id or campaign.name
+        self.force = force
+        self.spend = Spend(campaign.budget.max_requests, campaign.budget.max_tokens)
+        self.targets = {
+            t.name: build_model(t, f"targets[{i}]") for i, t in enumerate(campaign.targets)
+        }
+        self.attacker = build_model(campaign.attacker, "attacker") if campaign.attacker else None
+        self.judge = (
+            build_model(campaign.judge_model, "judge_model") if campaign.judge_model else None
+        )
+        self.plan: Plan = plan_campaign(
+            campaign, {name: m.capabilities for name, m in self.targets.items()}
+        )
+        self._write_lock = asyncio.Lock()
+
+    def pending(self) -> tuple[list[Work], int]:
+        """Open (or create) the run and return the work not yet stored, and how much was."""
+        _, _ = self.store.open_run(
+            self.run_id,
+            self.campaign.name,
+            self.plan.campaign_hash,
+            self.campaign.model_dump(mode="json"),
+            force=self.force,
+        )
+        done = self.store.attempt_keys(self.run_id)
+        todo = [w for w in self.plan.work if w.key not in done]
+        return todo, len(self.plan.work) - len(todo)
+
+    async def run(self, todo: Sequence[Work], on_attempt: Progress | None = None) -> RunResult:
+        result = RunResult(
+            self.run_id,
+            self.plan.campaign_hash,
+            len(self.plan.work),
+            len(self.plan.work) - len(todo),
+        )
+        result.spend = self.spend
+        active = build_scorers(self.campaign, self.policy, self.judge)
+        specs = {t.name: t for t in self.campaign.targets}
+        limits = {name: asyncio.Semaphore(spec.concurrency) for name, spec in specs.items()}
+        stop = asyncio.Event()
+
+        async def one(work: Work) -> None:
+            async with limits[work.target]:
+                if stop.is_set():
+                    result.not_run += 1
+                    return
+                try:
+                    attempt = await self._attempt(work, specs[work.target], active)
+                except BudgetExhausted as exc:
+                    result.stopped = str(exc)
+                    result.not_run += 1
+                    stop.set()
+                    return
+            async with self._write_lock:
+                await asyncio.to_thread(self.store.record_attempt, attempt)
+            if attempt.status == AttemptStatus.ERROR:
+                result.errors += 1
+            else:
+                result.completed += 1
+            result.attempts.append(attempt)
+            if on_attempt is not None:
+                on_attempt(attempt)
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for work in todo:
+                    group.create_task(one(work))
+        finally:
+            for model in {*self.targets.values(), self.attacker, self.judge} - {None}:
+                assert model is not None
+                await model.aclose()
+        return result
+
+    async def _attempt(self, work: Work, spec: TargetSpec, active: Sequence[Scorer]) -> Attempt:
+        planned = self.plan.attacks[work.attack_index]
+        probe = work.probe
+        settings = self.campaign.generation
+        if settings.seed is not None:
+            settings = settings.model_copy(update={"seed": settings.seed + work.sample})
+        target = GatedModel(
+            self.targets[work.target],
+            self.spend,
+            self.campaign.retries,
+            spec.timeout_s,
+            spec.system_prompt,
+        )
+        attacker = (
+            GatedModel(self.attacker, self.spend, self.campaign.retries, spec.timeout_s)
+            if self.attacker is not None
+            else None
+        )
+        chain: list[Converter] = []
+        for conv in planned.spec.converters:
+            cls = converters.get(conv.name)
+            chain.append(
+                cls(parse_options(cls.Options, conv.options, where="converters"), attacker)
+            )
+        rng = random.Random(f"{self.campaign.seed}:{probe.id}:{work.sample}")
+        ctx = AttackContext(target, settings, chain, attacker, rng)
+        started = datetime.now(UTC)
+        clock = time.perf_counter()
+        fields = {
+            "run_id": self.run_id,
+            "campaign_hash": self.plan.campaign_hash,
+            "target": work.target,
+            "target_model": target.model_id,
+            "probe_id": probe.id,
+            "sample": work.sample,
+            "attack": planned.attack.ref,
+            "converters": [c.ref for c in chain],
+            "behaviour_id": probe.behaviour.id if probe.behaviour else None,
+            "behaviour_source": probe.behaviour.source if probe.behaviour else None,
+            "category": probe.category,
+            "benign": probe.benign,
+            "objective": probe.objective,
+            "canary": probe.canary,
+            "grounding": probe.grounding,
+            "generation": settings.model_dump(mode="json"),
+            "started_at": started,
+        }
+        try:
+            transcript = await planned.attack.run(probe, ctx)
+        except ModelError as exc:
+            return Attempt(
+                **fields,
+                status=AttemptStatus.ERROR,
+                error=str(exc),
+                usage=target.usage,
+                latency_ms=(time.perf_counter() - clock) * 1000,
+            )
+        response = transcript.response
+        empty = response is None or not response.strip()
+        attempt = Attempt(
+            **fields,
+            conversation=target.with_system(transcript.messages),
+            response=response,
+            status=AttemptStatus.ERROR if empty else AttemptStatus.COMPLETE,
+            error="the target returned an empty response" if empty else None,
+            usage=transcript.usage if transcript.usage.requests else target.usage,
+            latency_ms=(time.perf_counter() - clock) * 1000,
+        )
+        return await score_attempt(attempt, active)
+
+
+async def rescore(attempts: Sequence[Attempt], active: Sequence[Scorer]) -> list[Attempt]:
+    """Re-judge stored attempts with `active` scorers; the targets are not called."""
+    return [await score_attempt(a, active) for a in attempts]
