@@ -34,9 +34,13 @@ def test_a_new_run_is_created_and_reopened_with_its_attempts(store: Store) -> No
     store.record_attempt(_attempt("p1", target="model-b"))
     store.record_attempt(_attempt("p1", sample=1))
 
-    again, kept = store.open_run("r1", "demo", "h1", {"name": "demo"}, force=False)
+    _again, kept = store.open_run("r1", "demo", "h1", {"name": "demo"}, force=False)
     assert kept == 3
-    assert store.attempt_keys("r1") == {("model-a", "p1", 0), ("model-b", "p1", 0), ("model-a", "p1", 1)}
+    assert store.attempt_keys("r1") == {
+        ("model-a", "p1", 0),
+        ("model-b", "p1", 0),
+        ("model-a", "p1", 1),
+    }
     assert [a.target for a in store.attempts("r1", target="model-b")] == ["model-b"]
     assert store.attempts("r1")[0].scores[0].label == "refused"
 
@@ -44,7 +48,7 @@ def test_a_new_run_is_created_and_reopened_with_its_attempts(store: Store) -> No
 def test_a_changed_campaign_is_refused_unless_forced(store: Store) -> None:
     store.open_run("r1", "demo", "h1", {}, force=False)
     store.record_attempt(_attempt("p1"))
-    with pytest.raises(StoreError, match="different campaign.*--force"):
+    with pytest.raises(StoreError, match=r"different campaign.*--force"):
         store.open_run("r1", "demo", "h2", {}, force=False)
     assert len(store.attempts("r1")) == 1
 

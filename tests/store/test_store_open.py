@@ -25,7 +25,9 @@ def test_migrations_create_the_tables_at_head(db_url: str) -> None:
 
         assert store.revision() == head_revision() == "0003"
         schema = inspect(store.engine)
-        assert {"judgements", "api_keys", "audit_events", "redteam_runs", "attempts"} <= set(schema.get_table_names())
+        assert {"judgements", "api_keys", "audit_events", "redteam_runs", "attempts"} <= set(
+            schema.get_table_names()
+        )
         columns = {column["name"] for column in schema.get_columns("judgements")}
         assert columns == {
             "id",

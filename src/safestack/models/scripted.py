@@ -2,11 +2,12 @@
 
 Rules are tried in order against the last user message (a regex search, case-insensitive); the
 first match answers. `fail_first` makes the first N calls raise a transient error, to exercise
-retries; `garbage` makes every call raise a non-transient one.
+retries; `garbage` makes every call fail as an unparseable reply would (transient, so retried).
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Sequence
 
@@ -40,6 +41,7 @@ class ScriptedOptions(ModelOptions):
     garbage: bool = Field(
         default=False, description="Every call fails as if the reply were unparseable."
     )
+    delay_s: float = Field(default=0.0, ge=0.0, description="Wait this long before answering.")
     system_prompt: bool = True
     multi_turn: bool = True
     tools: bool = False
@@ -69,10 +71,14 @@ class ScriptedModel(ChatModel):
         self, messages: Sequence[Message], settings: GenerationSettings
     ) -> Completion:
         self.calls.append(list(messages))
+        if self.options.delay_s:
+            await asyncio.sleep(self.options.delay_s)
         if len(self.calls) <= self.options.fail_first:
             raise ModelError(self.model_id, "scripted transient failure", transient=True)
         if self.options.garbage:
-            raise ModelError(self.model_id, "response was not valid JSON (scripted garbage)")
+            raise ModelError(
+                self.model_id, "response was not valid JSON (scripted garbage)", transient=True
+            )
         last = next((m.content for m in reversed(messages) if m.role == Role.USER), "")
         text = last if self.options.echo else self._reply(last)
         return Completion(

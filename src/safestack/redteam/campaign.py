@@ -138,10 +138,15 @@ class Campaign(_Strict):
         return self
 
     def digest(self, data_pins: dict[str, str]) -> str:
-        """sha256 of the campaign's content plus the pinned hashes of the data it reads."""
-        blob = json.dumps(
-            {"campaign": self.model_dump(mode="json"), "data": data_pins}, sort_keys=True
-        )
+        """sha256 of what the campaign asks, of whom and how it judges, plus the data it reads.
+
+        How a run is executed (budget, retries, concurrency, timeouts, description) is left out,
+        so raising a budget or a timeout resumes the same run instead of starting a new one.
+        """
+        content = self.model_dump(mode="json", exclude={"budget", "retries", "description"})
+        for target in content["targets"]:
+            del target["concurrency"], target["timeout_s"]
+        blob = json.dumps({"campaign": content, "data": data_pins}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -156,20 +161,22 @@ def load_campaign(path: str | Path) -> Campaign:
         CampaignError,
         "see docs/redteam.md for the campaign fields",
     )
-    _check_registries(campaign, str(path), root)
+    _check_registries(campaign, str(path), root, _attack_count(data))
     return campaign
 
 
 def parse_campaign(data: dict[str, Any], source: str = "<campaign>") -> Campaign:
     """Validate an in-memory campaign mapping (for the Python API and tests)."""
     campaign = validate(Campaign, data, source, None, CampaignError)
-    _check_registries(campaign, source, None)
+    _check_registries(campaign, source, None, _attack_count(data))
     return campaign
 
 
-def _check_registries(campaign: Campaign, source: str, root: yaml.Node | None) -> None:
+def _check_registries(
+    campaign: Campaign, source: str, root: yaml.Node | None, user_attacks: int
+) -> None:
     # When the file has no baseline, one was prepended: the user's attack i is campaign's i + 1.
-    offset = 1 if root is not None and _user_attack_count(root) < len(campaign.attacks) else 0
+    offset = len(campaign.attacks) - user_attacks
 
     def fail(loc: list[str], message: str) -> NoReturn:
         line = line_of(root, loc)
@@ -215,9 +222,6 @@ def _check_registries(campaign: Campaign, source: str, root: yaml.Node | None) -
         check(scorers, scorer_spec.name, scorer_spec.options, ["scorers", str(i)])
 
 
-def _user_attack_count(root: yaml.Node) -> int:
-    if isinstance(root, yaml.MappingNode):
-        for key, value in root.value:
-            if key.value == "attacks" and isinstance(value, yaml.SequenceNode):
-                return len(value.value)
-    return 0
+def _attack_count(data: dict[str, Any]) -> int:
+    attacks_in_file = data.get("attacks")
+    return len(attacks_in_file) if isinstance(attacks_in_file, list) else 0
