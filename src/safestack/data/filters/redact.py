@@ -1,1 +1,134 @@
-"""(placeholder: being written)"""
+"""The `redact` corpus filter: personal identifiers replaced by typed placeholders, never a removal.
+
+The judge's fast PII patterns (`judge/detectors/rules.py`: email, card with Luhn check, SSN, IBAN
+with its checksum, phone, IP address) rewrite `document.text` in place, e.g. `[EMAIL]`; with the
+`presidio` option, presidio's recognisers (spaCy NER, offline) add the entity types listed. Counts
+per placeholder go to `document.metadata["redactions"]`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import ClassVar
+
+from pydantic import Field
+
+from safestack.data.document import Document, Removal
+from safestack.data.filters.base import Filter, FilterOptions, corpus_filter
+from safestack.judge.detectors.rules import _PII, _iban, _luhn
+
+PLACEHOLDERS: dict[str, str] = {
+    "EMAIL_ADDRESS": "[EMAIL]",
+    "PHONE_NUMBER": "[PHONE]",
+    "CREDIT_CARD": "[CREDIT_CARD]",
+    "IBAN_CODE": "[IBAN]",
+    "US_SSN": "[SSN]",
+    "IP_ADDRESS": "[IP_ADDRESS]",
+    "US_ITIN": "[ITIN]",
+    "US_PASSPORT": "[PASSPORT]",
+    "US_DRIVER_LICENSE": "[DRIVER_LICENSE]",
+    "US_BANK_NUMBER": "[BANK_ACCOUNT]",
+    "CRYPTO": "[CRYPTO_WALLET]",
+    "PERSON": "[PERSON]",
+    "LOCATION": "[LOCATION]",
+}
+# Names and places are left out by default: a corpus without them loses more than it protects.
+_PRESIDIO_DEFAULT = (
+    "EMAIL_ADDRESS",
+    "PHONE_NUMBER",
+    "CREDIT_CARD",
+    "US_SSN",
+    "US_ITIN",
+    "US_PASSPORT",
+    "US_BANK_NUMBER",
+    "IBAN_CODE",
+    "IP_ADDRESS",
+    "CRYPTO",
+)
+
+Span = tuple[int, int, str]
+
+
+class RedactOptions(FilterOptions):
+    presidio: bool = Field(
+        default=False,
+        description="Also run presidio (spaCy NER; ~16 ms per 500 characters, so off by default).",
+    )
+    presidio_entities: tuple[str, ...] = Field(
+        default=_PRESIDIO_DEFAULT, description="Presidio entity types to redact."
+    )
+    min_score: float = Field(default=0.5, ge=0.0, le=1.0, description="Presidio's score floor.")
+
+
+def pattern_spans(text: str) -> list[Span]:
+    """Spans of the fast PII patterns, checksums verified, earlier patterns winning overlaps."""
+    spans: list[Span] = []
+    for pii in _PII:
+        for match in pii.pattern.finditer(text):
+            start, end = match.span()
+            if any(start < e and s < end for s, e, _ in spans):
+                continue
+            if pii.check == "luhn" and not _luhn(match.group()):
+                continue
+            if pii.check == "iban" and not _iban(match.group()):
+                continue
+            spans.append((start, end, pii.label))
+    return spans
+
+
+def redact_text(text: str, spans: Sequence[Span]) -> tuple[str, Counter[str]]:
+    """`text` with each span replaced by its placeholder (overlaps: the longer span wins)."""
+    kept: list[Span] = []
+    for start, end, label in sorted(spans, key=lambda s: (s[0], -(s[1] - s[0]))):
+        if kept and start < kept[-1][1]:
+            continue
+        kept.append((start, end, label))
+    pieces: list[str] = []
+    counts: Counter[str] = Counter()
+    cursor = 0
+    for start, end, label in kept:
+        placeholder = PLACEHOLDERS.get(label, f"[{label}]")
+        pieces += [text[cursor:start], placeholder]
+        counts[placeholder.strip("[]")] += 1
+        cursor = end
+    pieces.append(text[cursor:])
+    return "".join(pieces), counts
+
+
+@corpus_filter("redact")
+class RedactFilter(Filter):
+    """Rewrite personal identifiers as typed placeholders; keeps every document."""
+
+    version = "1"
+    Options: ClassVar[type[FilterOptions]] = RedactOptions
+    options: RedactOptions
+
+    def apply(self, documents: Sequence[Document]) -> list[Removal | None]:
+        found = [pattern_spans(d.text) for d in documents]
+        if self.options.presidio:
+            for spans, extra in zip(found, self._presidio(documents), strict=True):
+                spans.extend(extra)
+        for document, spans in zip(documents, found, strict=True):
+            if not spans:
+                continue
+            document.text, counts = redact_text(document.text, spans)
+            previous = document.metadata.get("redactions") or {}
+            document.metadata["redactions"] = dict(Counter(previous) + counts)
+        return [None] * len(documents)
+
+    def _presidio(self, documents: Sequence[Document]) -> list[list[Span]]:
+        from presidio_analyzer import BatchAnalyzerEngine
+
+        from safestack.data.filters.aggregator import _presidio
+
+        results = BatchAnalyzerEngine(_presidio()).analyze_iterator(
+            [d.text for d in documents],
+            language="en",
+            entities=list(self.options.presidio_entities),
+            batch_size=16,
+        )
+        return [
+            [(r.start, r.end, r.entity_type) for r in found if r.score >= self.options.min_score]
+            for found in results
+        ]

@@ -1,0 +1,89 @@
+"""The harm filter: document-level harm categories from the policy; sexual/minors always on."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from safestack.data.document import Document
+from safestack.data.filters import harm as harm_module
+from safestack.data.filters.harm import HarmFilter, reason_code, score_documents, windows
+from safestack.errors import PolicyError
+from safestack.policy import default_policy, parse_policy
+from safestack.policy.loader import default_policy_text
+
+HATE = (
+    "I hate immigrants. They are a disease on this country and decent people should refuse to "
+    "live next to them. Immigrants are subhuman animals, not people. They should be thrown out of "
+    "our country, every last one of them."
+)
+RECIPE = (
+    "Heat the oven to 180C. Beat the butter and sugar together until pale and creamy, then add "
+    "the eggs one at a time. Fold in the flour and the lemon zest and bake for 45 minutes."
+)
+
+
+def _policy(harm: dict[str, object]) -> object:
+    import yaml
+
+    data = yaml.safe_load(default_policy_text())
+    data["data"]["harm"].update(harm)
+    return parse_policy(data)
+
+
+def test_hateful_page_removed_and_recipe_kept() -> None:
+    hate, recipe = HarmFilter(default_policy()).apply([Document("1", HATE), Document("2", RECIPE)])
+    assert recipe is None
+    assert hate is not None and hate.reason == "harm.hate" and hate.category == "hate"
+    assert hate.score >= hate.threshold == 0.6
+    assert hate.evidence and "immigrants" in hate.evidence.lower()
+
+
+def test_sexual_minors_cannot_be_switched_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    policy = _policy({"sexual_minors": 1.0, "categories": {"sexual/minors": None}})
+    harm = HarmFilter(policy)  # type: ignore[arg-type]
+    assert harm.thresholds["sexual/minors"] == 0.5  # capped, still on
+
+    real = harm_module._score
+
+    def fake(texts: list[str], *args: object) -> list[harm_module.DocumentScores]:
+        out = real(texts, *args)  # type: ignore[arg-type]
+        top = out[0].top.copy()
+        top[out[0].labels.index("sexual/minors")] = 0.9
+        return [harm_module.DocumentScores(out[0].labels, top, out[0].spans, "fast")]
+
+    harm_module._cache.clear()
+    monkeypatch.setattr(harm_module, "_score", fake)
+    (removal,) = harm.apply([Document("1", RECIPE + " (minors test)")])
+    harm_module._cache.clear()
+    assert removal is not None and removal.reason == "harm.sexual_minors"
+    assert harm.sexual_minors_removed == 1
+
+
+def test_policy_threshold_and_switch_off_are_honoured() -> None:
+    off = HarmFilter(_policy({"categories": {"hate": None, "harassment": None}}))  # type: ignore[arg-type]
+    assert off.apply([Document("1", HATE)]) == [None]
+    with pytest.raises(PolicyError, match="not-a-category"):
+        HarmFilter(_policy({"categories": {"not-a-category": 0.5}}))  # type: ignore[arg-type]
+
+
+def test_fast_tier_matches_model2vec_encode() -> None:
+    from safestack.judge.builtin.embedders import static_embedder
+
+    text = "Ça va? I'm José_from 'México' #1 $100, e-mail: a@b.com ©2024 Acme™ 中文"
+    ours = harm_module._normalised(harm_module._fast_tier().encode_words([text.split()]))
+    reference = static_embedder().encode([text])
+    assert np.abs(ours - reference).max() < 1e-5
+
+
+def test_long_document_is_windowed_and_cached() -> None:
+    long_text = (RECIPE + " ") * 20 + HATE
+    cuts = windows(long_text, 600)
+    assert len(cuts) > 3 and all(b - a <= 600 for a, b in cuts)
+    first = score_documents([long_text])[0]
+    assert score_documents([long_text])[0] is first  # the adult filter reuses harm's scores
+    assert "immigrants" in first.evidence(long_text, "hate").lower()
+
+
+def test_reason_codes_are_identifiers() -> None:
+    assert reason_code("self-harm/intent") == "self_harm_intent"
