@@ -1,21 +1,26 @@
-"""Measures the corpus filters on the labelled evaluation corpus (`safestack data eval`).
+"""Measures the corpus filters on a labelled corpus (`safestack data eval`): the held-out one
+(`eval_heldout`, the model card's numbers) or the tuning one (`eval_corpus`, optimistic).
 
 Each filter runs alone over the whole corpus and is scored against the labels it is responsible
 for (adult -> adult, harm -> harm:*, aggregator -> aggregator, quality -> spam and non_english),
 on the documents labelled `keep` or with one of its labels; then the default chain runs as a whole
-and every source group's outcome is tabulated, with the hard cases it got wrong.
+and every source group's outcome is tabulated, with the documents it got wrong. Rates carry Wilson
+95% intervals; F1 a bootstrap one.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from safestack.data import eval_corpus
+import numpy as np
+
+from safestack.data import eval_corpus, eval_heldout
 from safestack.data.document import Document, Removal
 from safestack.data.filters.base import filters
 from safestack.errors import SafestackError
@@ -23,6 +28,23 @@ from safestack.policy import Policy
 
 PIPELINE = ("adult", "quality", "aggregator", "harm")
 BATCH = 256
+Z95 = 1.959964
+BOOTSTRAP = 2000
+
+
+def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval of a proportion: Wilson 1927, "Probable inference, the law of
+    succession, and statistical inference", JASA 22(158):209-212. (0, 1) when n is 0."""
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def interval_text(bounds: tuple[float, float]) -> str:
+    return f"[{bounds[0]:.2f}, {bounds[1]:.2f}]"
 
 
 def responsible(filter_name: str, label: str) -> bool:
@@ -54,6 +76,8 @@ class FilterScore:
     seconds: float = 0.0
     documents: int = 0
     recall_by_group: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # keep-labelled source group -> (removed, documents): this filter's false positives by source
+    keep_removed_by_group: dict[str, tuple[int, int]] = field(default_factory=dict)
     false_positives: list[str] = field(default_factory=list)
 
     @property
@@ -70,8 +94,44 @@ class FilterScore:
         return 2 * p * r / (p + r) if p + r else 0.0
 
     @property
+    def precision_interval(self) -> tuple[float, float]:
+        return wilson(self.tp, self.tp + self.fp)
+
+    @property
+    def recall_interval(self) -> tuple[float, float]:
+        return wilson(self.tp, self.tp + self.fn)
+
+    @property
+    def f1_interval(self) -> tuple[float, float]:
+        """Percentile bootstrap over documents (F1 is not a proportion, so no Wilson interval);
+        seeded, so a report is reproducible."""
+        n = self.tp + self.fp + self.fn + self.tn
+        if n == 0:
+            return 0.0, 1.0
+        draws = np.random.default_rng(1927).multinomial(
+            n, np.array([self.tp, self.fp, self.fn, self.tn]) / n, size=BOOTSTRAP
+        )
+        tp, fp, fn = draws[:, 0], draws[:, 1], draws[:, 2]
+        f1 = np.divide(
+            2 * tp, 2 * tp + fp + fn, out=np.zeros(BOOTSTRAP), where=2 * tp + fp + fn > 0
+        )
+        low, high = np.percentile(f1, [2.5, 97.5])
+        return float(low), float(high)
+
+    @property
     def docs_per_second(self) -> float:
         return self.documents / self.seconds if self.seconds else 0.0
+
+
+@dataclass(frozen=True)
+class Misclassified:
+    """A document the whole pipeline got wrong: a `keep` removed, or another label kept."""
+
+    id: str
+    group: str
+    label: str
+    outcome: str  # the removing reason code, or 'kept'
+    note: str
 
 
 @dataclass
@@ -84,33 +144,52 @@ class EvalReport:
     confusion: dict[str, Counter[str]]
     # source group -> (label, documents, removed, most common reason)
     groups: dict[str, tuple[str, int, int, str]]
-    misclassified: list[tuple[str, str, str, str]]  # (id, group, label, outcome)
+    misclassified: list[Misclassified]
+    split: str = "tuning"
+    # the chain as one remover: positive = any label but keep, hit = removed by any filter
+    pipeline: FilterScore = field(default_factory=lambda: FilterScore("pipeline"))
 
     def to_markdown(self) -> str:
         out = [
-            f"Corpus `{self.corpus}` ({self.documents} documents), policy `{self.policy}`.",
+            f"Corpus `{self.corpus}` ({self.split} split, {self.documents} documents), "
+            f"policy `{self.policy}`. Intervals: Wilson 95% (precision, recall, rates), "
+            f"bootstrap 95% (F1).",
             "",
             "| filter | precision | recall | F1 | TP | FP | FN | docs/s (wall, incl. first load) |",
             "|---|---|---|---|---|---|---|---|",
         ]
-        for s in self.filters.values():
+        for s in [*self.filters.values(), self.pipeline]:
             out.append(
-                f"| {s.name} | {s.precision:.3f} | {s.recall:.3f} | {s.f1:.3f} | {s.tp} | {s.fp} "
-                f"| {s.fn} | {s.docs_per_second:,.0f} |"
+                f"| {s.name} | {s.precision:.3f} {interval_text(s.precision_interval)} "
+                f"| {s.recall:.3f} {interval_text(s.recall_interval)} "
+                f"| {s.f1:.3f} {interval_text(s.f1_interval)} | {s.tp} | {s.fp} | {s.fn} "
+                f"| {f'{s.docs_per_second:,.0f}' if s.seconds else '-'} |"
             )
+        out += ["", "Each filter alone, by source: its own sources (recall) and `keep` sources it"]
+        out += ["removed from (false positives)", ""]
+        out += ["| filter | source | documents | removed | rate |", "|---|---|---|---|---|"]
+        for s in self.filters.values():
+            rows = sorted(s.recall_by_group.items()) + sorted(
+                (g, v) for g, v in s.keep_removed_by_group.items() if v[0]
+            )
+            for group, (hit, n) in rows:
+                rate = f"{hit / n:.2f} {interval_text(wilson(hit, n))}"
+                out.append(f"| {s.name} | {group} | {n} | {hit} | {rate} |")
         outcomes = ["kept", *PIPELINE]
         out += ["", "Whole pipeline (" + " → ".join(PIPELINE) + "): label × outcome", ""]
         out += ["| label | " + " | ".join(outcomes) + " |", "|---" * (len(outcomes) + 1) + "|"]
         for label, counts in sorted(self.confusion.items()):
             out.append(f"| {label} | " + " | ".join(str(counts.get(o, 0)) for o in outcomes) + " |")
         out += ["", "By source group (whole pipeline)", ""]
-        out += ["| group | label | documents | removed | main reason |", "|---|---|---|---|---|"]
+        out += ["| group | label | documents | removed | removed share | main reason |"]
+        out += ["|---|---|---|---|---|---|"]
         for group, (label, n, removed, reason) in sorted(self.groups.items()):
-            out.append(f"| {group} | {label} | {n} | {removed} | {reason or '-'} |")
+            share = f"{removed / n:.2f} {interval_text(wilson(removed, n))}"
+            out.append(f"| {group} | {label} | {n} | {removed} | {share} | {reason or '-'} |")
         out += ["", f"Misclassified documents: {len(self.misclassified)}", ""]
         if self.misclassified:
-            out += ["| id | group | label | outcome |", "|---|---|---|---|"]
-            out += [f"| {i} | {g} | {lab} | {o} |" for i, g, lab, o in self.misclassified[:60]]
+            out += ["| id | label | outcome | note |", "|---|---|---|---|"]
+            out += [f"| {m.id} | {m.label} | {m.outcome} | {m.note} |" for m in self.misclassified]
         return "\n".join(out) + "\n"
 
 
@@ -150,8 +229,16 @@ def _copy(doc: Document) -> Document:
     return Document(id=doc.id, text=doc.text, url=doc.url, metadata={}, source=doc.source)
 
 
-def evaluate_filters(policy: Policy, corpus_path: Path | None = None) -> EvalReport:
-    """Run each filter alone, then the default chain, over the labelled corpus."""
+def evaluate_heldout(policy: Policy) -> EvalReport:
+    """The held-out measurement (`assets/eval/heldout.jsonl`): the numbers for the model card."""
+    return evaluate_filters(policy, eval_heldout.heldout_path(), split="held-out")
+
+
+def evaluate_filters(
+    policy: Policy, corpus_path: Path | None = None, *, split: str | None = None
+) -> EvalReport:
+    """Run each filter alone, then the default chain, over a labelled corpus (by default the
+    tuning corpus, whose numbers are optimistic: its scores set the thresholds)."""
     path = corpus_path or eval_corpus.corpus_path()
     corpus = load_corpus(path)
     scores: dict[str, FilterScore] = {}
@@ -167,10 +254,10 @@ def evaluate_filters(policy: Policy, corpus_path: Path | None = None) -> EvalRep
             score.fn += positive and not hit
             score.fp += (not positive) and hit
             score.tn += not positive and not hit
-            if positive:
-                found, total = score.recall_by_group.get(item.group, (0, 0))
-                score.recall_by_group[item.group] = (found + hit, total + 1)
-            elif hit and removal is not None:
+            by_group = score.recall_by_group if positive else score.keep_removed_by_group
+            found, total = by_group.get(item.group, (0, 0))
+            by_group[item.group] = (found + hit, total + 1)
+            if not positive and removal is not None:
                 score.false_positives.append(f"{item.document.id}: {removal.reason}")
     outcome = ["kept"] * len(corpus)
     reasons: list[str] = [""] * len(corpus)
@@ -187,14 +274,21 @@ def evaluate_filters(policy: Policy, corpus_path: Path | None = None) -> EvalRep
     confusion: dict[str, Counter[str]] = {}
     groups: dict[str, list[int]] = {}
     misclassified = []
+    pipeline = FilterScore("pipeline")
     for index, item in enumerate(corpus):
         family = item.label.split(":", 1)[0]
         confusion.setdefault(family, Counter())[outcome[index]] += 1
         groups.setdefault(item.group, []).append(index)
-        wrong = (item.label == "keep") != (outcome[index] == "kept")
-        if wrong:
+        positive, hit = item.label != "keep", outcome[index] != "kept"
+        pipeline.tp += positive and hit
+        pipeline.fn += positive and not hit
+        pipeline.fp += (not positive) and hit
+        pipeline.tn += not positive and not hit
+        if positive != hit:
             shown = reasons[index] or "kept"
-            misclassified.append((item.document.id, item.group, item.label, shown))
+            misclassified.append(
+                Misclassified(item.document.id, item.group, item.label, shown, item.note)
+            )
     table = {}
     for group, members in groups.items():
         removed = [reasons[i] for i in members if reasons[i]]
@@ -213,6 +307,8 @@ def evaluate_filters(policy: Policy, corpus_path: Path | None = None) -> EvalRep
         confusion=confusion,
         groups=table,
         misclassified=misclassified,
+        split=split or ("tuning" if corpus_path is None else path.stem),
+        pipeline=pipeline,
     )
 
 
