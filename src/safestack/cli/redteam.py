@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -57,7 +58,7 @@ def _show_plan(runner: Runner, pending: list[Work], done: int) -> None:
     table.add_column("attack")
     table.add_column("probes × targets × samples", justify="right")
     for label, count in plan.by_attack().items():
-        table.add_row(label, f"{count:,}")
+        table.add_row(escape(label), f"{count:,}")
     err_console.print(table)
     for skipped in plan.skipped:
         err_console.print(

@@ -106,10 +106,13 @@ def plan_campaign(campaign: Campaign, capabilities: Mapping[str, Capabilities]) 
         behaviours: list[Behaviour] = harmful + benign if spec.name == "baseline" else harmful
         names = [c.name for c in spec.converters]
         probes = [p for p in attack.probes(behaviours, names) if p.id not in seen]
+        # The sampling budget applies to harmful probes; benign look-alikes are all kept, so
+        # over-refusal is measured on the same set however small the budget.
         limit = campaign.budget.max_probes_per_attack
-        if limit is not None and len(probes) > limit:
-            keep = set(rng.sample(range(len(probes)), limit))
-            probes = [p for i, p in enumerate(probes) if i in keep]
+        harmful_probes = [i for i, p in enumerate(probes) if not p.benign]
+        if limit is not None and len(harmful_probes) > limit:
+            keep = set(rng.sample(harmful_probes, limit))
+            probes = [p for i, p in enumerate(probes) if p.benign or i in keep]
         seen.update(p.id for p in probes)
         planned.append(PlannedAttack(spec, attack))
         probes_per_attack.append(probes)
