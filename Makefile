@@ -85,14 +85,15 @@ clean:
 
 # The corpus filter against datatrove 0.10.1 (URLFilter + Gopher filters), side by side. datatrove
 # runs from its own venv (its full dependencies conflict with ours); spaCy gives its English word
-# tokenizer (spacy.blank("en"): no model download); nothing is fetched at run time.
+# tokenizer (spacy.blank("en"): no model download), orjson its JsonlReader; nothing is fetched
+# at run time (benchmarks/corpus_filter.py gives its URLFilter the bundled suffix list).
 BENCH_CORPUS_VENV ?= .venv-bench-corpus
 BENCH_CORPUS_ARGS ?=
 
 $(BENCH_CORPUS_VENV)/.installed:
 	$(PYTHON) -m venv $(BENCH_CORPUS_VENV)
 	$(BENCH_CORPUS_VENV)/bin/pip install --quiet --disable-pip-version-check \
-		'datatrove[processing]==0.10.1' 'spacy>=3.8,<3.9'
+		'datatrove[processing]==0.10.1' 'spacy>=3.8,<3.9' orjson
 	touch $@
 
 bench-corpus: install-dev $(BENCH_CORPUS_VENV)/.installed

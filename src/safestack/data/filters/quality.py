@@ -173,15 +173,12 @@ def check_quality(
     language = _language(text, words, counts, limits, options)
     if language is not None:
         return language
-    checks = (
-        _gopher_quality(text, tokens, words, counts, limits),
-        _repetition(text, words, limits),
-        _spam(text, words, counts, limits),
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return (
+        _gopher_quality(text, tokens, words, counts, lines, limits)
+        or _repetition(text, words, counts, lines, limits)
+        or _spam(text, words, counts, lines, limits)
     )
-    for failure in checks:
-        if failure is not None:
-            return failure
-    return None
 
 
 def _language(
@@ -216,6 +213,7 @@ def _gopher_quality(
     tokens: list[str],
     words: list[str],
     counts: Counter[str],
+    lines: list[str],
     limits: QualityThresholds,
 ) -> Failure | None:
     n_tokens = len(tokens)
@@ -230,7 +228,6 @@ def _gopher_quality(
     symbols = text.count("#") + text.count("...") + text.count("…")
     if symbols / n_tokens > limits.max_symbol_word_ratio:
         return Failure("gopher_symbol_word_ratio", symbols / n_tokens, limits.max_symbol_word_ratio)
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
     n_lines = max(1, len(lines))
     bullets = sum(1 for line in lines if line.startswith(_BULLETS)) / n_lines
     if bullets > limits.max_bullet_lines:
@@ -261,9 +258,14 @@ def _duplicates(pieces: list[str]) -> tuple[float, float]:
     return count / max(1, len(pieces)), chars / total
 
 
-def _repetition(text: str, words: list[str], limits: QualityThresholds) -> Failure | None:
+def _repetition(
+    text: str,
+    words: list[str],
+    word_counts: Counter[str],
+    lines: list[str],
+    limits: QualityThresholds,
+) -> Failure | None:
     paragraphs = [p.strip() for p in _PARAGRAPH.split(text) if p.strip()]
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
     checks = (
         ("dup_para", paragraphs, limits.max_dup_para_frac, limits.max_dup_para_char_frac),
         ("dup_line", lines, limits.max_dup_line_frac, limits.max_dup_line_char_frac),
@@ -277,13 +279,15 @@ def _repetition(text: str, words: list[str], limits: QualityThresholds) -> Failu
     total_chars = max(1, sum(map(len, words)))
     # An n-gram's characters times its count are at most n times the largest count x length of
     # one word, so most prose skips these counts altogether.
-    word_bound = max((c * len(w) for w, c in Counter(words).items()), default=0) / total_chars
+    word_bound = max((c * len(w) for w, c in word_counts.items()), default=0) / total_chars
     for n, limit in sorted(limits.max_top_ngram_char_frac.items()):
         if n * word_bound <= limit:
             continue
-        grams = Counter(zip(*(words[i:] for i in range(n)), strict=False))
-        if not grams:
+        # A set is ~3x cheaper than a Counter: when no n-gram repeats, none is "top" (share 0).
+        distinct = len(set(zip(*(words[i:] for i in range(n)), strict=False)))
+        if not distinct or (distinct > len(words) - n and limit >= 0):
             continue
+        grams = Counter(zip(*(words[i:] for i in range(n)), strict=False))
         gram, count = grams.most_common(1)[0]
         # Only a repeated n-gram counts: a text of unique n-grams has no "top" one to blame.
         share = count * sum(map(len, gram)) / total_chars if count > 1 else 0.0
@@ -292,11 +296,13 @@ def _repetition(text: str, words: list[str], limits: QualityThresholds) -> Failu
     dup_limits = sorted(limits.max_dup_ngram_char_frac.items())
     if not dup_limits:
         return None
-    lengths = list(map(len, words))
     # An n-gram can repeat only where the shortest checked n-gram repeats: n-grams are tracked
-    # at those positions alone, so a page with few repeats costs one Counter pass.
+    # at those positions alone, and a page where none repeats (most prose) costs one set.
     first_n = dup_limits[0][0]
     shortest = list(zip(*(words[i:] for i in range(first_n)), strict=False))
+    if len(set(shortest)) == len(shortest):
+        return None
+    lengths = list(map(len, words))
     counts = Counter(shortest)
     candidates = [i for i, gram in enumerate(shortest) if counts[gram] > 1]
     if not candidates:
@@ -321,7 +327,11 @@ def _repetition(text: str, words: list[str], limits: QualityThresholds) -> Failu
 
 
 def _spam(
-    text: str, words: list[str], counts: Counter[str], limits: QualityThresholds
+    text: str,
+    words: list[str],
+    counts: Counter[str],
+    lines: list[str],
+    limits: QualityThresholds,
 ) -> Failure | None:
     has_link = "://" in text or "www." in text or "](" in text
     link_chars = sum(len(m) for m in _LINK.findall(text)) if has_link else 0
@@ -339,7 +349,6 @@ def _spam(
         share = count / len(words)
         if share > limits.max_keyword_share:
             return Failure("keyword_stuffing", share, limits.max_keyword_share, word)
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
     if lines:
         boilerplate = sum(
             1
