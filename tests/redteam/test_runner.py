@@ -135,3 +135,15 @@ def test_targets_without_a_system_prompt_skip_extraction(store: Store) -> None:
     skipped = runner.plan.skipped
     assert [s.attack for s in skipped] == ["system-prompt-extraction"]
     assert "no system prompt" in skipped[0].reason
+
+
+def test_the_same_converter_with_other_options_is_another_probe(store: Store) -> None:
+    attacks = [
+        {"name": "converted", "converters": [{"name": "leetspeak", "options": {}}]},
+        {"name": "converted", "converters": [{"name": "base64", "options": {"instruct": False}}]},
+        {"name": "converted", "converters": [{"name": "base64"}]},
+    ]
+    runner = Runner(parse_campaign(campaign(attacks=attacks)), store, Policy.default())
+    # baseline 4 (3 harmful + 1 benign); each converted variant its own 3 harmful probes
+    assert len(runner.plan.work) == 13
+    assert len({w.probe.id for w in runner.plan.work}) == 13

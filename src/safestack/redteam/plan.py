@@ -6,6 +6,7 @@ The plan is computed before any call, so a run knows its size, its hash and what
 
 from __future__ import annotations
 
+import json
 import random
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -104,7 +105,12 @@ def plan_campaign(campaign: Campaign, capabilities: Mapping[str, Capabilities]) 
         attack = cls(parse_options(cls.Options, spec.options, where="attacks"))
         # Benign look-alikes are asked plainly: over-refusal is measured on the baseline only.
         behaviours: list[Behaviour] = harmful + benign if spec.name == "baseline" else harmful
-        names = [c.name for c in spec.converters]
+        # Options are part of a converter's identity: leetspeak at two rates are two probes.
+        names = [
+            c.name
+            + (json.dumps(c.options, sort_keys=True, separators=(",", ":")) if c.options else "")
+            for c in spec.converters
+        ]
         probes = [p for p in attack.probes(behaviours, names) if p.id not in seen]
         # The sampling budget applies to harmful probes; benign look-alikes are all kept, so
         # over-refusal is measured on the same set however small the budget.
