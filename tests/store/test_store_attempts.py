@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+
 import pytest
 
 from safestack.errors import StoreError
@@ -81,3 +84,47 @@ def test_runs_are_listed_newest_first(store: Store) -> None:
     store.open_run("new", "b", "h", {}, force=False)
     assert [r.id for r in store.list_runs()][:2] == ["new", "old"]
     assert store.get_run("missing") is None
+
+
+def test_the_writer_commits_every_attempt_and_groups_those_waiting(tmp_path: Path) -> None:
+    import asyncio
+
+    from safestack.store.attempts import AttemptWriter
+
+    store = Store.open(f"sqlite:///{tmp_path}/w.db")
+    store.open_run("r1", "demo", "h1", {}, force=False)
+    batches: list[int] = []
+
+    def commit(attempts: Sequence[Attempt]) -> None:
+        batches.append(len(attempts))
+        store.record_attempts(attempts)
+
+    async def write_all() -> None:
+        writer = AttemptWriter(commit)
+        await asyncio.gather(*(writer.write(_attempt(f"p{i}")) for i in range(50)))
+        await writer.close()
+
+    asyncio.run(write_all())
+    assert sum(batches) == 50 and len(store.attempts("r1")) == 50
+    assert len(batches) < 50  # attempts that arrived together shared a transaction
+
+
+def test_a_failed_commit_reaches_the_writer_of_that_attempt(tmp_path: Path) -> None:
+    import asyncio
+
+    from safestack.store.attempts import AttemptWriter
+
+    store = Store.open(f"sqlite:///{tmp_path}/w.db")
+    store.open_run("r1", "demo", "h1", {}, force=False)
+    store.record_attempt(_attempt("dup"))
+
+    async def write_duplicate() -> None:
+        writer = AttemptWriter(store.record_attempts)
+        try:
+            await writer.write(_attempt("dup"))
+        finally:
+            await writer.close()
+
+    with pytest.raises(StoreError):
+        asyncio.run(write_duplicate())
+    assert len(store.attempts("r1")) == 1

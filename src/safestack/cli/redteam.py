@@ -165,7 +165,8 @@ def rescore_command(
     Example: safestack redteam rescore demo --campaign campaigns/stricter-judges.yaml
     """
     from safestack.redteam.campaign import load_campaign, parse_campaign
-    from safestack.redteam.runner import build_model, build_scorers, rescore
+    from safestack.redteam.runner import build_model
+    from safestack.redteam.scoring import build_scorers, rescore
     from safestack.store import Store
 
     st = state(ctx)

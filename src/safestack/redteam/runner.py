@@ -1,8 +1,10 @@
 """Running a campaign: every planned interaction once, concurrently within each target's limit,
-retried on transient failures, scored, and written to the store the moment it completes.
+retried on transient failures, scored, and committed to the store as soon as it is scored.
 
 Re-running the same campaign resumes: stored (target, probe, sample) keys are skipped, so a killed
-run loses at most its in-flight attempts. A changed campaign is refused unless forced.
+run loses at most its in-flight attempts: those at the targets, plus at most `ANSWERED_LIMIT`
+answered ones waiting to be scored (in batches) and committed (by one writer thread). A changed
+campaign is refused unless forced.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
@@ -24,14 +27,19 @@ from safestack.models.base import (
     create_model,
 )
 from safestack.policy import Policy
-from safestack.records import Attempt, AttemptStatus, Message, Role, Score, Usage
+from safestack.records import Attempt, AttemptStatus, Message, Role, Usage
 from safestack.redteam.attacks import AttackContext
 from safestack.redteam.campaign import Campaign, ModelSpec, Retries, TargetSpec
 from safestack.redteam.converters import Converter, converters
 from safestack.redteam.plan import Plan, Work, plan_campaign
-from safestack.redteam.scorers import Scorer, scorers
+from safestack.redteam.scoring import ScoreBatcher, build_scorers, score_attempt
 from safestack.registry import parse_options
 from safestack.store import Store
+from safestack.store.attempts import AttemptWriter
+
+# Answered attempts not yet committed, run-wide: when this many wait to be scored and stored, the
+# targets wait too. It bounds what a killed process loses beyond the requests in flight.
+ANSWERED_LIMIT = 64
 
 
 class BudgetExhausted(Exception):
@@ -91,23 +99,12 @@ class GatedModel(ChatModel):
         self, messages: Sequence[Message], settings: GenerationSettings
     ) -> Completion:
         sent = self.with_system(messages)
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.retries.attempts),
-            retry=retry_if_exception(_transient),
-            wait=self._wait,
-            reraise=True,
-        )
-        async for attempt in retrying:
-            with attempt:
-                self.spend.reserve()
-                try:
-                    completion = await asyncio.wait_for(
-                        self.inner.complete(sent, settings), self.timeout_s
-                    )
-                except TimeoutError:
-                    raise ModelError(
-                        self.model_id, f"no answer within {self.timeout_s:g} s", transient=True
-                    ) from None
+        try:
+            completion = await self._call(sent, settings)
+        except ModelError as exc:
+            if not exc.transient or self.retries.attempts <= 1:
+                raise
+            completion = await self._retry(sent, settings, exc)
         self.spend.tokens += completion.prompt_tokens + completion.completion_tokens
         self.usage = Usage(
             requests=self.usage.requests + 1,
@@ -116,11 +113,42 @@ class GatedModel(ChatModel):
         )
         return completion
 
+    async def _call(self, sent: list[Message], settings: GenerationSettings) -> Completion:
+        self.spend.reserve()
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                return await self.inner.complete(sent, settings)
+        except TimeoutError:
+            raise ModelError(
+                self.model_id, f"no answer within {self.timeout_s:g} s", transient=True
+            ) from None
+
+    async def _retry(
+        self, sent: list[Message], settings: GenerationSettings, failed: ModelError
+    ) -> Completion:
+        """Tries 2..N after a transient failure of the first (which most calls never have, so the
+        retry machinery is only built here)."""
+        await asyncio.sleep(self._backoff(1, failed))
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.retries.attempts - 1),
+            retry=retry_if_exception(_transient),
+            wait=self._wait,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                completion = await self._call(sent, settings)
+        return completion
+
     def _wait(self, state: RetryCallState) -> float:
-        # Exponential backoff with jitter; a server's Retry-After wins when it asks for longer.
+        # Tenacity counts from the second try: its attempt 1 is the call's attempt 2.
         exc = state.outcome.exception() if state.outcome else None
+        return self._backoff(state.attempt_number + 1, exc)
+
+    def _backoff(self, attempt_number: int, exc: BaseException | None) -> float:
+        # Exponential backoff with jitter; a server's Retry-After wins when it asks for longer.
         backoff = min(
-            self.retries.max_backoff_s, self.retries.backoff_s * 2.0 ** (state.attempt_number - 1)
+            self.retries.max_backoff_s, self.retries.backoff_s * 2.0 ** (attempt_number - 1)
         )
         backoff *= random.uniform(0.5, 1.0)
         retry_after = getattr(exc, "retry_after", None)
@@ -147,7 +175,9 @@ class RunResult:
     not_run: int = 0
     stopped: str | None = None
     spend: Spend | None = None
-    attempts: list[Attempt] = field(default_factory=list)
+    # Not in the repr: asyncio.run formats its main task's result (twice, on Python 3.11), and
+    # thousands of Attempts took longer to print than a run of 200 attempts takes to send.
+    attempts: list[Attempt] = field(default_factory=list, repr=False)
 
 
 Progress = Callable[[Attempt], None]
@@ -155,33 +185,6 @@ Progress = Callable[[Attempt], None]
 
 def build_model(spec: ModelSpec, where: str) -> ChatModel:
     return create_model(spec.kind, spec.options, where=where)
-
-
-def build_scorers(campaign: Campaign, policy: Policy, judge: ChatModel | None) -> list[Scorer]:
-    built = []
-    for spec in campaign.scorers:
-        cls = scorers.get(spec.name)
-        built.append(cls(policy, parse_options(cls.Options, spec.options, where="scorers"), judge))
-    return built
-
-
-async def score_attempt(attempt: Attempt, active: Sequence[Scorer]) -> Attempt:
-    """The attempt with a fresh score from every scorer that applies (errors recorded as errors)."""
-    if attempt.status != AttemptStatus.COMPLETE:
-        return attempt.model_copy(update={"scores": []})
-    results: list[Score] = []
-    for scorer in active:
-        if not scorer.applies(attempt):
-            continue
-        try:
-            results.append(await scorer.score(attempt))
-        except Exception as exc:  # a scorer bug must not lose the attempt; it is an error score
-            results.append(
-                Score(
-                    scorer=scorer.name, version=scorer.version, error=f"{type(exc).__name__}: {exc}"
-                )
-            )
-    return attempt.model_copy(update={"scores": results})
 
 
 class Runner:
@@ -212,7 +215,7 @@ class Runner:
         self.plan: Plan = plan_campaign(
             campaign, {name: m.capabilities for name, m in self.targets.items()}
         )
-        self._write_lock = asyncio.Lock()
+        self._generation: dict[int, tuple[GenerationSettings, dict[str, Any]]] = {}
 
     def pending(self) -> tuple[list[Work], int]:
         """Open (or create) the run and return the work not yet stored, and how much was."""
@@ -238,7 +241,10 @@ class Runner:
         active = build_scorers(self.campaign, self.policy, self.judge)
         specs = {t.name: t for t in self.campaign.targets}
         limits = {name: asyncio.Semaphore(spec.concurrency) for name, spec in specs.items()}
+        answered = asyncio.Semaphore(ANSWERED_LIMIT)
         stop = asyncio.Event()
+        batcher = ScoreBatcher(active)
+        writer = AttemptWriter(self.store.record_attempts)
 
         async def one(work: Work) -> None:
             async with limits[work.target]:
@@ -246,14 +252,18 @@ class Runner:
                     result.not_run += 1
                     return
                 try:
-                    attempt = await self._attempt(work, specs[work.target], active)
+                    attempt = await self._attempt(work, specs[work.target])
                 except BudgetExhausted as exc:
                     result.stopped = str(exc)
                     result.not_run += 1
                     stop.set()
                     return
-            async with self._write_lock:
-                await asyncio.to_thread(self.store.record_attempt, attempt)
+                await answered.acquire()  # the target's slot is freed once there is room
+            try:
+                attempt = await score_attempt(attempt, active, batcher)
+                await writer.write(attempt)  # returns once committed
+            finally:
+                answered.release()
             if attempt.status == AttemptStatus.ERROR:
                 result.errors += 1
             else:
@@ -267,17 +277,27 @@ class Runner:
                 for work in todo:
                     group.create_task(one(work))
         finally:
+            await batcher.aclose()
+            await writer.close()
             for model in {*self.targets.values(), self.attacker, self.judge} - {None}:
                 assert model is not None
                 await model.aclose()
         return result
 
-    async def _attempt(self, work: Work, spec: TargetSpec, active: Sequence[Scorer]) -> Attempt:
+    def _settings(self, sample: int) -> tuple[GenerationSettings, dict[str, Any]]:
+        """The generation settings of a sample (each has its own seed), and as the Attempt records them."""
+        if sample not in self._generation:
+            settings = self.campaign.generation
+            if settings.seed is not None:
+                settings = settings.model_copy(update={"seed": settings.seed + sample})
+            self._generation[sample] = (settings, settings.model_dump(mode="json"))
+        return self._generation[sample]
+
+    async def _attempt(self, work: Work, spec: TargetSpec) -> Attempt:
+        """Run one interaction; the Attempt is unscored (`score_attempt` judges it)."""
         planned = self.plan.attacks[work.attack_index]
         probe = work.probe
-        settings = self.campaign.generation
-        if settings.seed is not None:
-            settings = settings.model_copy(update={"seed": settings.seed + work.sample})
+        settings, recorded = self._settings(work.sample)
         target = GatedModel(
             self.targets[work.target],
             self.spend,
@@ -316,7 +336,7 @@ class Runner:
             "objective": probe.objective,
             "canary": probe.canary,
             "grounding": probe.grounding,
-            "generation": settings.model_dump(mode="json"),
+            "generation": dict(recorded),
             "started_at": started,
         }
         try:
@@ -340,9 +360,4 @@ class Runner:
             usage=transcript.usage if transcript.usage.requests else target.usage,
             latency_ms=(time.perf_counter() - clock) * 1000,
         )
-        return await score_attempt(attempt, active)
-
-
-async def rescore(attempts: Sequence[Attempt], active: Sequence[Scorer]) -> list[Attempt]:
-    """Re-judge stored attempts with `active` scorers; the targets are not called."""
-    return [await score_attempt(a, active) for a in attempts]
+        return attempt

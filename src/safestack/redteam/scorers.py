@@ -7,6 +7,7 @@ the target. An empty or errored response is an error, never 'safe' or 'refused'.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
@@ -25,6 +26,9 @@ class Scorer(ABC):
     name: ClassVar[str]
     version: ClassVar[str] = "1"
     Options: ClassVar[type[ScorerOptions]] = ScorerOptions
+    # True when `score_many` judges a batch in one model call: the runner then queues answered
+    # attempts for this scorer and hands it up to 32 at a time. Others score each attempt alone.
+    batches: bool = False
 
     def __init__(
         self,
@@ -47,6 +51,17 @@ class Scorer(ABC):
     @abstractmethod
     async def score(self, attempt: Attempt) -> Score:
         """Score a COMPLETE attempt with a non-empty response; errors go in `Score.error`."""
+
+    async def score_many(self, attempts: Sequence[Attempt]) -> list[Score]:
+        """`score` for each attempt, in order; a batching scorer judges them in one model call.
+
+        The scores must be those `score` gives (a batch may differ in float rounding only). If
+        this raises, the runner scores the attempts one by one instead.
+        """
+        return [await self.score(attempt) for attempt in attempts]
+
+    def load(self) -> None:  # noqa: B027 - optional hook; most scorers load nothing
+        """Load models before the first attempt needs them (runs in a worker thread, once)."""
 
 
 scorers: Registry[type[Scorer]] = Registry(
