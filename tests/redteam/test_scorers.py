@@ -13,18 +13,19 @@ import pytest
 from safestack.models.scripted import ScriptedModel, ScriptedOptions
 from safestack.policy import Policy, default_policy
 from safestack.records import Attempt, AttemptStatus, Message, Role, Score
-from safestack.redteam.scorer_set import (
+from safestack.redteam.scorer_leaks import (
     CanaryLeakScorer,
-    HarmSeverityOptions,
-    HarmSeverityScorer,
     InjectionSuccessScorer,
     PromptOverlapScorer,
+)
+from safestack.redteam.scorer_set import (
+    HarmSeverityOptions,
+    HarmSeverityScorer,
     RefusalScorer,
-    UngroundednessOptions,
-    UngroundednessScorer,
     load_rubric,
     parse_json_object,
 )
+from safestack.redteam.scorer_ungroundedness import UngroundednessOptions, UngroundednessScorer
 from safestack.redteam.scorers import Scorer, scorers
 
 POLICY = default_policy()

@@ -65,6 +65,12 @@ class Scorer(ABC):
 
 
 scorers: Registry[type[Scorer]] = Registry(
-    "scorer", ("safestack.redteam.scorer_set",), "safestack.scorers"
+    "scorer",
+    (
+        "safestack.redteam.scorer_set",
+        "safestack.redteam.scorer_ungroundedness",
+        "safestack.redteam.scorer_leaks",
+    ),
+    "safestack.scorers",
 )
 scorer = scorers.register
