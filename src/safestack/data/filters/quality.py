@@ -20,7 +20,7 @@ from pydantic import Field
 
 from safestack.data.document import Document, Removal
 from safestack.data.filters.base import Filter, FilterOptions, corpus_filter
-from safestack.policy.model import QualityThresholds
+from safestack.policy.data import QualityThresholds
 
 # Gopher's stop words: a document needs at least two of them (Rae et al. 2021, A.1.1).
 GOPHER_STOP_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})
