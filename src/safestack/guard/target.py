@@ -16,7 +16,6 @@ from typing import Any
 from pydantic import Field
 
 from safestack.errors import RegistryError
-from safestack.guard.guard import Guard
 from safestack.models.base import (
     ChatModel,
     Completion,
@@ -47,6 +46,9 @@ class GuardedModel(ChatModel):
             raise RegistryError("options.target.kind: required (the wrapped model's kind)")
         self.inner = create_model(kind, spec.pop("options", {}), where="options.target")
         self.capabilities = self.inner.capabilities
+        # Imported here: a campaign loads every registered model kind, most runs guard nothing.
+        from safestack.guard.guard import Guard
+
         self.guard = Guard(load_policy(self.options.policy))
 
     @property

@@ -16,11 +16,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import aiohttp
 import httpx
-from aiohttp.helpers import get_env_proxy_for_url
 from pydantic import Field, SecretStr, field_validator
 from yarl import URL
 
@@ -34,6 +32,9 @@ from safestack.models.base import (
     model,
 )
 from safestack.records import Message, Role
+
+if TYPE_CHECKING:
+    import aiohttp
 
 # Request fields the generation settings own: extra_body may not change what an Attempt records.
 _SETTINGS_FIELDS = frozenset(
@@ -185,6 +186,11 @@ class OpenAICompatibleModel(ChatModel):
 
     def _session_for_calls(self) -> aiohttp.ClientSession:
         """The pooled session of the running event loop (a session cannot outlive its loop)."""
+        # aiohttp is imported on first use: it costs a quarter of a second, and loading a
+        # campaign imports every registered model kind.
+        import aiohttp
+        from aiohttp.helpers import get_env_proxy_for_url
+
         loop = asyncio.get_running_loop()
         if self._session is None or self._session.closed or self._loop is not loop:
             url = URL(self.url)
@@ -255,6 +261,8 @@ class OpenAICompatibleModel(ChatModel):
             separators=(",", ":"),
             allow_nan=False,
         ).encode()
+        import aiohttp
+
         session = self._session_for_calls()
         started = time.perf_counter()
         try:
