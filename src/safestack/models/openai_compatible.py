@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-import httpx
 from pydantic import Field, SecretStr, field_validator
 from yarl import URL
 
@@ -106,8 +105,8 @@ class OpenAIOptions(ModelOptions):
 
 def api_root(base_url: str) -> str:
     """The base URL without a trailing slash; a bare host gets `/v1`, as the gateway does."""
-    url = httpx.URL(base_url)
-    return str(url.copy_with(path="/v1")) if url.path in ("", "/") else base_url.rstrip("/")
+    url = URL(base_url)
+    return str(url.with_path("/v1")) if url.path in ("", "/") else base_url.rstrip("/")
 
 
 def retry_after(value: str | None) -> float | None:
@@ -197,9 +196,11 @@ class OpenAICompatibleModel(ChatModel):
             # As httpx did: certifi's CA bundle (or SSL_CERT_FILE / SSL_CERT_DIR), and the proxy
             # the environment names for this URL, read once. aiohttp's own `trust_env` would
             # also look up ~/.netrc in a thread on every request.
-            tls: ssl.SSLContext | bool = (
-                httpx.create_ssl_context() if url.scheme == "https" else True
-            )
+            tls: ssl.SSLContext | bool = True
+            if url.scheme == "https":
+                import httpx  # only for its CA-bundle logic (certifi, SSL_CERT_FILE/DIR)
+
+                tls = httpx.create_ssl_context()
             try:
                 self._proxy, self._proxy_auth = get_env_proxy_for_url(url)
             except LookupError:
