@@ -24,6 +24,7 @@ from safestack.data.writers import WriterOptions
 from safestack.errors import SafestackError
 from safestack.policy import Policy
 from safestack.registry import parse_options
+from safestack.yamlfile import read_yaml
 
 DEFAULT_PIPELINE_SOURCE = "<default pipeline>"
 
@@ -67,22 +68,8 @@ def load_pipeline(path: str | Path | None = None) -> tuple[PipelineSpec, str]:
         return parse_pipeline(yaml.safe_load(default_pipeline_text()), DEFAULT_PIPELINE_SOURCE), (
             DEFAULT_PIPELINE_SOURCE
         )
-    source = str(path)
-    try:
-        data = yaml.safe_load(Path(path).read_text("utf-8"))
-    except FileNotFoundError:
-        raise PipelineError(f"{source}: pipeline file not found") from None
-    except UnicodeDecodeError as exc:
-        raise PipelineError(
-            f"{source}: not UTF-8 text ({exc.reason} at byte {exc.start})"
-        ) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        raise PipelineError(
-            f"{source}{where}: not valid YAML: {getattr(exc, 'problem', exc)}"
-        ) from None
-    return parse_pipeline({} if data is None else data, source), source
+    data, _ = read_yaml(path, PipelineError, "pipeline")
+    return parse_pipeline(data, str(path)), str(path)
 
 
 def parse_pipeline(data: Any, source: str = "<pipeline>") -> PipelineSpec:

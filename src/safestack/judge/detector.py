@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib.metadata import entry_points
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from safestack.errors import PolicyError, RegistryError
+from safestack.errors import PolicyError
 from safestack.judge.normalise import Normalised
 from safestack.policy import Policy
 from safestack.records import Finding, Kind
+from safestack.registry import Registry
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,62 +84,32 @@ class Detector(ABC):
         )
 
 
-D = TypeVar("D", bound=type[Detector])
-
-_REGISTRY: dict[str, type[Detector]] = {}
-_BUILTIN_MODULES = (
-    "safestack.judge.detectors.rules",
-    "safestack.judge.builtin.cascade",
-    "safestack.judge.detectors.pii",
-    "safestack.judge.detectors.elections",
-    "safestack.judge.detectors.injection",
-    "safestack.judge.detectors.hf_classifier",
-    "safestack.judge.detectors.llama_guard",
-    "safestack.judge.detectors.openai_moderation",
-    "safestack.judge.detectors.llm_judge",
+_detectors: Registry[type[Detector]] = Registry(
+    "detector",
+    (
+        "safestack.judge.detectors.rules",
+        "safestack.judge.builtin.cascade",
+        "safestack.judge.detectors.pii",
+        "safestack.judge.detectors.elections",
+        "safestack.judge.detectors.injection",
+        "safestack.judge.detectors.hf_classifier",
+        "safestack.judge.detectors.llama_guard",
+        "safestack.judge.detectors.openai_moderation",
+        "safestack.judge.detectors.llm_judge",
+    ),
+    "safestack.detectors",
 )
-_loaded = False
-
-
-def detector(name: str) -> Callable[[D], D]:
-    """Class decorator: register a Detector subclass under `name`."""
-
-    def register(cls: D) -> D:
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise RegistryError(
-                f"detector '{name}' is registered twice ({_REGISTRY[name]!r}, {cls!r})"
-            )
-        cls.name = name
-        _REGISTRY[name] = cls
-        return cls
-
-    return register
-
-
-def _load_all() -> None:
-    global _loaded
-    if _loaded:
-        return
-    import importlib
-
-    for module in _BUILTIN_MODULES:
-        importlib.import_module(module)
-    for entry in entry_points(group="safestack.detectors"):
-        entry.load()
-    _loaded = True
+detector = _detectors.register
+"""Class decorator: register a Detector subclass under `name`."""
 
 
 def available_detectors() -> dict[str, type[Detector]]:
-    _load_all()
-    return dict(sorted(_REGISTRY.items()))
+    return dict(_detectors.items())
 
 
 def create_detector(name: str, policy: Policy, options: dict[str, Any] | None = None) -> Detector:
     """Build a registered detector with its options validated against its `Options` model."""
-    registry = available_detectors()
-    if name not in registry:
-        raise RegistryError(f"unknown detector '{name}'; available: {', '.join(registry)}")
-    cls = registry[name]
+    cls = _detectors.get(name)
     try:
         parsed = cls.Options.model_validate(options or {})
     except ValidationError as exc:

@@ -85,14 +85,11 @@ class Plan:
 
 def plan_campaign(campaign: Campaign, capabilities: Mapping[str, Capabilities]) -> Plan:
     """Plan every (target, probe, sample) of `campaign`; `capabilities` maps target name → caps."""
-    sets = [
-        behaviour_sources.get(spec.source)(
-            parse_options(
-                behaviour_sources.get(spec.source).Options, spec.options, where="behaviours"
-            )
-        ).load()
-        for spec in campaign.behaviours
-    ]
+    sets = []
+    for wanted in campaign.behaviours:
+        source = behaviour_sources.get(wanted.source)
+        options = parse_options(source.Options, wanted.options, where="behaviours")
+        sets.append(source(options).load())
     harmful = [b for s in sets for b in s.behaviours if not b.benign]
     benign = [b for s in sets for b in s.behaviours if b.benign]
     rng = random.Random(campaign.seed)

@@ -219,7 +219,7 @@ class Runner:
 
     def pending(self) -> tuple[list[Work], int]:
         """Open (or create) the run and return the work not yet stored, and how much was."""
-        _, _ = self.store.open_run(
+        self.store.open_run(
             self.run_id,
             self.campaign.name,
             self.plan.campaign_hash,
