@@ -49,7 +49,7 @@ $(MODELS_VENV)/.models: pyproject.toml | $(MBIN)/python
 # Rebuild the built-in models from a fresh clone: the embeddings (own venv, torch), then the
 # data set, heads, evaluation and model cards (main venv, no torch at serving time).
 models: $(MODELS_VENV)/.models install-dev
-	HF_HUB_OFFLINE=1 TQDM_DISABLE=1 $(MBIN)/python -m safestack.judge.training.embeddings all
+	HF_HUB_OFFLINE=1 TQDM_DISABLE=1 $(MBIN)/python -m safestack.training.embeddings all
 	HF_HUB_OFFLINE=1 $(BIN)/safestack models build
 
 # The demo's extras: corpus filtering and the local model (llama-cpp-python compiles once, ~11 min

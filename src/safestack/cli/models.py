@@ -24,8 +24,8 @@ WORK_DIR = typer.Option(
 
 
 def _examples(work_dir: Path) -> tuple[list[Any], dict[str, Any]]:
-    from safestack.judge.training.dataset import assemble
-    from safestack.judge.training.examples import read_jsonl
+    from safestack.training.dataset import assemble
+    from safestack.datasets.examples import read_jsonl
 
     err_console.print(f"assembling the training data from installed packages into {work_dir}")
     manifest = assemble(work_dir)
@@ -60,9 +60,9 @@ def build(
     """
     from safestack.judge.builtin.cascade import load_heads
     from safestack.judge.builtin.embedders import models_dir
-    from safestack.judge.training.card import write_cards
-    from safestack.judge.training.evaluate import evaluate_all
-    from safestack.judge.training.train import EmbeddingCache, train_all
+    from safestack.training.card import write_cards
+    from safestack.training.evaluate import evaluate_all
+    from safestack.training.train import EmbeddingCache, train_all
 
     examples, manifest = _examples(work_dir)
     cache = EmbeddingCache(work_dir / "embeddings")
@@ -104,9 +104,9 @@ def evaluate(
 
     Example: safestack models eval --json > metrics.json
     """
-    from safestack.judge.training.card import write_cards
-    from safestack.judge.training.evaluate import evaluate_all
-    from safestack.judge.training.train import EmbeddingCache
+    from safestack.training.card import write_cards
+    from safestack.training.evaluate import evaluate_all
+    from safestack.training.train import EmbeddingCache
 
     examples, manifest = _examples(work_dir)
     metrics = evaluate_all(examples, EmbeddingCache(work_dir / "embeddings"))

@@ -26,7 +26,7 @@ from safestack.records import Attempt, AttemptStatus, Score
 from safestack.redteam.metrics import Outcome, Rate, attack_outcome
 from safestack.redteam.scorer_set import HarmSeverityScorer, RefusalScorer
 
-# PyRIT harm_category names the built-in harm head was trained on (judge/training/sources/pyrit.py
+# PyRIT harm_category names the built-in harm head was trained on (datasets/pyrit.py
 # maps them to policy categories); responses in other categories were never seen in training.
 TRAINED_HARM_CATEGORIES = frozenset(
     {"exploits", "hate_speech", "information_integrity", "privacy", "self_harm"}

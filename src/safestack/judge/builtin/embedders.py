@@ -2,7 +2,7 @@
 
 Both turn texts into L2-normalised float32 vectors that the trained heads (`heads.py`) score. The
 weights ship under `judge/assets/models/{static,encoder}/`, rebuilt by `make models`
-(`judge/training/embeddings.py`); serving needs neither torch nor transformers, nor the network.
+(`training/embeddings.py`); serving needs neither torch nor transformers, nor the network.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ families use other words and are never trained on, to measure false positives on
 
 from __future__ import annotations
 
-from safestack.judge.training.templating import Family
+from safestack.training.templating import Family
 
 CHAT_FAMILIES: list[Family] = [
     Family(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from safestack.judge.training.examples import Example
-from safestack.judge.training.train import source_weights
+from safestack.datasets.examples import Example
+from safestack.training.train import source_weights
 
 
 def example(source: str) -> Example:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterator, Sequence
 
-from safestack.judge.training.examples import ATTACK_LABELS, Example, Task
-from safestack.judge.training.templates_attack import (
+from safestack.datasets.examples import ATTACK_LABELS, Example, Task
+from safestack.training.templates_attack import (
     ATTACK_HARD_NEGATIVES,
     BENIGN_DOCUMENT_NOTES,
     DIRECT_INJECTION,
@@ -22,14 +22,14 @@ from safestack.judge.training.templates_attack import (
     INJECTIONS,
     SYSTEM_PROMPT_EXTRACTION,
 )
-from safestack.judge.training.templates_benign import WRITING_REQUESTS
-from safestack.judge.training.templates_chat import CHAT_FAMILIES, CHAT_HOLDOUT_FAMILIES
-from safestack.judge.training.templates_harm import (
+from safestack.training.templates_benign import WRITING_REQUESTS
+from safestack.training.templates_chat import CHAT_FAMILIES, CHAT_HOLDOUT_FAMILIES
+from safestack.training.templates_harm import (
     HARD_NEGATIVE_FAMILIES,
     HARM_FAMILIES,
     HOLDOUT_HARD_NEGATIVE_FAMILIES,
 )
-from safestack.judge.training.templates_jailbreak import (
+from safestack.training.templates_jailbreak import (
     CODE_FILES,
     CODE_NOTES,
     CODE_ORDERS,
@@ -37,7 +37,7 @@ from safestack.judge.training.templates_jailbreak import (
     HIJACK,
     JAILBREAK_STYLES,
 )
-from safestack.judge.training.templates_refusal import (
+from safestack.training.templates_refusal import (
     ANSWERS,
     COMPLIANT_EDGY,
     FULL_REFUSALS,
@@ -45,7 +45,7 @@ from safestack.judge.training.templates_refusal import (
     REFUSAL_FAMILIES,
     TOPICS,
 )
-from safestack.judge.training.templating import Family, fill
+from safestack.training.templating import Family, fill
 from safestack.records import Kind
 
 LICENCE = "Apache-2.0 (safestack, team-written)"

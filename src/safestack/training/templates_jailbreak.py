@@ -8,7 +8,7 @@ injection, framing as an article, distractors) around a harmful request. `synthe
 
 from __future__ import annotations
 
-from safestack.judge.training.templating import Family
+from safestack.training.templating import Family
 
 # Harmful requests for the jailbreak wrappers to carry (written for this file).
 REQUESTS = [

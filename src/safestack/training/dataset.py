@@ -16,9 +16,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from safestack.judge.training.examples import TASKS, Example, Task, write_jsonl
-from safestack.judge.training.sources import SOURCES
-from safestack.judge.training.synthetic import DEFAULT_SEED, GENERATORS, generate
+from safestack.datasets.examples import TASKS, Example, Task, write_jsonl
+from safestack.datasets import SOURCES
+from safestack.training.synthetic import DEFAULT_SEED, GENERATORS, generate
 from safestack.policy import default_policy
 
 # Longer texts are dropped, not truncated: cutting a document can cut off the injection at its end

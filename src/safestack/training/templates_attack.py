@@ -7,7 +7,7 @@ numbers are fictional (example.com, 555 numbers).
 
 from __future__ import annotations
 
-from safestack.judge.training.templating import Family
+from safestack.training.templating import Family
 
 # Documents with an {injection} slot; the clean twin has the slot removed.
 DOCUMENTS: list[str] = [

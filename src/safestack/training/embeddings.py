@@ -6,7 +6,7 @@
 Runs in the build venv (`make models`: torch, transformers<5.4, model2vec[distill]); serving
 loads the results with `safestack.judge.builtin.embedders` and never imports this module.
 
-    python -m safestack.judge.training.embeddings [static|encoder|all] [--out DIR]
+    python -m safestack.training.embeddings [static|encoder|all] [--out DIR]
 """
 
 from __future__ import annotations

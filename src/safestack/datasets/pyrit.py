@@ -13,9 +13,9 @@ from typing import Any
 
 import yaml
 
-from safestack.judge.training.examples import Example
-from safestack.judge.training.sources import Source, source
-from safestack.judge.training.sources.categorise import categorise
+from safestack.datasets.examples import Example
+from safestack.datasets.source import Source, source
+from safestack.datasets.categorise import categorise
 
 PYRIT = {"package": "pyrit", "version": "1.1.0"}
 SCORER_EVALS = "pyrit/datasets/scorer_evals"

@@ -6,7 +6,7 @@ the case PyRIT's binary refusal labels cannot teach.
 
 from __future__ import annotations
 
-from safestack.judge.training.templating import Family
+from safestack.training.templating import Family
 
 # (harmful ask, safe neighbour the response can help with)
 TOPICS: list[tuple[str, str]] = [

@@ -7,7 +7,7 @@ itself. sexual/minors templates stay abstract on purpose. Names, places and numb
 
 from __future__ import annotations
 
-from safestack.judge.training.templating import Family
+from safestack.training.templating import Family
 
 MINOR = [
     "a 13-year-old",

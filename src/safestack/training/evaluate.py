@@ -16,9 +16,9 @@ from numpy.typing import NDArray
 
 from safestack.judge.builtin.cascade import uncertain
 from safestack.judge.builtin.heads import Head, Matrix
-from safestack.judge.training.dataset import split_by_source
-from safestack.judge.training.examples import TASKS, Example, Task
-from safestack.judge.training.train import EmbeddingCache, targets
+from safestack.training.dataset import split_by_source
+from safestack.datasets.examples import TASKS, Example, Task
+from safestack.training.train import EmbeddingCache, targets
 
 DEFAULT_BAND = (0.05, 0.95)  # the detectors' default; see the sweep in each card
 BAND_SWEEP = ((0.2, 0.8), (0.1, 0.9), (0.05, 0.95), (0.02, 0.98))

@@ -20,8 +20,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from safestack.judge.builtin.heads import Activation, Head, Matrix
-from safestack.judge.training.dataset import split_by_source
-from safestack.judge.training.examples import TASKS, Example, Task, task_labels
+from safestack.training.dataset import split_by_source
+from safestack.datasets.examples import TASKS, Example, Task, task_labels
 
 MIN_POSITIVES = 20  # a label with fewer training positives gets no output (reported in the card)
 CALIBRATION_SHARE = 0.2  # of training groups, held back to fit Platt scaling

