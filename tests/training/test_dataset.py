@@ -14,15 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from safestack.errors import InputError
-from safestack.training.dataset import (
-    HELD_OUT,
-    Manifest,
-    assemble,
-    clean,
-    deduplicate,
-    split_by_source,
-)
+from safestack.datasets import SOURCES
 from safestack.datasets.examples import (
     ATTACK_LABELS,
     REFUSAL_LABELS,
@@ -31,9 +23,17 @@ from safestack.datasets.examples import (
     read_jsonl,
     task_labels,
 )
-from safestack.datasets import SOURCES
-from safestack.training.synthetic import GENERATORS, generate, generate_all
+from safestack.errors import InputError
 from safestack.policy import default_policy
+from safestack.training.dataset import (
+    HELD_OUT,
+    Manifest,
+    assemble,
+    clean,
+    deduplicate,
+    split_by_source,
+)
+from safestack.training.synthetic import GENERATORS, generate, generate_all
 
 CORE_HARM = [
     "hate",

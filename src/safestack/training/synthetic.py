@@ -11,6 +11,7 @@ import random
 from collections.abc import Callable, Iterator, Sequence
 
 from safestack.datasets.examples import ATTACK_LABELS, Example, Task
+from safestack.records import Kind
 from safestack.training.templates_attack import (
     ATTACK_HARD_NEGATIVES,
     BENIGN_DOCUMENT_NOTES,
@@ -46,7 +47,6 @@ from safestack.training.templates_refusal import (
     TOPICS,
 )
 from safestack.training.templating import Family, fill
-from safestack.records import Kind
 
 LICENCE = "Apache-2.0 (safestack, team-written)"
 DEFAULT_SEED = 20261122

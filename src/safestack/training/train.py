@@ -19,14 +19,15 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from safestack.datasets.examples import ATTACK_UNSPECIFIED, TASKS, Example, Task, task_labels
 from safestack.judge.builtin.heads import Activation, Head, Matrix
 from safestack.training.dataset import split_by_source
-from safestack.datasets.examples import TASKS, Example, Task, task_labels
 
 MIN_POSITIVES = 20  # a label with fewer training positives gets no output (reported in the card)
 CALIBRATION_SHARE = 0.2  # of training groups, held back to fit Platt scaling
 REGULARISATION_C = 4.0  # inverse L2 strength; chosen on the calibration split, see the card
 TIERS = ("fast", "accurate")
+MULTI_LABEL: frozenset[str] = frozenset({"harm", "document-harm", "response-harm"})
 
 
 @dataclass
@@ -87,12 +88,14 @@ class EmbeddingCache:
 
 
 def targets(examples: Sequence[Example], task: Task) -> tuple[list[str], NDArray[np.int8]]:
-    labels = list(task_labels(task))
+    # An attack of unstated kind has no class of its own: it trains the encoder, not a head.
+    labels = [label for label in task_labels(task) if label != ATTACK_UNSPECIFIED]
     index = {label: i for i, label in enumerate(labels)}
     y = np.zeros((len(examples), len(labels)), dtype=np.int8)
     for row, example in enumerate(examples):
         for label in example.labels:
-            y[row, index[label]] = 1
+            if label in index:
+                y[row, index[label]] = 1
     return labels, y
 
 
@@ -133,7 +136,7 @@ def fit_head(
         task, tier, [], train_examples=int(fit.sum()), calibration_examples=int(cal.sum())
     )
     activation: Activation
-    if task == "harm":
+    if task in MULTI_LABEL:
         activation = "sigmoid"
         keep = []
         for j, label in enumerate(labels):
@@ -178,7 +181,7 @@ def fit_head(
         platt_b=np.zeros(len(kept_labels), dtype=np.float32),
         embedder=embedder,
     )
-    platt_a, platt_b = _platt(uncalibrated, x[cal], y_cal)
+    platt_a, platt_b = platt(uncalibrated, x[cal], y_cal)
     report.labels = kept_labels
     head = Head(
         task=task,
@@ -194,7 +197,7 @@ def fit_head(
     return head, report
 
 
-def _platt(head: Head, x: Matrix, y: NDArray[np.int8]) -> tuple[Matrix, Matrix]:
+def platt(head: Head, x: Matrix, y: NDArray[np.int8]) -> tuple[Matrix, Matrix]:
     """Per-label Platt scaling (Platt 1999): logistic regression on the head's own logit."""
     from sklearn.linear_model import LogisticRegression
 

@@ -9,23 +9,30 @@ Long texts are cut into chunks; a label's score is its highest over chunks and d
 from __future__ import annotations
 
 import re
-import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
 
-from safestack.judge.builtin.heads import Head, Matrix
+from safestack.judge.builtin.heads import Head, Matrix, pair_features
 from safestack.judge.detector import Detector, DetectorOptions, Sample, detector
 from safestack.judge.normalise import View
 from safestack.policy import Policy
 from safestack.records import Finding
 
+if TYPE_CHECKING:
+    from safestack.judge.builtin.embedders import OnnxEncoder, StaticEmbedder
+
 Tier = Literal["fast", "accurate"]
+
+
+# The accurate tier's cost per SentencePiece piece on one thread (benchmarks/embedders.py: ~11 ms
+# for a 512-character message of 133 pieces). A budget in milliseconds becomes a budget in pieces
+# with it, once, from the options: escalation is then decided by the text alone, never by the clock.
+ACCURATE_MS_PER_PIECE = 0.09
 
 
 class CascadeOptions(DetectorOptions):
@@ -40,7 +47,9 @@ class CascadeOptions(DetectorOptions):
     budget_ms: float = Field(
         default=50.0,
         gt=0,
-        description="Latency budget per input; escalation is skipped when it would exceed it.",
+        description="Latency budget per input for the accurate tier, enforced by size: at most "
+        "budget_ms / 0.09 pieces of an input are escalated (the most uncertain chunks first). "
+        "The same text always gets the same verdict, however busy the machine is.",
     )
     min_score: float = Field(
         default=0.05, ge=0.0, le=1.0, description="Scores below this are not reported."
@@ -58,6 +67,11 @@ class CascadeOptions(DetectorOptions):
             raise ValueError("band must be [low, high] with 0 <= low <= high <= 1")
         return self
 
+    @property
+    def piece_budget(self) -> int:
+        """Pieces of one input the accurate tier may read (from `budget_ms`)."""
+        return max(1, int(self.budget_ms / ACCURATE_MS_PER_PIECE))
+
 
 @dataclass(frozen=True, slots=True)
 class _Chunk:
@@ -74,7 +88,9 @@ class BuiltinDetector(Detector):
     """Shared cascade logic; subclasses name the task and map head labels to policy categories."""
 
     task: ClassVar[str]
-    version = "1"
+    # Judged with the request alongside (`Sample.request`): refusals and harmful answers.
+    pair: ClassVar[bool] = False
+    version = "2"
     Options: ClassVar[type[DetectorOptions]] = CascadeOptions
     options: CascadeOptions
     # head label -> policy category (None: the label means "nothing to report")
@@ -88,67 +104,81 @@ class BuiltinDetector(Detector):
         for category in self.categories.values():
             if category is not None:
                 policy.category(category)
-        self._lock = threading.Lock()
-        # Running estimate of the encoder's cost, refined as it runs; starts from this machine's
-        # measured ~27 ms for a 214-token text on one thread (benchmarks/embedders.py).
-        self._accurate_ms_per_token = 0.125
         heads = load_heads(self.task)
-        self.version = f"{type(self).version}+{heads['fast'].embedder}"
+        self.version = f"{type(self).version}+{heads['accurate'].embedder}"
 
     def detect(self, sample: Sample) -> list[Finding]:
         return self.detect_batch([sample])[0]
 
     def detect_batch(self, samples: Sequence[Sample]) -> list[list[Finding]]:
-        started = time.perf_counter()
         chunks = _chunks(samples, self.options.chunk_chars)
         if not chunks:
             return [[] for _ in samples]
-        texts = [c.text for c in chunks]
         heads = load_heads(self.task)
         tier_of = np.full(len(chunks), "fast", dtype=object)
         if self.options.tiers == "accurate":
-            probs = heads["accurate"].predict(_embed("accurate", texts))
+            probs = heads["accurate"].predict(self._features("accurate", samples, chunks))
             tier_of[:] = "accurate"
         else:
-            probs = heads["fast"].predict(_embed("fast", texts))
+            probs = heads["fast"].predict(self._features("fast", samples, chunks))
             if self.options.tiers == "cascade":
-                self._escalate(chunks, probs, tier_of, heads["accurate"], started, len(samples))
+                self._escalate(samples, chunks, probs, tier_of, heads)
         return self._findings(samples, chunks, probs, tier_of, heads["fast"].labels)
+
+    def _features(
+        self,
+        tier: Tier,
+        samples: Sequence[Sample],
+        chunks: Sequence[_Chunk],
+        ids: Sequence[list[int]] | None = None,
+    ) -> Matrix:
+        """Embeddings of the chunks; for a pair task, with their sample's request alongside."""
+        model = _embedder(tier)
+        x = model.encode([c.text for c in chunks]) if ids is None else model.encode_ids(ids)
+        if not self.pair:
+            return x
+        requests = model.encode([samples[c.sample].request or "" for c in chunks])
+        return pair_features(requests, x)
 
     def _escalate(
         self,
+        samples: Sequence[Sample],
         chunks: list[_Chunk],
         probs: Matrix,
         tier_of: np.ndarray,
-        head: Head,
-        started: float,
-        n_samples: int,
+        heads: dict[Tier, Head],
     ) -> None:
-        reportable = [i for i, label in enumerate(head.labels) if self.category_of(label)]
+        """Judge the uncertain chunks again with the accurate tier, within each input's piece
+        budget, most uncertain first. Decided by the text and the fast tier's scores only."""
+        head = heads["accurate"]
+        reportable = [i for i, label in enumerate(heads["fast"].labels) if self.category_of(label)]
         unsure = uncertain(probs, reportable, self.options.band, [c.text for c in chunks])
-        # A sample escalates whole: its verdict should not mix tiers across chunks.
-        escalate_samples = {chunks[i].sample for i in np.flatnonzero(unsure)}
-        if not escalate_samples:
+        candidates = np.flatnonzero(unsure)
+        if not len(candidates):
             return
-        rows = [i for i, c in enumerate(chunks) if c.sample in escalate_samples]
-        texts = [chunks[i].text for i in rows]
-        from safestack.judge.builtin.embedders import encoder
-
-        # The encoder's cost grows with tokens, not characters (base64 or homoglyph-heavy text
-        # has several tokens per word), so the estimate counts them (~0.1 ms for 500 chars).
-        model = encoder()
-        ids = model.tokenize(texts)  # tokenized once: for the estimate and for the encoder
-        tokens = sum(len(row) for row in ids)
-        spent = (time.perf_counter() - started) * 1000 / max(1, n_samples)
-        per_sample = self._accurate_ms_per_token * tokens / len(escalate_samples)
-        if spent + per_sample > self.options.budget_ms:
-            return  # over budget: keep the fast tier's answer
-        begin = time.perf_counter()
-        probs[rows] = head.predict(model.encode_ids(ids))
+        ids = _embedder("accurate").tokenize([chunks[i].text for i in candidates])
+        # Closest to 0.5 first: where the fast tier knows least, the encoder helps most.
+        doubt = np.abs(probs[candidates][:, reportable] - 0.5).min(axis=1)
+        budget = self.options.piece_budget
+        spent: dict[int, int] = {}
+        rows: list[int] = []
+        row_ids: list[list[int]] = []
+        for k in np.lexsort((candidates, doubt)).tolist():
+            i = int(candidates[k])
+            owner = chunks[i].sample
+            cost = len(ids[k])
+            if spent.get(owner, 0) + cost > budget:
+                continue
+            spent[owner] = spent.get(owner, 0) + cost
+            rows.append(i)
+            row_ids.append(ids[k])
+        if not rows:
+            return
+        accurate = head.predict(
+            self._features("accurate", samples, [chunks[i] for i in rows], row_ids)
+        )
+        probs[rows] = _aligned(head, heads["fast"], accurate)
         tier_of[rows] = "accurate"
-        measured = (time.perf_counter() - begin) * 1000 / max(1, tokens)
-        with self._lock:
-            self._accurate_ms_per_token = 0.8 * self._accurate_ms_per_token + 0.2 * measured
 
     def _findings(
         self,
@@ -219,14 +249,32 @@ class AttackDetector(BuiltinDetector):
 
 @detector("refusal")
 class RefusalDetector(BuiltinDetector):
-    """Did a model response refuse? `full` or `partial`; `none` is not reported."""
+    """Did a model response refuse the request? `full` or `partial`; `none` is not reported."""
 
     task = "refusal"
+    pair = True
     categories: ClassVar[dict[str, str | None]] = {
         "none": None,
         "partial": "refusal",
         "full": "refusal",
     }
+
+
+@detector("response-harm")
+class ResponseHarmDetector(HarmDetector):
+    """Harmful help in a model response, judged given the request (`Sample.request`): the same
+    answer can be fine for one request and harmful for another. Severity from the policy's scale."""
+
+    task = "response-harm"
+    pair = True
+
+
+@detector("document-harm")
+class DocumentHarmDetector(HarmDetector):
+    """Harmful documents for the corpus filter: long text judged in windows, trained with ordinary
+    technical pages, changelogs, advisories, news, history, medicine and law as negatives."""
+
+    task = "document-harm"
 
 
 def _chunks(samples: Sequence[Sample], size: int) -> list[_Chunk]:
@@ -316,8 +364,18 @@ def load_heads(task: str) -> dict[Tier, Head]:
     return {tier: Head.load(directory / f"{task}-{tier}.npz") for tier in ("fast", "accurate")}
 
 
-def _embed(tier: Tier, texts: list[str]) -> Matrix:
+def _embedder(tier: Tier) -> StaticEmbedder | OnnxEncoder:
     from safestack.judge.builtin.embedders import encoder, static_embedder
 
-    model = static_embedder() if tier == "fast" else encoder()
-    return model.encode(texts)
+    return static_embedder() if tier == "fast" else encoder()
+
+
+def _aligned(source: Head, target: Head, probs: Matrix) -> Matrix:
+    """`probs` of `source`'s labels laid out as `target`'s (a label one tier lacks scores 0)."""
+    if source.labels == target.labels:
+        return probs
+    out = np.zeros((len(probs), len(target.labels)), dtype=np.float32)
+    for j, label in enumerate(target.labels):
+        if label in source.labels:
+            out[:, j] = probs[:, source.labels.index(label)]
+    return out

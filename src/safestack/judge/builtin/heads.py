@@ -96,3 +96,12 @@ class Head:
                 "builtin",
                 f"model head {path.name} is unreadable ({exc}); rebuild with `make models`",
             ) from None
+
+
+def pair_features(requests: Matrix, responses: Matrix) -> Matrix:
+    """A (request, response) pair as one vector: [u, v, u*v, |u-v|] (InferSent, Conneau et al.
+    2017), so a head can judge an answer given what was asked."""
+    features: Matrix = np.concatenate(
+        [requests, responses, requests * responses, np.abs(requests - responses)], axis=1
+    ).astype(np.float32)
+    return features
