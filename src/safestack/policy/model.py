@@ -1,18 +1,23 @@
 """The policy: taxonomy, severity scale, thresholds, actions and framework mappings.
 
-One validated YAML file that every stage reads. `load_policy()` builds it; the methods here answer
-the questions detectors and the judge ask of it (threshold, severity band, action).
+One validated YAML file that every stage reads. `load_policy()` lays a user's file over the packaged
+default built here; the methods answer what detectors and the judge ask (threshold, band, action).
 """
 
 from __future__ import annotations
 
 import bisect
+from functools import lru_cache
+from importlib import resources
 from typing import Any, Literal
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from safestack.errors import PolicyError
 from safestack.policy.data import DataSettings
 from safestack.records import Action
+from safestack.yamlfile import validate
 
 Band = Literal["very_low", "low", "medium", "high"]
 BANDS: tuple[Band, ...] = ("very_low", "low", "medium", "high")
@@ -245,8 +250,6 @@ class Policy(_Strict):
 
     @classmethod
     def default(cls) -> Policy:
-        from safestack.policy.loader import default_policy
-
         return default_policy()
 
     @property
@@ -254,8 +257,6 @@ class Policy(_Strict):
         return f"{self.name}@{self.version}"
 
     def category(self, name: str) -> CategoryPolicy:
-        from safestack.errors import PolicyError
-
         try:
             return self.categories[name]
         except KeyError:
@@ -298,3 +299,23 @@ class Policy(_Strict):
 
     def is_signal(self, category: str) -> bool:
         return self.category(category).kind == "signal"
+
+
+DEFAULT_POLICY_RESOURCE = "default.yaml"
+FIELD_HINT = "check the spelling against `safestack policy show --yaml`"
+
+
+def default_policy_text() -> str:
+    """The packaged default policy file, as text."""
+    return (
+        resources.files("safestack.policy")
+        .joinpath("assets", DEFAULT_POLICY_RESOURCE)
+        .read_text("utf-8")
+    )
+
+
+@lru_cache(maxsize=1)
+def default_policy() -> Policy:
+    """The packaged default policy (built once: a Policy is frozen)."""
+    data = yaml.safe_load(default_policy_text())
+    return validate(Policy, data, "<default policy>", None, PolicyError, FIELD_HINT)
