@@ -178,5 +178,5 @@ def test_store_flag_records_verdicts(tmp_path: Path, monkeypatch: pytest.MonkeyP
     )
     assert code == 0, err
     with Store.open(url) as store:
-        stored = store.judgements()
+        stored = store.judgements.find()
     assert sorted(j.verdict.action.value for j in stored) == ["allow", "block"]

@@ -28,7 +28,7 @@ async def record(store: Store, event: AuditEvent) -> None:
     """Write the event; a store that cannot take it turns the answer into a 503 (no unaudited
     answers)."""
     try:
-        await asyncio.to_thread(store.record_audit, event)
+        await asyncio.to_thread(store.audit.record, event)
     except StoreError as exc:
         raise ApiError(
             503,
@@ -42,5 +42,5 @@ async def purge_periodically(store: Store, retention_days: float, every_s: float
     """Delete events older than the retention period now and then every `every_s` seconds."""
     while True:
         before = datetime.now(UTC) - timedelta(days=retention_days)
-        await asyncio.to_thread(store.purge_audit, before)
+        await asyncio.to_thread(store.audit.purge, before)
         await asyncio.sleep(every_s)
