@@ -10,7 +10,6 @@ from safestack.data.filters import harm as harm_module
 from safestack.data.filters.harm import HarmFilter, reason_code, score_documents, windows
 from safestack.errors import PolicyError
 from safestack.policy import default_policy, parse_policy
-from safestack.policy.loader import default_policy_text
 
 HATE = (
     "I hate immigrants. They are a disease on this country and decent people should refuse to "
@@ -24,9 +23,7 @@ RECIPE = (
 
 
 def _policy(harm: dict[str, object]) -> object:
-    import yaml
-
-    data = yaml.safe_load(default_policy_text())
+    data = default_policy().model_dump(mode="json")
     data["data"]["harm"].update(harm)
     return parse_policy(data)
 

@@ -15,12 +15,15 @@ from safestack.errors import PolicyError
 from safestack.policy.model import FIELD_HINT, Policy, default_policy, default_policy_text
 from safestack.yamlfile import read_yaml, validate
 
+# default_policy and default_policy_text live in policy.model; importable here as before.
+__all__ = ["default_policy", "default_policy_text", "load_policy", "parse_policy"]
+
 
 def load_policy(path: str | Path | None = None) -> Policy:
     """Load a policy file; `None` gives the packaged default.
 
-    The file is laid over the default (mappings merge, lists and scalars replace) unless it says
-    `extends: none`, so a user's file holds only what it changes.
+    The file is laid over the complete default policy (mappings merge, lists and scalars replace)
+    unless it says `extends: none`, so a user's file holds only what it changes.
     """
     if path is None:
         return default_policy()
@@ -29,7 +32,7 @@ def load_policy(path: str | Path | None = None) -> Policy:
     if extends not in ("default", "none"):
         raise PolicyError(f"{path}: extends must be 'default' or 'none', got {extends!r}")
     if extends == "default":
-        data = _merge(yaml.safe_load(default_policy_text()), data)
+        data = _merge(default_policy().model_dump(), data)
     return _build(data, str(path), root)
 
 
