@@ -95,7 +95,7 @@ def run_safestack(corpus: Path, out: Path, workers: int) -> dict[str, Any]:
     (worker processes are forked from this one and inherit them)."""
     from safestack.data.document import Document
     from safestack.data.executors import filter_corpus
-    from safestack.data.filters.scoring import DocumentScorer
+    from safestack.data.filters.models import FilterModels
     from safestack.data.pipeline import PipelinePlan, PipelineSpec
     from safestack.policy import Policy
 
@@ -103,13 +103,13 @@ def run_safestack(corpus: Path, out: Path, workers: int) -> dict[str, Any]:
     spec = PipelineSpec()
     wall, cpu = time.perf_counter(), _cpu()
     sample = [Document(id="warm-up", text="A warm-up page. " * 40, url="https://example.org/")]
-    scorer = DocumentScorer()
-    for built in PipelinePlan.resolve(spec, policy, "<benchmark>").build(scorer).filters:
+    models = FilterModels()
+    for built in PipelinePlan.resolve(spec, policy, "<benchmark>").build(models).filters:
         built.apply(sample)
-    scorer.clear()
+    models.scorer.clear()
     load = {"load_wall": time.perf_counter() - wall, "load_cpu": _cpu() - cpu}
     wall, cpu = time.perf_counter(), _cpu()
-    stats = filter_corpus([corpus], out, spec, policy, workers=workers, force=True, scorer=scorer)
+    stats = filter_corpus([corpus], out, spec, policy, workers=workers, force=True, models=models)
     run = {"run_wall": time.perf_counter() - wall, "run_cpu": _cpu() - cpu}
     reasons: Counter[str] = Counter()
     for shard in stats.shards:

@@ -7,6 +7,7 @@ import pytest
 
 from safestack.data.document import Document
 from safestack.data.filters.harm import HarmFilter, reason_code, windows
+from safestack.data.filters.models import FilterModels
 from safestack.data.filters.scoring import DocumentScorer, DocumentScores, normalised
 from safestack.errors import PolicyError
 from safestack.policy import default_policy, parse_policy
@@ -87,10 +88,11 @@ def test_adult_and_harm_filters_of_one_pipeline_embed_each_document_once(
     from safestack.data.pipeline import PipelinePlan, PipelineSpec
 
     spec = PipelineSpec.model_validate({"filters": [{"name": "adult"}, {"name": "harm"}]})
-    scorer = DocumentScorer()
-    pipeline = PipelinePlan.resolve(spec, default_policy(), "p.yaml").build(scorer)
+    models = FilterModels()
+    pipeline = PipelinePlan.resolve(spec, default_policy(), "p.yaml").build(models)
     adult, harm = pipeline.filters
-    assert adult.scorer is harm.scorer is scorer  # type: ignore[attr-defined]
+    assert adult.scorer is harm.scorer is models.scorer  # type: ignore[attr-defined]
+    scorer = models.scorer
     embedded: list[str] = []
     real = scorer.compute
 

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from safestack.data.document import Document, ReadError, Removal
 from safestack.data.filters.base import Filter, FilterOptions, filters
-from safestack.data.filters.scoring import DocumentScorer, build_filter
+from safestack.data.filters.models import FilterModels, build_filter
 from safestack.data.readers import ReaderOptions
 from safestack.data.writers import WriterOptions
 from safestack.errors import SafestackError
@@ -95,8 +95,8 @@ class PipelinePlan:
     """A validated definition with its filter classes resolved: cheap to pickle to workers.
 
     Classes travel with the plan (not just names) so a worker process started by spawn or Ray
-    needs no registry state of its own; `build()` then loads models once per process, into the
-    one DocumentScorer its model-backed filters share.
+    needs no registry state of its own; `build()` then makes the FilterModels its model-backed
+    filters share, so each model loads once per process.
     """
 
     spec: PipelineSpec
@@ -130,12 +130,12 @@ class PipelinePlan:
         blob = json.dumps(identity, sort_keys=True, default=str).encode("utf-8")
         return hashlib.sha256(blob).hexdigest()[:16]
 
-    def build(self, scorer: DocumentScorer | None = None) -> Pipeline:
-        """The filters, built once; those reading document scores share `scorer` (a new one by
-        default), so the adult and harm filters embed each document once between them."""
-        scorer = scorer if scorer is not None else DocumentScorer()
+    def build(self, models: FilterModels | None = None) -> Pipeline:
+        """The filters, built once; those using models share `models` (new ones by default), so
+        the adult and harm filters embed each document once between them."""
+        models = models if models is not None else FilterModels()
         built = [
-            build_filter(c, self.policy, o, scorer)
+            build_filter(c, self.policy, o, models)
             for c, o in zip(self.classes, self.options, strict=True)
         ]
         return Pipeline(self.spec, built)

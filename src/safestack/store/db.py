@@ -1,9 +1,7 @@
-"""The Store: the one database every stage shares, and a repository per record family.
+"""The Store: the database every stage shares (`Database`) with one repository per record family.
 
-`Store.open(url)` connects and migrates (`store.database.Database`); callers read and write through
-`store.judgements`, `store.keys`, `store.audit` and `store.runs`. A new stage's family is a module
-here with its table in `tables.py`, a migration in `migrations/versions/`, and a class taking the
-Database, attached below as one more attribute.
+A new family is a module here (a class taking the Database), its table in `tables.py`, a migration
+in `migrations/versions/`, and one more attribute set in `Store.__init__`.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from pydantic import Field
 
 from safestack.data.document import Document, Removal
 from safestack.data.filters.base import FilterOptions, corpus_filter
-from safestack.data.filters.scoring import DocumentScorer, ScoredFilter
+from safestack.data.filters.models import FilterModels, ModelFilter
 from safestack.errors import SafestackError
 from safestack.policy import Policy
 
@@ -141,7 +141,7 @@ class AdultOptions(FilterOptions):
 
 
 @corpus_filter("adult")
-class AdultFilter(ScoredFilter):
+class AdultFilter(ModelFilter):
     """Remove pages from adult domains (adult.domain) and sexual content (adult.content)."""
 
     version = "1"
@@ -152,9 +152,9 @@ class AdultFilter(ScoredFilter):
         self,
         policy: Policy,
         options: FilterOptions | None = None,
-        scorer: DocumentScorer | None = None,
+        models: FilterModels | None = None,
     ) -> None:
-        super().__init__(policy, options, scorer)
+        super().__init__(policy, options, models)
         self.ut1 = ut1_list() if self.options.domain_list else None
         self.extra: set[str] = set()
         if self.options.extra_domains_file is not None:

@@ -14,7 +14,8 @@ from pydantic import Field, model_validator
 
 from safestack.data.document import Document, Removal
 from safestack.data.filters.base import FilterOptions, corpus_filter
-from safestack.data.filters.scoring import DocumentScorer, DocumentScores, ScoredFilter, windows
+from safestack.data.filters.models import FilterModels, ModelFilter
+from safestack.data.filters.scoring import DocumentScores, windows
 from safestack.errors import PolicyError
 from safestack.policy import Policy
 
@@ -55,7 +56,7 @@ def reason_code(category: str) -> str:
 
 
 @corpus_filter("harm")
-class HarmFilter(ScoredFilter):
+class HarmFilter(ModelFilter):
     """Remove documents the harm model scores above the policy's per-category thresholds."""
 
     version = "1"
@@ -66,9 +67,9 @@ class HarmFilter(ScoredFilter):
         self,
         policy: Policy,
         options: FilterOptions | None = None,
-        scorer: DocumentScorer | None = None,
+        models: FilterModels | None = None,
     ) -> None:
-        super().__init__(policy, options, scorer)
+        super().__init__(policy, options, models)
         labels = self.scorer.labels
         settings = policy.data.harm
         unknown = sorted(set(settings.categories) - set(labels))

@@ -1,10 +1,6 @@
-"""Harm-model scores of whole documents, shared by the `adult` and `harm` filters of one pipeline.
-
-A document is cut into windows of about 600 characters, embedded by the fast (static) tier in one
-pass per batch. A category's document score is its worst *segment* (up to 2,400 characters of
-consecutive windows, mean-pooled: a short page is judged whole, a long one piece by piece), and the
-worst window inside that segment is the evidence. `PipelinePlan.build` makes one `DocumentScorer`
-per worker and hands it to every `ScoredFilter`, so each document is embedded once.
+"""Harm-model scores of whole documents, shared by the `adult` and `harm` filters of one pipeline:
+~600-character windows embedded by the fast tier, a category's score its worst segment (up to
+2,400 characters of pooled windows), the worst window in it the evidence.
 """
 
 from __future__ import annotations
@@ -16,9 +12,6 @@ from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
-from safestack.data.filters.base import Filter, FilterOptions
-from safestack.policy import Policy
 
 if TYPE_CHECKING:
     from safestack.judge.builtin.heads import Head, Matrix
@@ -239,29 +232,3 @@ def _worst(
         rows[label] = first + int(block.argmax())
     spans = np.asarray(cuts, dtype=np.int64)[rows]
     return DocumentScores(head.labels, top, spans, tier)
-
-
-class ScoredFilter(Filter):
-    """A filter that reads harm-model document scores: give filters of one pipeline the same
-    `scorer` (PipelinePlan.build does) and each document is embedded once; alone, it makes its own."""
-
-    def __init__(
-        self,
-        policy: Policy,
-        options: FilterOptions | None = None,
-        scorer: DocumentScorer | None = None,
-    ) -> None:
-        super().__init__(policy, options)
-        self.scorer = scorer if scorer is not None else DocumentScorer()
-
-
-def build_filter(
-    cls: type[Filter],
-    policy: Policy,
-    options: FilterOptions | None,
-    scorer: DocumentScorer,
-) -> Filter:
-    """An instance of `cls`, handed `scorer` when it reads document scores."""
-    if issubclass(cls, ScoredFilter):
-        return cls(policy, options, scorer=scorer)
-    return cls(policy, options)
