@@ -24,8 +24,8 @@ WORK_DIR = typer.Option(
 
 
 def _examples(work_dir: Path) -> tuple[list[Any], dict[str, Any]]:
-    from safestack.training.dataset import assemble
     from safestack.datasets.examples import read_jsonl
+    from safestack.training.dataset import assemble
 
     err_console.print(f"assembling the training data from installed packages into {work_dir}")
     manifest = assemble(work_dir)
