@@ -95,21 +95,21 @@ def run_safestack(corpus: Path, out: Path, workers: int) -> dict[str, Any]:
     (worker processes are forked from this one and inherit them)."""
     from safestack.data.document import Document
     from safestack.data.executors import filter_corpus
-    from safestack.data.filters import harm
-    from safestack.data.filters.base import filters
-    from safestack.data.pipeline import PipelineSpec
+    from safestack.data.filters.models import FilterModels
+    from safestack.data.pipeline import PipelinePlan, PipelineSpec
     from safestack.policy import Policy
 
     policy = Policy.default()
     spec = PipelineSpec()
     wall, cpu = time.perf_counter(), _cpu()
     sample = [Document(id="warm-up", text="A warm-up page. " * 40, url="https://example.org/")]
-    for entry in spec.filters:
-        filters.get(entry.name)(policy).apply(sample)
-    harm._cache.clear()
+    models = FilterModels()
+    for built in PipelinePlan.resolve(spec, policy, "<benchmark>").build(models).filters:
+        built.apply(sample)
+    models.scorer.clear()
     load = {"load_wall": time.perf_counter() - wall, "load_cpu": _cpu() - cpu}
     wall, cpu = time.perf_counter(), _cpu()
-    stats = filter_corpus([corpus], out, spec, policy, workers=workers, force=True)
+    stats = filter_corpus([corpus], out, spec, policy, workers=workers, force=True, models=models)
     run = {"run_wall": time.perf_counter() - wall, "run_cpu": _cpu() - cpu}
     reasons: Counter[str] = Counter()
     for shard in stats.shards:

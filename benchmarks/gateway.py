@@ -270,7 +270,7 @@ def bench_policy(name: str, upstream: str, args: argparse.Namespace, home: Path)
         base = f"http://127.0.0.1:{port}"
         wait_for(base + "/healthz", gateway)
         with Store.open(f"sqlite:///{home / name / 'safestack.db'}") as store:
-            _, secret = store.create_key(
+            _, secret = store.keys.create(
                 "bench", ["chat", "moderate"], rate_per_minute=10**9, burst=10**6
             )
         headers = {"authorization": f"Bearer {secret}"}

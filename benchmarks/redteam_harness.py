@@ -212,7 +212,7 @@ def safestack_worker(campaign_path: str, db_url: str, profile: str | None) -> No
     if profile:
         profiler.disable()
         profiler.dump_stats(profile)
-    stored = len(store.attempt_keys(runner.run_id))
+    stored = len(store.runs.attempt_keys(runner.run_id))
     print(
         json.dumps(
             {

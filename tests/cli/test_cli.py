@@ -6,9 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from safestack.cli.main import app
+from safestack.policy import default_policy, parse_policy
 
 runner = CliRunner()
 RULES = ["-d", "rules"]  # the fast detector; the default set (with presidio) is tested once
@@ -141,6 +143,7 @@ def test_policy_show_and_validate(tmp_path: Path) -> None:
     code, out, _ = run("policy", "show", "--yaml")
     assert code == 0
     assert "score_cutpoints" in out
+    assert parse_policy(yaml.safe_load(out)) == default_policy()  # complete: settings included
     good = tmp_path / "good.yaml"
     good.write_text("name: mine\ncategories:\n  hate:\n    threshold: 0.3\n")
     assert run("policy", "validate", str(good))[0] == 0
@@ -178,5 +181,5 @@ def test_store_flag_records_verdicts(tmp_path: Path, monkeypatch: pytest.MonkeyP
     )
     assert code == 0, err
     with Store.open(url) as store:
-        stored = store.judgements()
+        stored = store.judgements.find()
     assert sorted(j.verdict.action.value for j in stored) == ["allow", "block"]

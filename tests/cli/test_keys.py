@@ -45,7 +45,7 @@ def test_create_prints_the_secret_once_with_a_warning(db_url: str) -> None:
     key_id = secret.split(".")[0]
     assert key_id in err and "ci-bot" in err
     with Store.open(db_url) as store:
-        key = store.verify_key(secret)
+        key = store.keys.verify(secret)
     assert key is not None
     assert (key.id, key.name, key.scopes) == (key_id, "ci-bot", ["chat", "moderate"])
     assert key.models == [] and key.policy is None
@@ -73,7 +73,7 @@ def test_create_stores_policy_models_and_limits(db_url: str, tmp_path: Path) -> 
     )
 
     with Store.open(db_url) as store:
-        key = store.verify_key(secret)
+        key = store.keys.verify(secret)
     assert key is not None
     assert key.policy == str(policy.resolve())
     assert key.models == ["llama-3-8b", "qwen-2"]
@@ -92,7 +92,7 @@ def test_a_policy_that_does_not_load_is_refused_and_no_key_made(
         assert policy.name in err
         assert not SECRET.search(out + err)
     with Store.open(db_url) as store:
-        assert store.list_keys(include_revoked=True) == []
+        assert store.keys.all(include_revoked=True) == []
 
 
 @pytest.mark.parametrize(
@@ -109,7 +109,7 @@ def test_invalid_options_are_usage_errors(db_url: str, args: list[str]) -> None:
     assert code == 2
     assert not SECRET.search(out + err)
     with Store.open(db_url) as store:
-        assert store.list_keys(include_revoked=True) == []
+        assert store.keys.all(include_revoked=True) == []
 
 
 def test_an_empty_name_is_a_one_line_error(db_url: str) -> None:
@@ -144,8 +144,8 @@ def test_revoke_stops_the_key_and_hides_it_from_the_list(db_url: str) -> None:
     assert code == 0
     assert f"revoked API key {leaked_id}" in out
     with Store.open(db_url) as store:
-        assert store.verify_key(leaked) is None
-        assert store.verify_key(kept) is not None
+        assert store.keys.verify(leaked) is None
+        assert store.keys.verify(kept) is not None
 
     _, listed, _ = run("keys", "list")
     assert kept_id in listed and leaked_id not in listed

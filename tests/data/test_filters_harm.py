@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from safestack.data.document import Document
-from safestack.data.filters import harm as harm_module
-from safestack.data.filters.harm import HarmFilter, reason_code, score_documents, windows
+from safestack.data.filters.harm import HarmFilter, reason_code, windows
+from safestack.data.filters.models import FilterModels
+from safestack.data.filters.scoring import DocumentScorer, DocumentScores, normalised
 from safestack.errors import PolicyError
 from safestack.policy import default_policy, parse_policy
-from safestack.policy.loader import default_policy_text
 
 HATE = (
     "I hate immigrants. They are a disease on this country and decent people should refuse to "
@@ -24,9 +24,7 @@ RECIPE = (
 
 
 def _policy(harm: dict[str, object]) -> object:
-    import yaml
-
-    data = yaml.safe_load(default_policy_text())
+    data = default_policy().model_dump(mode="json")
     data["data"]["harm"].update(harm)
     return parse_policy(data)
 
@@ -44,18 +42,16 @@ def test_sexual_minors_cannot_be_switched_off(monkeypatch: pytest.MonkeyPatch) -
     harm = HarmFilter(policy)  # type: ignore[arg-type]
     assert harm.thresholds["sexual/minors"] == 0.5  # capped, still on
 
-    real = harm_module._score
+    real = harm.scorer.compute
 
-    def fake(texts: list[str], *args: object) -> list[harm_module.DocumentScores]:
+    def fake(texts: list[str], *args: object) -> list[DocumentScores]:
         out = real(texts, *args)  # type: ignore[arg-type]
         top = out[0].top.copy()
         top[out[0].labels.index("sexual/minors")] = 0.9
-        return [harm_module.DocumentScores(out[0].labels, top, out[0].spans, "fast")]
+        return [DocumentScores(out[0].labels, top, out[0].spans, "fast")]
 
-    harm_module._cache.clear()
-    monkeypatch.setattr(harm_module, "_score", fake)
+    monkeypatch.setattr(harm.scorer, "compute", fake)
     (removal,) = harm.apply([Document("1", RECIPE + " (minors test)")])
-    harm_module._cache.clear()
     assert removal is not None and removal.reason == "harm.sexual_minors"
     assert harm.sexual_minors_removed == 1
 
@@ -71,7 +67,7 @@ def test_fast_tier_matches_model2vec_encode() -> None:
     from safestack.judge.builtin.embedders import static_embedder
 
     text = "Ça va? I'm José_from 'México' #1 $100, e-mail: a@b.com ©2024 Acme™ 中文"
-    ours = harm_module._normalised(harm_module._fast_tier().encode_words([text.split()]))
+    ours = normalised(DocumentScorer().fast.encode_words([text.split()]))
     reference = static_embedder().encode([text])
     assert np.abs(ours - reference).max() < 1e-5
 
@@ -80,9 +76,35 @@ def test_long_document_is_windowed_and_cached() -> None:
     long_text = (RECIPE + " ") * 20 + HATE
     cuts = windows(long_text, 600)
     assert len(cuts) > 3 and all(b - a <= 600 for a, b in cuts)
-    first = score_documents([long_text])[0]
-    assert score_documents([long_text])[0] is first  # the adult filter reuses harm's scores
+    scorer = DocumentScorer()
+    first = scorer.score([long_text])[0]
+    assert scorer.score([long_text])[0] is first  # the adult filter reuses harm's scores
     assert "immigrants" in first.evidence(long_text, "hate").lower()
+
+
+def test_adult_and_harm_filters_of_one_pipeline_embed_each_document_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from safestack.data.pipeline import PipelinePlan, PipelineSpec
+
+    spec = PipelineSpec.model_validate({"filters": [{"name": "adult"}, {"name": "harm"}]})
+    models = FilterModels()
+    pipeline = PipelinePlan.resolve(spec, default_policy(), "p.yaml").build(models)
+    adult, harm = pipeline.filters
+    assert adult.scorer is harm.scorer is models.scorer  # type: ignore[attr-defined]
+    scorer = models.scorer
+    embedded: list[str] = []
+    real = scorer.compute
+
+    def counting(texts: list[str], *args: object) -> list[DocumentScores]:
+        embedded.extend(texts)
+        return real(texts, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(scorer, "compute", counting)
+    result = pipeline.process([Document("1", RECIPE), Document("2", HATE)])
+    assert embedded == [RECIPE, HATE]  # asked by both filters, embedded once
+    assert [d.id for d in result.kept] == ["1"]
+    assert [r.reason for _, r in result.removed] == ["harm.hate"]
 
 
 def test_reason_codes_are_identifiers() -> None:

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
+from pydantic import BaseModel
 
 from safestack.errors import PolicyError
 from safestack.judge.moderation import OPENAI_CATEGORIES
-from safestack.policy import BANDS, default_policy, load_policy, parse_policy
+from safestack.policy import (
+    BANDS,
+    Policy,
+    default_policy,
+    default_policy_text,
+    load_policy,
+    parse_policy,
+)
 from safestack.records import Action
 
 OPENAI_13 = set(OPENAI_CATEGORIES)  # the moderation API's own list, in its order
@@ -152,3 +162,42 @@ def test_policy_round_trips_through_its_own_dump() -> None:
     again = parse_policy(policy.model_dump(mode="json"))
     assert again == policy
     assert set(BANDS) == set(policy.defaults.actions)
+
+
+# Taxonomy data whose field default is "none" (a policy may map no foreign framework): the
+# packaged mappings are data default.yaml holds, not a second copy of a default.
+TAXONOMY_WITH_EMPTY_DEFAULT = {"frameworks"}
+
+
+def repeated_defaults(model: type[BaseModel], data: dict[str, Any], path: str = "") -> list[str]:
+    """Fields `data` sets that `model` also gives a default: places the two could disagree."""
+    repeated = []
+    for key, value in data.items():
+        field = model.model_fields[key]
+        where = f"{path}{key}"
+        if not field.is_required() and where not in TAXONOMY_WITH_EMPTY_DEFAULT:
+            repeated.append(where)
+        elif isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            repeated += repeated_defaults(field.annotation, value, f"{where}.")
+    return repeated
+
+
+def test_default_yaml_repeats_no_default_the_models_hold() -> None:
+    assert repeated_defaults(Policy, {"guard": {"canary": True}}) == ["guard"]
+    assert repeated_defaults(Policy, {"judge": {"max_input_chars": 9}}) == ["judge.max_input_chars"]
+    assert repeated_defaults(Policy, yaml.safe_load(default_policy_text())) == []
+
+
+def test_user_file_merges_into_settings_the_yaml_leaves_out(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "guard:\n  elections:\n    redirects:\n      FR: {message: Voir le site officiel.}\n"
+        "  stream: {hold_back_chars: 100}\n"
+        "data:\n  harm:\n    categories: {hate: 0.4}\n",
+    )
+    policy = load_policy(path)
+    assert {"default", "US", "EU", "FR"} <= set(policy.guard.elections.redirects)
+    assert policy.guard.stream.hold_back_chars == 100
+    assert policy.guard.stream.context_chars == default_policy().guard.stream.context_chars
+    assert policy.data.harm.threshold("hate") == 0.4
+    assert policy.data.harm.threshold("harassment") == 0.3  # kept from the default table

@@ -75,7 +75,9 @@ def test_a_killed_run_resumes_and_finishes(tmp_path: Path, env: dict[str, str]) 
         time.sleep(0.2)
         if Path(url.removeprefix("sqlite:///")).exists():
             with Store.open(url) as store:
-                stored = len(store.attempt_keys("cli-demo")) if store.get_run("cli-demo") else 0
+                stored = (
+                    len(store.runs.attempt_keys("cli-demo")) if store.runs.get("cli-demo") else 0
+                )
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
     assert 2 <= stored < 5
@@ -83,7 +85,7 @@ def test_a_killed_run_resumes_and_finishes(tmp_path: Path, env: dict[str, str]) 
     result = CliRunner().invoke(app, ["redteam", "run", str(path)])
     assert result.exit_code == 0, result.output
     with Store.open(url) as store:
-        attempts = store.attempts("cli-demo")
+        attempts = store.runs.attempts("cli-demo")
     assert len(attempts) == 5
     assert "already stored" in result.stderr
 
@@ -93,7 +95,7 @@ def test_run_rescore_and_report(tmp_path: Path, env: dict[str, str]) -> None:
     cli = CliRunner()
     assert cli.invoke(app, ["redteam", "run", str(path)]).exit_code == 0
     with Store.open(env["SAFESTACK_DB_URL"]) as store:
-        before = store.attempts("cli-demo")
+        before = store.runs.attempts("cli-demo")
     assert {s.scorer for a in before for s in a.scores} == {"refusal"}
 
     rescored = tmp_path / "rescore.yaml"
@@ -103,7 +105,7 @@ def test_run_rescore_and_report(tmp_path: Path, env: dict[str, str]) -> None:
     result = cli.invoke(app, ["redteam", "rescore", "cli-demo", "--campaign", str(rescored)])
     assert result.exit_code == 0, result.output
     with Store.open(env["SAFESTACK_DB_URL"]) as store:
-        after = store.attempts("cli-demo")
+        after = store.runs.attempts("cli-demo")
     assert [a.id for a in after] == [a.id for a in before]
     assert {s.scorer for a in after for s in a.scores} == {"refusal", "harm-severity"}
 

@@ -41,7 +41,7 @@ def test_every_interaction_is_stored_once_with_its_scores(store: Store) -> None:
     runner, result = _run(store, campaign())
     # baseline: 3 harmful + 1 benign behaviour, one target, one sample
     assert (result.completed, result.errors, _calls(runner)) == (4, 0, 4)
-    attempts = store.attempts("unit")
+    attempts = store.runs.attempts("unit")
     assert len(attempts) == 4
     by_behaviour = {a.behaviour_id: a for a in attempts}
     phishing = by_behaviour["t:2"]
@@ -59,7 +59,7 @@ def test_rerunning_resumes_without_repeating_a_call(store: Store) -> None:
     _run(store, campaign())
     runner, result = _run(store, campaign())
     assert (result.already_done, result.completed, _calls(runner)) == (4, 0, 0)
-    assert len(store.attempts("unit")) == 4
+    assert len(store.runs.attempts("unit")) == 4
 
 
 def test_a_changed_campaign_is_refused_unless_forced(store: Store) -> None:
@@ -67,7 +67,7 @@ def test_a_changed_campaign_is_refused_unless_forced(store: Store) -> None:
     with pytest.raises(StoreError, match="different campaign"):
         _run(store, campaign(samples=2))
     _runner, result = _run(store, campaign(samples=2), force=True)
-    assert result.completed == 8 and len(store.attempts("unit")) == 8
+    assert result.completed == 8 and len(store.runs.attempts("unit")) == 8
 
 
 def test_samples_and_several_targets_multiply_the_attempts(store: Store) -> None:
@@ -77,7 +77,7 @@ def test_samples_and_several_targets_multiply_the_attempts(store: Store) -> None
     ]
     _runner, result = _run(store, campaign(targets=targets, samples=2))
     assert result.completed == 16
-    seeds = {a.generation["seed"] for a in store.attempts("unit", target="b")}
+    seeds = {a.generation["seed"] for a in store.runs.attempts("unit", target="b")}
     assert seeds == {0, 1}  # each sample has its own seed
 
 
@@ -94,7 +94,7 @@ def test_a_target_returning_garbage_is_recorded_as_an_error_never_as_safe(store:
     data["targets"][0]["options"] = {"garbage": True}
     runner, result = _run(store, data)
     assert (result.completed, result.errors, _calls(runner)) == (0, 4, 12)  # retried, then recorded
-    for attempt in store.attempts("unit"):
+    for attempt in store.runs.attempts("unit"):
         assert attempt.status == AttemptStatus.ERROR
         assert "not valid JSON" in (attempt.error or "")
         assert attempt.scores == [] and attempt.response is None
@@ -107,7 +107,7 @@ def test_a_slow_target_times_out_after_its_retries(store: Store) -> None:
     data["retries"] = {"attempts": 2, "backoff_s": 0.0}
     runner, result = _run(store, data)
     assert result.errors == 4 and _calls(runner) == 8
-    assert all("no answer within 0.05 s" in (a.error or "") for a in store.attempts("unit"))
+    assert all("no answer within 0.05 s" in (a.error or "") for a in store.runs.attempts("unit"))
 
 
 def test_an_empty_answer_is_an_error(store: Store) -> None:
@@ -115,7 +115,9 @@ def test_an_empty_answer_is_an_error(store: Store) -> None:
     data["targets"][0]["options"] = {"default": "   "}
     _, result = _run(store, data)
     assert result.errors == 4
-    assert {a.error for a in store.attempts("unit")} == {"the target returned an empty response"}
+    assert {a.error for a in store.runs.attempts("unit")} == {
+        "the target returned an empty response"
+    }
 
 
 def test_the_request_budget_stops_the_run_and_the_next_run_finishes_it(store: Store) -> None:
@@ -125,7 +127,7 @@ def test_the_request_budget_stops_the_run_and_the_next_run_finishes_it(store: St
     assert (result.completed, result.not_run) == (2, 2)
     assert "request budget of 2 spent" in (result.stopped or "")
     _runner, result = _run(store, campaign(budget={"max_requests": 2}))
-    assert result.completed == 2 and len(store.attempts("unit")) == 4
+    assert result.completed == 2 and len(store.runs.attempts("unit")) == 4
 
 
 def test_targets_without_a_system_prompt_skip_extraction(store: Store) -> None:

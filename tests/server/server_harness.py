@@ -186,7 +186,7 @@ class Gateway:
 
     def key(self, *scopes: str, **options: Any) -> str:
         """A new key's secret (scopes default to chat and moderate)."""
-        _, secret = self.store.create_key("test", list(scopes) or ["chat", "moderate"], **options)
+        _, secret = self.store.keys.create("test", list(scopes) or ["chat", "moderate"], **options)
         return secret
 
     def client(self, secret: str | None = None, **options: Any) -> openai.OpenAI:
@@ -199,7 +199,7 @@ class Gateway:
         )
 
     def audit(self, **query: Any) -> list[Any]:
-        return self.store.audit_events(**query)
+        return self.store.audit.events(**query)
 
 
 GatewayFactory = Callable[..., Gateway]

@@ -107,10 +107,10 @@ def test_a_revoked_key_stops_working_once_the_cache_expires(
     start_gateway: GatewayFactory, upstream: FakeUpstream
 ) -> None:
     gateway = start_gateway(upstream.url, key_cache_seconds=0)
-    key, secret = gateway.store.create_key("soon revoked", ["chat"])
+    key, secret = gateway.store.keys.create("soon revoked", ["chat"])
     client = gateway.client(secret)
     assert [m.id for m in client.models.list()]
-    gateway.store.revoke_key(key.id)
+    gateway.store.keys.revoke(key.id)
     with pytest.raises(openai.AuthenticationError):
         client.models.list()
 

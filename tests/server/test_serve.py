@@ -53,7 +53,7 @@ def test_serve_with_no_configuration(served: tuple[str, subprocess.Popen[str], P
     url, process, home = served
     assert (home / "safestack.db").exists()
     with Store.open(f"sqlite:///{home}/safestack.db") as store:
-        _, secret = store.create_key("cli-test", ["chat", "moderate"])
+        _, secret = store.keys.create("cli-test", ["chat", "moderate"])
     headers = {"authorization": f"Bearer {secret}"}
     assert httpx.post(url + "/v1/moderations", json={"input": "hi"}).status_code == 401
     moderation = httpx.post(

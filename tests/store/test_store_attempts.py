@@ -31,59 +31,59 @@ def _attempt(probe: str, *, target: str = "model-a", sample: int = 0, run: str =
 
 
 def test_a_new_run_is_created_and_reopened_with_its_attempts(store: Store) -> None:
-    run, kept = store.open_run("r1", "demo", "h1", {"name": "demo"}, force=False)
+    run, kept = store.runs.open("r1", "demo", "h1", {"name": "demo"}, force=False)
     assert (run.id, run.campaign_hash, kept) == ("r1", "h1", 0)
-    store.record_attempt(_attempt("p1"))
-    store.record_attempt(_attempt("p1", target="model-b"))
-    store.record_attempt(_attempt("p1", sample=1))
+    store.runs.record_attempt(_attempt("p1"))
+    store.runs.record_attempt(_attempt("p1", target="model-b"))
+    store.runs.record_attempt(_attempt("p1", sample=1))
 
-    _again, kept = store.open_run("r1", "demo", "h1", {"name": "demo"}, force=False)
+    _again, kept = store.runs.open("r1", "demo", "h1", {"name": "demo"}, force=False)
     assert kept == 3
-    assert store.attempt_keys("r1") == {
+    assert store.runs.attempt_keys("r1") == {
         ("model-a", "p1", 0),
         ("model-b", "p1", 0),
         ("model-a", "p1", 1),
     }
-    assert [a.target for a in store.attempts("r1", target="model-b")] == ["model-b"]
-    assert store.attempts("r1")[0].scores[0].label == "refused"
+    assert [a.target for a in store.runs.attempts("r1", target="model-b")] == ["model-b"]
+    assert store.runs.attempts("r1")[0].scores[0].label == "refused"
 
 
 def test_a_changed_campaign_is_refused_unless_forced(store: Store) -> None:
-    store.open_run("r1", "demo", "h1", {}, force=False)
-    store.record_attempt(_attempt("p1"))
+    store.runs.open("r1", "demo", "h1", {}, force=False)
+    store.runs.record_attempt(_attempt("p1"))
     with pytest.raises(StoreError, match=r"different campaign.*--force"):
-        store.open_run("r1", "demo", "h2", {}, force=False)
-    assert len(store.attempts("r1")) == 1
+        store.runs.open("r1", "demo", "h2", {}, force=False)
+    assert len(store.runs.attempts("r1")) == 1
 
-    run, kept = store.open_run("r1", "demo", "h2", {"v": 2}, force=True)
-    assert (run.campaign_hash, kept, store.attempts("r1")) == ("h2", 0, [])
-    assert store.get_run("r1") is not None and store.get_run("r1").campaign == {"v": 2}  # type: ignore[union-attr]
+    run, kept = store.runs.open("r1", "demo", "h2", {"v": 2}, force=True)
+    assert (run.campaign_hash, kept, store.runs.attempts("r1")) == ("h2", 0, [])
+    assert store.runs.get("r1") is not None and store.runs.get("r1").campaign == {"v": 2}  # type: ignore[union-attr]
 
 
 def test_the_same_interaction_cannot_be_stored_twice(store: Store) -> None:
-    store.open_run("r1", "demo", "h1", {}, force=False)
-    store.record_attempt(_attempt("p1"))
+    store.runs.open("r1", "demo", "h1", {}, force=False)
+    store.runs.record_attempt(_attempt("p1"))
     with pytest.raises(StoreError):
-        store.record_attempt(_attempt("p1"))
-    assert len(store.attempts("r1")) == 1
+        store.runs.record_attempt(_attempt("p1"))
+    assert len(store.runs.attempts("r1")) == 1
 
 
 def test_rescored_attempts_replace_the_stored_ones(store: Store) -> None:
-    store.open_run("r1", "demo", "h1", {}, force=False)
+    store.runs.open("r1", "demo", "h1", {}, force=False)
     first = _attempt("p1")
-    store.record_attempt(first)
+    store.runs.record_attempt(first)
     changed = first.model_copy(update={"scores": [Score(scorer="refusal", version="2", value=0.0)]})
-    assert store.replace_attempts([changed]) == 1
-    assert store.attempts("r1")[0].scores[0].version == "2"
+    assert store.runs.replace_attempts([changed]) == 1
+    assert store.runs.attempts("r1")[0].scores[0].version == "2"
     with pytest.raises(StoreError, match="not stored"):
-        store.replace_attempts([_attempt("unknown")])
+        store.runs.replace_attempts([_attempt("unknown")])
 
 
 def test_runs_are_listed_newest_first(store: Store) -> None:
-    store.open_run("old", "a", "h", {}, force=False)
-    store.open_run("new", "b", "h", {}, force=False)
-    assert [r.id for r in store.list_runs()][:2] == ["new", "old"]
-    assert store.get_run("missing") is None
+    store.runs.open("old", "a", "h", {}, force=False)
+    store.runs.open("new", "b", "h", {}, force=False)
+    assert [r.id for r in store.runs.all()][:2] == ["new", "old"]
+    assert store.runs.get("missing") is None
 
 
 def test_the_writer_commits_every_attempt_and_groups_those_waiting(tmp_path: Path) -> None:
@@ -92,12 +92,12 @@ def test_the_writer_commits_every_attempt_and_groups_those_waiting(tmp_path: Pat
     from safestack.store.attempts import AttemptWriter
 
     store = Store.open(f"sqlite:///{tmp_path}/w.db")
-    store.open_run("r1", "demo", "h1", {}, force=False)
+    store.runs.open("r1", "demo", "h1", {}, force=False)
     batches: list[int] = []
 
     def commit(attempts: Sequence[Attempt]) -> None:
         batches.append(len(attempts))
-        store.record_attempts(attempts)
+        store.runs.record_attempts(attempts)
 
     async def write_all() -> None:
         writer = AttemptWriter(commit)
@@ -105,7 +105,7 @@ def test_the_writer_commits_every_attempt_and_groups_those_waiting(tmp_path: Pat
         await writer.close()
 
     asyncio.run(write_all())
-    assert sum(batches) == 50 and len(store.attempts("r1")) == 50
+    assert sum(batches) == 50 and len(store.runs.attempts("r1")) == 50
     assert len(batches) < 50  # attempts that arrived together shared a transaction
 
 
@@ -115,11 +115,11 @@ def test_a_failed_commit_reaches_the_writer_of_that_attempt(tmp_path: Path) -> N
     from safestack.store.attempts import AttemptWriter
 
     store = Store.open(f"sqlite:///{tmp_path}/w.db")
-    store.open_run("r1", "demo", "h1", {}, force=False)
-    store.record_attempt(_attempt("dup"))
+    store.runs.open("r1", "demo", "h1", {}, force=False)
+    store.runs.record_attempt(_attempt("dup"))
 
     async def write_duplicate() -> None:
-        writer = AttemptWriter(store.record_attempts)
+        writer = AttemptWriter(store.runs.record_attempts)
         try:
             await writer.write(_attempt("dup"))
         finally:
@@ -127,4 +127,4 @@ def test_a_failed_commit_reaches_the_writer_of_that_attempt(tmp_path: Path) -> N
 
     with pytest.raises(StoreError):
         asyncio.run(write_duplicate())
-    assert len(store.attempts("r1")) == 1
+    assert len(store.runs.attempts("r1")) == 1

@@ -52,9 +52,9 @@ def test_an_event_with_every_field_round_trips(store: Store) -> None:
         error=None,
         stream=True,
     )
-    store.record_audit(written)
+    store.audit.record(written)
 
-    [read] = store.audit_events()
+    [read] = store.audit.events()
     assert read == written
     assert read.created_at == datetime(2026, 3, 1, 12, 0, 0, 250000, tzinfo=UTC)
     assert read.created_at.utcoffset() == timedelta(0)
@@ -64,8 +64,8 @@ def test_an_event_with_every_field_round_trips(store: Store) -> None:
 
 def test_defaults_are_a_fresh_id_and_now_in_utc(store: Store) -> None:
     before = datetime.now(UTC)
-    store.record_audits([_event(), _event()])
-    events = store.audit_events()
+    store.audit.record_many([_event(), _event()])
+    events = store.audit.events()
     assert len({e.id for e in events}) == 2
     for read in events:
         assert read.created_at.tzinfo is not None
@@ -75,8 +75,8 @@ def test_defaults_are_a_fresh_id_and_now_in_utc(store: Store) -> None:
 
 
 def test_content_is_null_in_the_row_unless_kept(store: Store) -> None:
-    store.record_audit(_event(id="digest-only", input_digest=_sha("private")))
-    store.record_audit(_event(id="with-content", content={"input": "private"}))
+    store.audit.record(_event(id="digest-only", input_digest=_sha("private")))
+    store.audit.record(_event(id="with-content", content={"input": "private"}))
     with store.engine.connect() as connection:
         rows: dict[str, object] = dict(
             connection.execute(
@@ -91,28 +91,28 @@ def test_content_is_null_in_the_row_unless_kept(store: Store) -> None:
 
 def test_newest_first_with_filters_and_limit(store: Store) -> None:
     for minute, key_id in enumerate(["a", "b", "a", None, "a"]):
-        store.record_audit(
+        store.audit.record(
             _event(id=f"e{minute}", key_id=key_id, created_at=T0 + timedelta(minutes=minute))
         )
 
-    assert [e.id for e in store.audit_events()] == ["e4", "e3", "e2", "e1", "e0"]
-    assert [e.id for e in store.audit_events(key_id="a")] == ["e4", "e2", "e0"]
-    assert [e.id for e in store.audit_events(since=T0 + timedelta(minutes=2))] == [
+    assert [e.id for e in store.audit.events()] == ["e4", "e3", "e2", "e1", "e0"]
+    assert [e.id for e in store.audit.events(key_id="a")] == ["e4", "e2", "e0"]
+    assert [e.id for e in store.audit.events(since=T0 + timedelta(minutes=2))] == [
         "e4",
         "e3",
         "e2",
     ]
-    assert [e.id for e in store.audit_events(key_id="a", since=T0 + timedelta(minutes=1))] == [
+    assert [e.id for e in store.audit.events(key_id="a", since=T0 + timedelta(minutes=1))] == [
         "e4",
         "e2",
     ]
-    assert [e.id for e in store.audit_events(limit=2)] == ["e4", "e3"]
-    assert len(store.audit_events(limit=None)) == 5
-    assert store.audit_events(key_id="nobody") == []
+    assert [e.id for e in store.audit.events(limit=2)] == ["e4", "e3"]
+    assert len(store.audit.events(limit=None)) == 5
+    assert store.audit.events(key_id="nobody") == []
     # `since` in another timezone means the same instant.
     tokyo = timezone(timedelta(hours=9))
     assert [
-        e.id for e in store.audit_events(since=(T0 + timedelta(minutes=3)).astimezone(tokyo))
+        e.id for e in store.audit.events(since=(T0 + timedelta(minutes=3)).astimezone(tokyo))
     ] == [
         "e4",
         "e3",
@@ -120,14 +120,14 @@ def test_newest_first_with_filters_and_limit(store: Store) -> None:
 
 
 def test_purge_deletes_events_before_the_date_only(store: Store) -> None:
-    store.record_audits(
+    store.audit.record_many(
         _event(id=f"day{day}", created_at=T0 + timedelta(days=day)) for day in range(5)
     )
-    assert store.purge_audit(T0 + timedelta(days=2)) == 2
-    assert [e.id for e in store.audit_events()] == ["day4", "day3", "day2"]
-    assert store.purge_audit(T0 + timedelta(days=2)) == 0
-    assert store.purge_audit(T0 + timedelta(days=10)) == 3
-    assert store.audit_events() == []
+    assert store.audit.purge(T0 + timedelta(days=2)) == 2
+    assert [e.id for e in store.audit.events()] == ["day4", "day3", "day2"]
+    assert store.audit.purge(T0 + timedelta(days=2)) == 0
+    assert store.audit.purge(T0 + timedelta(days=10)) == 3
+    assert store.audit.events() == []
 
 
 def test_naive_datetimes_are_refused(store: Store) -> None:
@@ -135,9 +135,9 @@ def test_naive_datetimes_are_refused(store: Store) -> None:
     with pytest.raises(ValidationError, match="timezone"):
         _event(created_at=naive)
     with pytest.raises(ValueError, match="since must be timezone-aware"):
-        store.audit_events(since=naive)
+        store.audit.events(since=naive)
     with pytest.raises(ValueError, match="before must be timezone-aware"):
-        store.purge_audit(naive)
+        store.audit.purge(naive)
 
 
 @pytest.mark.parametrize(
@@ -159,27 +159,27 @@ def test_malformed_events_are_refused_before_the_store(fields: dict[str, object]
 def test_an_event_is_committed_before_record_audit_returns(store: Store, db_url: str) -> None:
     commits: list[Connection] = []
     event.listen(store.engine, "commit", commits.append)
-    store.record_audit(_event(id="durable"))
+    store.audit.record(_event(id="durable"))
     assert len(commits) == 1
     # Another connection pool, as another process would have, sees it at once.
     with Store.open(db_url) as other:
-        assert [e.id for e in other.audit_events()] == ["durable"]
+        assert [e.id for e in other.audit.events()] == ["durable"]
 
 
 def test_a_batch_is_one_transaction_all_or_nothing(store: Store) -> None:
     commits: list[Connection] = []
     event.listen(store.engine, "commit", commits.append)
-    store.record_audits(_event() for _ in range(1200))
+    store.audit.record_many(_event() for _ in range(1200))
     assert len(commits) == 1
-    assert len(store.audit_events(limit=None)) == 1200
+    assert len(store.audit.events(limit=None)) == 1200
 
     duplicate = _event(id="twice")
     with pytest.raises(StoreError, match="recording audit events failed"):
-        store.record_audits([_event(id="fine"), duplicate, duplicate])
-    assert {e.id for e in store.audit_events(limit=None)} & {"fine", "twice"} == set()
+        store.audit.record_many([_event(id="fine"), duplicate, duplicate])
+    assert {e.id for e in store.audit.events(limit=None)} & {"fine", "twice"} == set()
 
 
 def test_a_record_the_database_rejects_is_a_store_error(store: Store) -> None:
-    store.record_audit(_event(id="once"))
+    store.audit.record(_event(id="once"))
     with pytest.raises(StoreError, match="recording an audit event failed"):
-        store.record_audit(_event(id="once"))
+        store.audit.record(_event(id="once"))

@@ -15,7 +15,7 @@ from safestack.store import ApiKey, Store
 
 def test_a_created_key_verifies_with_its_secret(store: Store) -> None:
     before = datetime.now(UTC)
-    key, secret = store.create_key(
+    key, secret = store.keys.create(
         "ci-bot",
         ["chat", "moderate"],
         policy="/etc/safestack/strict.yaml",
@@ -37,13 +37,13 @@ def test_a_created_key_verifies_with_its_secret(store: Store) -> None:
     assert before - timedelta(seconds=1) <= key.created_at <= datetime.now(UTC)
     assert not key.revoked
 
-    verified = store.verify_key(secret)
+    verified = store.keys.verify(secret)
     assert verified == key
-    assert store.get_key(key.id) == key
+    assert store.keys.get(key.id) == key
 
 
 def test_the_secret_is_never_stored_in_clear(store: Store) -> None:
-    key, secret = store.create_key("svc", ["moderate"])
+    key, secret = store.keys.create("svc", ["moderate"])
     random_part = secret.split(".", 1)[1]
 
     with store.engine.connect() as connection:
@@ -78,72 +78,72 @@ def test_the_secret_is_never_stored_in_clear(store: Store) -> None:
     ],
 )
 def test_malformed_secrets_verify_to_none(store: Store, presented: str) -> None:
-    store.create_key("k", ["chat"])
-    assert store.verify_key(presented) is None
+    store.keys.create("k", ["chat"])
+    assert store.keys.verify(presented) is None
 
 
 def test_a_wrong_or_unknown_secret_verifies_to_none(store: Store) -> None:
-    key, secret = store.create_key("k", ["chat"])
-    other, other_secret = store.create_key("other", ["chat"])
+    key, secret = store.keys.create("k", ["chat"])
+    other, other_secret = store.keys.create("other", ["chat"])
     random_part = secret.split(".", 1)[1]
     flipped = random_part[:-1] + ("A" if random_part[-1] != "A" else "B")
 
-    assert store.verify_key(f"{key.id}.{flipped}") is None
+    assert store.keys.verify(f"{key.id}.{flipped}") is None
     # One key's random part presented under another key's id.
-    assert store.verify_key(f"{other.id}.{random_part}") is None
-    assert store.verify_key(f"ssk_ffffffff.{random_part}") is None
-    assert store.verify_key(secret + "x") is None
-    assert store.verify_key(secret) == key
-    assert store.verify_key(other_secret) == other
+    assert store.keys.verify(f"{other.id}.{random_part}") is None
+    assert store.keys.verify(f"ssk_ffffffff.{random_part}") is None
+    assert store.keys.verify(secret + "x") is None
+    assert store.keys.verify(secret) == key
+    assert store.keys.verify(other_secret) == other
 
 
 def test_a_revoked_key_no_longer_verifies(store: Store) -> None:
-    key, secret = store.create_key("leaked", ["chat", "admin"])
-    kept, kept_secret = store.create_key("kept", ["chat"])
+    key, secret = store.keys.create("leaked", ["chat", "admin"])
+    kept, kept_secret = store.keys.create("kept", ["chat"])
 
-    assert store.revoke_key(key.id) is True
-    assert store.revoke_key(key.id) is False  # already revoked: nothing changes
-    assert store.revoke_key("ssk_00000000") is False
+    assert store.keys.revoke(key.id) is True
+    assert store.keys.revoke(key.id) is False  # already revoked: nothing changes
+    assert store.keys.revoke("ssk_00000000") is False
 
-    assert store.verify_key(secret) is None
-    assert store.verify_key(kept_secret) == kept
-    revoked = store.get_key(key.id)
+    assert store.keys.verify(secret) is None
+    assert store.keys.verify(kept_secret) == kept
+    revoked = store.keys.get(key.id)
     assert revoked is not None and revoked.revoked
     assert revoked.revoked_at is not None and revoked.revoked_at.utcoffset() == timedelta(0)
     assert revoked.revoked_at >= key.created_at
 
 
 def test_list_hides_revoked_keys_unless_asked(store: Store) -> None:
-    first, _ = store.create_key("first", ["chat"])
-    second, _ = store.create_key("second", ["moderate"])
-    third, _ = store.create_key("third", ["admin"])
-    store.revoke_key(second.id)
+    first, _ = store.keys.create("first", ["chat"])
+    second, _ = store.keys.create("second", ["moderate"])
+    third, _ = store.keys.create("third", ["admin"])
+    store.keys.revoke(second.id)
 
-    assert [k.id for k in store.list_keys()] == [first.id, third.id]
-    listed = store.list_keys(include_revoked=True)
+    assert [k.id for k in store.keys.all()] == [first.id, third.id]
+    listed = store.keys.all(include_revoked=True)
     assert {k.id for k in listed} == {first.id, second.id, third.id}
     assert [k.revoked for k in listed if k.id == second.id] == [True]
-    assert store.get_key("ssk_00000000") is None
+    assert store.keys.get("ssk_00000000") is None
 
 
 def test_key_ids_are_unique(store: Store) -> None:
-    ids = {store.create_key(f"k{n}", ["chat"])[0].id for n in range(50)}
+    ids = {store.keys.create(f"k{n}", ["chat"])[0].id for n in range(50)}
     assert len(ids) == 50
 
 
 def test_an_empty_model_list_allows_every_model(store: Store) -> None:
-    open_key, _ = store.create_key("open", ["chat"])
-    narrow, _ = store.create_key("narrow", ["chat"], models=["llama-3-8b"])
+    open_key, _ = store.keys.create("open", ["chat"])
+    narrow, _ = store.keys.create("narrow", ["chat"], models=["llama-3-8b"])
     assert open_key.allows_model("anything")
     assert narrow.allows_model("llama-3-8b")
     assert not narrow.allows_model("gpt-4o")
 
 
 def test_repeated_scopes_and_models_are_stored_once(store: Store) -> None:
-    key, _ = store.create_key("k", ["chat", "chat", "moderate"], models=["m", "m"])
+    key, _ = store.keys.create("k", ["chat", "chat", "moderate"], models=["m", "m"])
     assert key.scopes == ["chat", "moderate"]
     assert key.models == ["m"]
-    assert store.get_key(key.id) == key
+    assert store.keys.get(key.id) == key
 
 
 @pytest.mark.parametrize(
@@ -160,13 +160,13 @@ def test_invalid_keys_are_refused_and_not_stored(
     store: Store, name: str, scopes: list[str], limits: dict[str, int], field: str
 ) -> None:
     with pytest.raises(InputError) as caught:
-        store.create_key(name, scopes, **limits)  # type: ignore[arg-type]
+        store.keys.create(name, scopes, **limits)  # type: ignore[arg-type]
     assert caught.value.field == field
-    assert store.list_keys(include_revoked=True) == []
+    assert store.keys.all(include_revoked=True) == []
 
 
 def test_api_key_records_are_frozen(store: Store) -> None:
-    key, _ = store.create_key("k", ["chat"])
+    key, _ = store.keys.create("k", ["chat"])
     assert isinstance(key, ApiKey)
     with pytest.raises(ValueError, match="frozen"):
         key.name = "renamed"  # type: ignore[misc]

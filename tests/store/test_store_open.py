@@ -64,26 +64,26 @@ def test_a_database_at_0001_upgrades_to_head_and_keeps_its_rows(
     with Store.open(db_url, migrate=False) as old:
         assert old.revision() == "0001"
         assert "api_keys" not in inspect(old.engine).get_table_names()
-        old.record_judgement(blocked, "kept across the upgrade", kind="prompt", run_id="old")
+        old.judgements.record(blocked, "kept across the upgrade", kind="prompt", run_id="old")
 
     with Store.open(db_url) as store:
         assert store.revision() == "0003"
-        assert store.count_judgements(run_id="old") == 1
-        key, secret = store.create_key("after-upgrade", ["chat"])
-        assert store.verify_key(secret) == key
-        store.record_audit(AuditEvent(endpoint="/v1/models", status_code=200, latency_ms=1.0))
-        assert len(store.audit_events()) == 1
+        assert store.judgements.count(run_id="old") == 1
+        key, secret = store.keys.create("after-upgrade", ["chat"])
+        assert store.keys.verify(secret) == key
+        store.audit.record(AuditEvent(endpoint="/v1/models", status_code=200, latency_ms=1.0))
+        assert len(store.audit.events()) == 1
 
 
 def test_0002_downgrades_to_0001_without_touching_judgements(db_url: str, blocked: Verdict) -> None:
     with Store.open(db_url) as store:
-        store.record_judgement(blocked, "stays", kind="prompt", run_id="r")
+        store.judgements.record(blocked, "stays", kind="prompt", run_id="r")
         with store.engine.begin() as connection, _alembic(connection) as config:
             command.downgrade(config, "0001")
         assert store.revision() == "0001"
         tables = set(inspect(store.engine).get_table_names())
         assert "judgements" in tables and not tables & {"api_keys", "audit_events"}
-        assert store.count_judgements(run_id="r") == 1
+        assert store.judgements.count(run_id="r") == 1
 
 
 @pytest.mark.postgres
@@ -116,10 +116,10 @@ def test_postgresql_json_columns_are_jsonb(pg_url: str) -> None:
 
 def test_opening_twice_is_idempotent_and_keeps_rows(db_url: str, blocked: Verdict) -> None:
     with Store.open(db_url) as first:
-        first.record_judgement(blocked, "some text", kind="prompt", run_id="r1")
+        first.judgements.record(blocked, "some text", kind="prompt", run_id="r1")
     with Store.open(db_url) as second:
         assert second.revision() == head_revision()
-        assert second.count_judgements() == 1
+        assert second.judgements.count() == 1
 
 
 def test_a_database_newer_than_this_release_is_refused(db_url: str) -> None:
@@ -175,8 +175,8 @@ def test_sqlite_file_that_is_not_a_database_is_a_store_error(tmp_path: Path) -> 
 def test_sqlite_in_memory_migrates_on_the_stores_own_connection(blocked: Verdict) -> None:
     with Store.open("sqlite://") as store:
         assert store.revision() == head_revision()
-        store.record_judgement(blocked, "in memory", kind="response", run_id="mem")
-        assert store.count_judgements(run_id="mem") == 1
+        store.judgements.record(blocked, "in memory", kind="response", run_id="mem")
+        assert store.judgements.count(run_id="mem") == 1
 
 
 def test_replicas_opening_a_new_database_at_once_all_succeed(db_url: str) -> None:

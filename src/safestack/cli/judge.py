@@ -104,7 +104,7 @@ def check(
         if store:
             with _open_store(st.settings.database_url()) as db:
                 assert db is not None
-                db.record_judgement(verdict, text, kind=kind_lit, run_id=uuid.uuid4().hex)
+                db.judgements.record(verdict, text, kind=kind_lit, run_id=uuid.uuid4().hex)
         if as_json:
             print(json.dumps(moderation_response([verdict], policy), indent=2, ensure_ascii=False))
         else:
@@ -128,7 +128,7 @@ def check(
 
         def on_judged(batch: list[Judged]) -> None:
             if db is not None:
-                db.record_judgements(
+                db.judgements.record_many(
                     [(j.verdict, j.text) for j in batch], kind=kind_lit, run_id=run_id
                 )
             if show:

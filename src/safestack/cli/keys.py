@@ -72,7 +72,7 @@ def create(
         state(ctx).policy(policy)  # a policy that does not load is refused now, not per request
         policy_path = str(policy.resolve())
     with Store.open(state(ctx).settings.database_url()) as store:
-        key, secret = store.create_key(
+        key, secret = store.keys.create(
             name,
             [scope.value for scope in scopes],
             policy=policy_path,
@@ -103,7 +103,7 @@ def list_keys(
     Example: safestack keys list --all
     """
     with Store.open(state(ctx).settings.database_url()) as store:
-        keys = store.list_keys(include_revoked=include_revoked)
+        keys = store.keys.all(include_revoked=include_revoked)
     if not keys:
         console.print("no API keys; create one with: safestack keys create NAME --scope chat")
         return
@@ -141,10 +141,10 @@ def revoke(
     Example: safestack keys revoke ssk_1a2b3c4d
     """
     with Store.open(state(ctx).settings.database_url()) as store:
-        if store.revoke_key(key_id):
+        if store.keys.revoke(key_id):
             console.print(f"revoked API key {key_id}", highlight=False)
             return
-        key = store.get_key(key_id)
+        key = store.keys.get(key_id)
     if key is None or key.revoked_at is None:
         raise SafestackError(f"no API key '{key_id}'; `safestack keys list --all` shows the keys")
     console.print(

@@ -90,7 +90,7 @@ def plan_command(
     """
     runner, store = _runner(ctx, campaign_path, run_id, False, policy)
     with store:
-        done = store.attempt_keys(runner.run_id) if store.get_run(runner.run_id) else set()
+        done = store.runs.attempt_keys(runner.run_id) if store.runs.get(runner.run_id) else set()
         todo = [w for w in runner.plan.work if w.key not in done]
         _show_plan(runner, todo, len(runner.plan.work) - len(todo))
 
@@ -137,7 +137,7 @@ def run_command(
             try:
                 result = asyncio.run(runner.run(todo, advance))
             except KeyboardInterrupt:
-                stored = len(store.attempt_keys(runner.run_id))
+                stored = len(store.runs.attempt_keys(runner.run_id))
                 err_console.print(
                     f"interrupted: {stored} attempts are stored; run the same command to resume"
                 )
@@ -172,7 +172,7 @@ def rescore_command(
     st = state(ctx)
     with Store.open(st.settings.database_url()) as store:
         for run_id in run_ids:
-            run = store.get_run(run_id)
+            run = store.runs.get(run_id)
             if run is None:
                 raise SafestackError(f"no stored run '{run_id}'; see `safestack redteam runs`")
             campaign = (
@@ -184,9 +184,9 @@ def rescore_command(
                 build_model(campaign.judge_model, "judge_model") if campaign.judge_model else None
             )
             active = build_scorers(campaign, st.policy(policy), judge)
-            stored = store.attempts(run_id)
+            stored = store.runs.attempts(run_id)
             rescored = asyncio.run(rescore(stored, active))
-            store.replace_attempts(rescored)
+            store.runs.replace_attempts(rescored)
             names = ", ".join(s.ref for s in active)
             err_console.print(f"run {run_id}: {len(rescored)} attempts rescored with {names}")
 
@@ -209,9 +209,9 @@ def report_command(
     with Store.open(st.settings.database_url()) as store:
         attempts = []
         for run_id in run_ids:
-            if store.get_run(run_id) is None:
+            if store.runs.get(run_id) is None:
                 raise SafestackError(f"no stored run '{run_id}'; see `safestack redteam runs`")
-            attempts.extend(store.attempts(run_id))
+            attempts.extend(store.runs.attempts(run_id))
     files = write_report(attempts, out, title=title or f"Red-team report: {', '.join(run_ids)}")
     err_console.print(f"{len(attempts)} attempts from {len(run_ids)} run(s)")
     for path in (files.html, files.json, files.csv):
@@ -228,12 +228,12 @@ def runs_command(ctx: typer.Context) -> None:
         table = Table()
         for column in ("run", "campaign", "hash", "attempts", "updated"):
             table.add_column(column)
-        for run in store.list_runs():
+        for run in store.runs.all():
             table.add_row(
                 run.id,
                 run.name,
                 run.campaign_hash[:12],
-                str(len(store.attempt_keys(run.id))),
+                str(len(store.runs.attempt_keys(run.id))),
                 run.updated_at.strftime("%Y-%m-%d %H:%M"),
             )
         console.print(table)

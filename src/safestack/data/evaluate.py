@@ -23,6 +23,7 @@ import numpy as np
 from safestack.data import eval_corpus, eval_heldout
 from safestack.data.document import Document, Removal
 from safestack.data.filters.base import filters
+from safestack.data.filters.models import FilterModels, build_filter
 from safestack.errors import SafestackError
 from safestack.policy import Policy
 
@@ -213,11 +214,11 @@ def load_corpus(path: Path) -> list[LabelledDocument]:
     return docs
 
 
-def _run(name: str, policy: Policy, docs: Sequence[Document]) -> tuple[list[Removal | None], float]:
-    from safestack.data.filters import harm
-
-    instance = filters.get(name)(policy)
-    harm._cache.clear()  # each filter pays for its own embeddings in the timing
+def _run(
+    name: str, policy: Policy, docs: Sequence[Document], models: FilterModels
+) -> tuple[list[Removal | None], float]:
+    instance = build_filter(filters.get(name), policy, None, models)
+    models.scorer.clear()  # each filter pays for its own embeddings in the timing
     started = time.perf_counter()
     out: list[Removal | None] = []
     for begin in range(0, len(docs), BATCH):
@@ -241,9 +242,10 @@ def evaluate_filters(
     tuning corpus, whose numbers are optimistic: its scores set the thresholds)."""
     path = corpus_path or eval_corpus.corpus_path()
     corpus = load_corpus(path)
+    models = FilterModels()
     scores: dict[str, FilterScore] = {}
     for name in PIPELINE:
-        removals, seconds = _run(name, policy, [_copy(d.document) for d in corpus])
+        removals, seconds = _run(name, policy, [_copy(d.document) for d in corpus], models)
         score = scores[name] = FilterScore(name, seconds=seconds, documents=len(corpus))
         for item, removal in zip(corpus, removals, strict=True):
             positive = responsible(name, item.label)
@@ -263,7 +265,7 @@ def evaluate_filters(
     reasons: list[str] = [""] * len(corpus)
     alive = list(range(len(corpus)))
     for name in PIPELINE:
-        removals, _ = _run(name, policy, [_copy(corpus[i].document) for i in alive])
+        removals, _ = _run(name, policy, [_copy(corpus[i].document) for i in alive], models)
         survivors = []
         for index, removal in zip(alive, removals, strict=True):
             if removal is None:
@@ -318,22 +320,21 @@ def measure_throughput(
     """Documents per CPU-second (per core) for each filter alone and for the chain ('chain').
 
     CPU time of this process, not wall time, so a busy machine does not skew the figure. Models
-    and lists are loaded before the clock starts; the shared harm-score cache is cleared between
+    and lists are loaded before the clock starts; the shared document scorer's kept scores are cleared between
     runs, so each filter pays for its own embeddings."""
-    from safestack.data.filters import harm
-
-    instances = {name: filters.get(name)(policy) for name in names}
+    models = FilterModels()
+    instances = {name: build_filter(filters.get(name), policy, None, models) for name in names}
     for instance in instances.values():
         instance.apply([_copy(documents[0])])
     rates: dict[str, float] = {}
     for name, instance in instances.items():
-        harm._cache.clear()
+        models.scorer.clear()
         batch = [_copy(d) for d in documents]
         started = time.process_time()
         for begin in range(0, len(batch), BATCH):
             instance.apply(batch[begin : begin + BATCH])
         rates[name] = len(batch) / (time.process_time() - started)
-    harm._cache.clear()
+    models.scorer.clear()
     alive = [_copy(d) for d in documents]
     started = time.process_time()
     for begin in range(0, len(alive), BATCH):

@@ -20,6 +20,7 @@ from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 from safestack.data.document import Document, ReadError
+from safestack.data.filters.models import FilterModels
 from safestack.data.pipeline import Pipeline, PipelinePlan, PipelineSpec, load_pipeline
 from safestack.data.readers import detect_format, read_documents
 from safestack.data.summary import RunStats, ShardStats, write_summary
@@ -173,12 +174,13 @@ def _load_done(task: ShardTask) -> ShardStats | None:
 
 # --- local executor: one pipeline per worker process, built by the pool's initializer ---------
 
+# The worker process's own pipeline: a pool initializer can hand state to tasks no other way.
 _WORKER: tuple[Pipeline, Any] | None = None
 
 
-def _init_worker(plan: PipelinePlan, queue: Any) -> None:
+def _init_worker(plan: PipelinePlan, models: FilterModels, queue: Any) -> None:
     global _WORKER
-    _WORKER = (plan.build(), queue)
+    _WORKER = (plan.build(models), queue)
 
 
 def _worker_run(task: ShardTask) -> ShardStats:
@@ -188,12 +190,17 @@ def _worker_run(task: ShardTask) -> ShardStats:
 
 
 def run_local(
-    tasks: Sequence[ShardTask], plan: PipelinePlan, workers: int, progress: RunProgress | None
+    tasks: Sequence[ShardTask],
+    plan: PipelinePlan,
+    workers: int,
+    progress: RunProgress | None,
+    models: FilterModels | None = None,
 ) -> list[ShardStats]:
     """In this process for one worker; otherwise a process pool, each worker building the
-    pipeline (and loading its models) once."""
+    pipeline once (a forked worker inherits `models` as loaded so far)."""
+    models = models if models is not None else FilterModels()
     if workers <= 1 or len(tasks) <= 1:
-        pipeline = plan.build()
+        pipeline = plan.build(models)
         done = []
         for task in tasks:
             stats = run_shard(task, pipeline, progress.documents if progress else None)
@@ -210,7 +217,7 @@ def run_local(
         max_workers=min(workers, len(tasks)),
         mp_context=context,
         initializer=_init_worker,
-        initargs=(plan, queue),
+        initargs=(plan, models, queue),
     ) as pool:
         pending = {pool.submit(_worker_run, task) for task in tasks}
         while pending:
@@ -235,8 +242,8 @@ def run_local(
 
 
 class _RayShardWorker:
-    def __init__(self, plan: PipelinePlan) -> None:
-        self.pipeline = plan.build()
+    def __init__(self, plan: PipelinePlan, models: FilterModels) -> None:
+        self.pipeline = plan.build(models)
 
     def run(self, task: ShardTask) -> dict[str, Any]:
         return run_shard(task, self.pipeline).to_json()
@@ -247,12 +254,14 @@ def run_ray(
     plan: PipelinePlan,
     workers: int,
     progress: RunProgress | None,
+    models: FilterModels | None = None,
     *,
     local_mode: bool = False,
 ) -> list[ShardStats]:
     """Ray actors, one pipeline each; joins a running Ray (ray.init(address=...)) if there is one."""
     import ray
 
+    models = models if models is not None else FilterModels()
     owned = not ray.is_initialized()
     if owned:
         if local_mode:  # deprecated in Ray; passed only when asked for (debugging)
@@ -260,7 +269,7 @@ def run_ray(
         else:
             ray.init(num_cpus=workers, include_dashboard=False)
     try:
-        return _run_actors(ray, tasks, plan, workers, progress)
+        return _run_actors(ray, tasks, plan, workers, progress, models)
     finally:
         if owned:
             ray.shutdown()
@@ -272,11 +281,12 @@ def _run_actors(
     plan: PipelinePlan,
     workers: int,
     progress: RunProgress | None,
+    models: FilterModels,
 ) -> list[ShardStats]:
     from ray.util import ActorPool
 
     worker_cls = ray.remote(num_cpus=1)(_RayShardWorker)
-    actors = [worker_cls.remote(plan) for _ in range(max(1, min(workers, len(tasks))))]
+    actors = [worker_cls.remote(plan, models) for _ in range(max(1, min(workers, len(tasks))))]
     results: dict[str, ShardStats] = {}
     pool = ActorPool(actors)
     for raw in pool.map_unordered(lambda actor, task: actor.run.remote(task), list(tasks)):
@@ -301,10 +311,13 @@ def filter_corpus(
     force: bool = False,
     progress: RunProgress | None = None,
     ray_local_mode: bool = False,
+    models: FilterModels | None = None,
 ) -> RunStats:
     """Filter `inputs` into `out_dir` (kept/, removed/, errors/, stats.json, report.html).
 
     Shards finished by an earlier run with the same pipeline and policy are skipped unless `force`.
+    `models`: the run's filter models (new ones by default; pass loaded ones to keep model
+    loading out of a measurement).
     """
     started = time.perf_counter()
     if isinstance(pipeline, PipelineSpec):
@@ -334,10 +347,11 @@ def filter_corpus(
     if progress:
         progress.start(len(tasks), len(done))
     count = workers or os.cpu_count() or 1
+    models = models if models is not None else FilterModels()
     if executor == "ray":
-        fresh = run_ray(todo, plan, count, progress, local_mode=ray_local_mode)
+        fresh = run_ray(todo, plan, count, progress, models, local_mode=ray_local_mode)
     elif executor == "local":
-        fresh = run_local(todo, plan, count, progress)
+        fresh = run_local(todo, plan, count, progress, models)
     else:
         raise InputError(f"unknown executor {executor!r}; use 'local' or 'ray'")
     done.update((s.shard, s) for s in fresh)

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from safestack.data.document import Document, ReadError, Removal
 from safestack.data.filters.base import Filter, FilterOptions, filters
+from safestack.data.filters.models import FilterModels, build_filter
 from safestack.data.readers import ReaderOptions
 from safestack.data.writers import WriterOptions
 from safestack.errors import SafestackError
@@ -94,7 +95,8 @@ class PipelinePlan:
     """A validated definition with its filter classes resolved: cheap to pickle to workers.
 
     Classes travel with the plan (not just names) so a worker process started by spawn or Ray
-    needs no registry state of its own; `build()` then loads models once per process.
+    needs no registry state of its own; `build()` then makes the FilterModels its model-backed
+    filters share, so each model loads once per process.
     """
 
     spec: PipelineSpec
@@ -128,10 +130,15 @@ class PipelinePlan:
         blob = json.dumps(identity, sort_keys=True, default=str).encode("utf-8")
         return hashlib.sha256(blob).hexdigest()[:16]
 
-    def build(self) -> Pipeline:
-        return Pipeline(
-            self.spec, [c(self.policy, o) for c, o in zip(self.classes, self.options, strict=True)]
-        )
+    def build(self, models: FilterModels | None = None) -> Pipeline:
+        """The filters, built once; those using models share `models` (new ones by default), so
+        the adult and harm filters embed each document once between them."""
+        models = models if models is not None else FilterModels()
+        built = [
+            build_filter(c, self.policy, o, models)
+            for c, o in zip(self.classes, self.options, strict=True)
+        ]
+        return Pipeline(self.spec, built)
 
 
 @dataclass(slots=True)

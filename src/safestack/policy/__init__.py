@@ -1,7 +1,14 @@
 """The policy every stage reads: taxonomy, severity 0-7, thresholds, actions, framework mappings."""
 
-from safestack.policy.loader import default_policy, default_policy_text, load_policy, parse_policy
-from safestack.policy.model import BANDS, CategoryPolicy, DetectorSpec, Policy
+from safestack.policy.loader import load_policy, parse_policy
+from safestack.policy.model import (
+    BANDS,
+    CategoryPolicy,
+    DetectorSpec,
+    Policy,
+    default_policy,
+    default_policy_text,
+)
 
 __all__ = [
     "BANDS",

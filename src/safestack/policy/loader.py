@@ -1,4 +1,4 @@
-"""Reading policy files: the packaged default, or a user's YAML laid over it.
+"""Reading policy files: a user's YAML laid over the packaged default (`policy.model`).
 
 A bad file fails with the file, the line, the field path and what is allowed.
 """
@@ -6,38 +6,24 @@ A bad file fails with the file, the line, the field path and what is allowed.
 from __future__ import annotations
 
 import copy
-from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from safestack.errors import PolicyError
-from safestack.policy.model import Policy
+from safestack.policy.model import FIELD_HINT, Policy, default_policy, default_policy_text
 from safestack.yamlfile import read_yaml, validate
 
-DEFAULT_POLICY_RESOURCE = "default.yaml"
-
-
-def default_policy_text() -> str:
-    return (
-        resources.files("safestack.policy")
-        .joinpath("assets", DEFAULT_POLICY_RESOURCE)
-        .read_text("utf-8")
-    )
-
-
-@lru_cache(maxsize=1)
-def default_policy() -> Policy:
-    return _build(yaml.safe_load(default_policy_text()), "<default policy>", None)
+# default_policy and default_policy_text live in policy.model; importable here as before.
+__all__ = ["default_policy", "default_policy_text", "load_policy", "parse_policy"]
 
 
 def load_policy(path: str | Path | None = None) -> Policy:
     """Load a policy file; `None` gives the packaged default.
 
-    The file is laid over the default (mappings merge, lists and scalars replace) unless it says
-    `extends: none`, so a user's file holds only what it changes.
+    The file is laid over the complete default policy (mappings merge, lists and scalars replace)
+    unless it says `extends: none`, so a user's file holds only what it changes.
     """
     if path is None:
         return default_policy()
@@ -46,7 +32,7 @@ def load_policy(path: str | Path | None = None) -> Policy:
     if extends not in ("default", "none"):
         raise PolicyError(f"{path}: extends must be 'default' or 'none', got {extends!r}")
     if extends == "default":
-        data = _merge(yaml.safe_load(default_policy_text()), data)
+        data = _merge(default_policy().model_dump(), data)
     return _build(data, str(path), root)
 
 
@@ -65,11 +51,4 @@ def _merge(base: Any, override: Any) -> Any:
 
 
 def _build(data: dict[str, Any], source: str, root: yaml.Node | None) -> Policy:
-    return validate(
-        Policy,
-        data,
-        source,
-        root,
-        PolicyError,
-        "check the spelling against `safestack policy show --yaml`",
-    )
+    return validate(Policy, data, source, root, PolicyError, FIELD_HINT)

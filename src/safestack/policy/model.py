@@ -1,18 +1,59 @@
 """The policy: taxonomy, severity scale, thresholds, actions and framework mappings.
 
-One validated YAML file that every stage reads. `load_policy()` builds it; the methods here answer
-the questions detectors and the judge ask of it (threshold, severity band, action).
+Defaults have one home each: a setting's default is its field default here (and in guard.py,
+data.py); assets/default.yaml holds only what no field default can express: the taxonomy (name,
+version, severity scale, default actions, categories, framework mappings, judge detectors). The
+packaged default policy is the two together, built here; `policy show --yaml` prints all of it.
 """
 
 from __future__ import annotations
 
 import bisect
+from functools import lru_cache
+from importlib import resources
 from typing import Any, Literal
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from safestack.errors import PolicyError
 from safestack.policy.data import DataSettings
+from safestack.policy.guard import (
+    ElectionSettings,
+    GuardMessages,
+    GuardScope,
+    GuardSettings,
+    OverlapSettings,
+    Redirect,
+    SpotlightSettings,
+    StreamSettings,
+)
 from safestack.records import Action
+from safestack.yamlfile import validate
+
+__all__ = [
+    "BANDS",
+    "MAX_SEVERITY",
+    "AuditSettings",
+    "CategoryPolicy",
+    "DataSettings",
+    "Defaults",
+    "DetectorSpec",
+    "ElectionSettings",
+    "FrameworkEntry",
+    "GuardMessages",
+    "GuardScope",
+    "GuardSettings",
+    "JudgeSettings",
+    "OverlapSettings",
+    "Policy",
+    "Redirect",
+    "SeverityScale",
+    "SpotlightSettings",
+    "StreamSettings",
+    "default_policy",
+    "default_policy_text",
+]
 
 Band = Literal["very_low", "low", "medium", "high"]
 BANDS: tuple[Band, ...] = ("very_low", "low", "medium", "high")
@@ -82,116 +123,12 @@ class DetectorSpec(_Strict):
 
 
 class JudgeSettings(_Strict):
+    # Detectors run in this order; each one's options are validated by the detector itself.
     detectors: list[DetectorSpec] = Field(min_length=1)
     max_input_chars: int = Field(default=100_000, gt=0)
+    # What a detector error does to a verdict: 'fail' raises (the caller sees an error, never
+    # "safe"), 'block' returns a blocking verdict that lists the failure.
     on_detector_error: Literal["fail", "block"] = "fail"
-
-
-GuardScope = Literal[
-    "system", "developer", "user", "assistant", "tool", "retrieval", "history", "output"
-]
-"""Where the guard runs detectors: a message role, retrieved documents, the recent user turns read
-together (`history`), or the model's output."""
-
-_DEFAULT_GUARD_DETECTORS: dict[GuardScope, list[str]] = {
-    "system": [],
-    "developer": [],
-    "user": ["rules", "attack", "harm", "pii", "elections"],
-    "assistant": ["rules", "harm"],
-    "tool": ["rules", "attack", "indirect-injection"],
-    "retrieval": ["rules", "attack", "indirect-injection"],
-    "history": ["rules", "attack", "harm"],
-    "output": ["rules", "harm", "pii", "elections"],
-}
-
-
-class SpotlightSettings(_Strict):
-    # Hines et al. 2024, "Defending Against Indirect Prompt Injection Attacks With Spotlighting".
-    mode: Literal["delimit", "datamark", "off"] = "delimit"
-
-
-class OverlapSettings(_Strict):
-    threshold: float = Field(default=0.3, gt=0.0, le=1.0)
-    ngram: int = Field(default=5, ge=2, le=12)
-    min_ngrams: int = Field(default=3, ge=1)
-
-
-class StreamSettings(_Strict):
-    # At least the longest canary spelling looked for whole (spaced out: 39 characters).
-    hold_back_chars: int = Field(default=64, ge=48, le=4096)
-    release_step_chars: int = Field(default=32, ge=1, le=4096)
-    # Steps double after each release up to this, so a long answer costs few checks while the
-    # first text still leaves after hold_back_chars + release_step_chars.
-    max_release_step_chars: int = Field(default=128, ge=1, le=16_384)
-    context_chars: int = Field(default=256, ge=0, le=16_384)
-
-    @model_validator(mode="after")
-    def _steps_ordered(self) -> StreamSettings:
-        if self.max_release_step_chars < self.release_step_chars:
-            raise ValueError("max_release_step_chars must be at least release_step_chars")
-        return self
-
-
-class Redirect(_Strict):
-    message: str = Field(min_length=1)
-    url: str | None = None
-
-
-class ElectionSettings(_Strict):
-    redirects: dict[str, Redirect] = Field(
-        default_factory=lambda: {
-            "default": Redirect(
-                message="Voting rules differ by country and region. For where, when and how to "
-                "register or vote, please check your official election authority."
-            )
-        }
-    )
-
-    @field_validator("redirects")
-    @classmethod
-    def _has_default(cls, redirects: dict[str, Redirect]) -> dict[str, Redirect]:
-        if "default" not in redirects:
-            raise ValueError("redirects needs a 'default' entry, used when no locale matches")
-        return redirects
-
-
-class GuardMessages(_Strict):
-    block: str = "Sorry, I can't help with that request."
-    redirect: str = "This topic is best answered by an authoritative source."
-    stream_stopped: str = "[The rest of this response was withheld by the content policy.]"
-    quarantined: str = (
-        "[Content removed by the guard: it contained instructions aimed at the assistant.]"
-    )
-
-
-class GuardSettings(_Strict):
-    on_error: Literal["block", "allow-with-flag"] = "block"
-    spotlighting: SpotlightSettings = Field(default_factory=SpotlightSettings)
-    canary: bool = True
-    overlap: OverlapSettings = Field(default_factory=OverlapSettings)
-    stream: StreamSettings = Field(default_factory=StreamSettings)
-    history_turns: int = Field(default=3, ge=0, le=50)
-    corroborate: list[str] = Field(
-        default_factory=lambda: ["jailbreak", "prompt-injection", "system-prompt-extraction"]
-    )
-    untrusted_categories: list[str] = Field(
-        default_factory=lambda: [
-            "jailbreak",
-            "prompt-injection",
-            "system-prompt-extraction",
-            "sexual/minors",
-        ]
-    )
-    on_untrusted_attack: Literal["block", "quarantine"] = "block"
-    strip_tag_characters: bool = True
-    detectors: dict[GuardScope, list[str]] = Field(
-        default_factory=lambda: {k: list(v) for k, v in _DEFAULT_GUARD_DETECTORS.items()}
-    )
-    elections: ElectionSettings = Field(default_factory=ElectionSettings)
-    messages: GuardMessages = Field(default_factory=GuardMessages)
-
-    def detectors_for(self, scope: GuardScope) -> list[str]:
-        return list(self.detectors.get(scope, _DEFAULT_GUARD_DETECTORS[scope]))
 
 
 class AuditSettings(_Strict):
@@ -245,8 +182,6 @@ class Policy(_Strict):
 
     @classmethod
     def default(cls) -> Policy:
-        from safestack.policy.loader import default_policy
-
         return default_policy()
 
     @property
@@ -254,8 +189,6 @@ class Policy(_Strict):
         return f"{self.name}@{self.version}"
 
     def category(self, name: str) -> CategoryPolicy:
-        from safestack.errors import PolicyError
-
         try:
             return self.categories[name]
         except KeyError:
@@ -298,3 +231,23 @@ class Policy(_Strict):
 
     def is_signal(self, category: str) -> bool:
         return self.category(category).kind == "signal"
+
+
+DEFAULT_POLICY_RESOURCE = "default.yaml"
+FIELD_HINT = "check the spelling against `safestack policy show --yaml`"
+
+
+def default_policy_text() -> str:
+    """The packaged default policy file, as text."""
+    return (
+        resources.files("safestack.policy")
+        .joinpath("assets", DEFAULT_POLICY_RESOURCE)
+        .read_text("utf-8")
+    )
+
+
+@lru_cache(maxsize=1)
+def default_policy() -> Policy:
+    """The packaged default policy (built once: a Policy is frozen)."""
+    data = yaml.safe_load(default_policy_text())
+    return validate(Policy, data, "<default policy>", None, PolicyError, FIELD_HINT)

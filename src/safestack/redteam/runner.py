@@ -219,14 +219,14 @@ class Runner:
 
     def pending(self) -> tuple[list[Work], int]:
         """Open (or create) the run and return the work not yet stored, and how much was."""
-        self.store.open_run(
+        self.store.runs.open(
             self.run_id,
             self.campaign.name,
             self.plan.campaign_hash,
             self.campaign.model_dump(mode="json"),
             force=self.force,
         )
-        done = self.store.attempt_keys(self.run_id)
+        done = self.store.runs.attempt_keys(self.run_id)
         todo = [w for w in self.plan.work if w.key not in done]
         return todo, len(self.plan.work) - len(todo)
 
@@ -244,7 +244,7 @@ class Runner:
         answered = asyncio.Semaphore(ANSWERED_LIMIT)
         stop = asyncio.Event()
         batcher = ScoreBatcher(active)
-        writer = AttemptWriter(self.store.record_attempts)
+        writer = AttemptWriter(self.store.runs.record_attempts)
 
         async def one(work: Work) -> None:
             async with limits[work.target]:

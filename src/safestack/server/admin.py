@@ -36,6 +36,6 @@ async def _audit(gateway: Gateway, call: Call, request: Request) -> Response:
     if since is not None and since.tzinfo is None:
         raise bad_request("'since' needs a timezone, e.g. 2026-01-31T00:00:00Z", param="since")
     events = await asyncio.to_thread(
-        gateway.store.audit_events, key_id=query.get("key_id"), since=since, limit=limit
+        gateway.store.audit.events, key_id=query.get("key_id"), since=since, limit=limit
     )
     return json_response({"object": "list", "data": [e.model_dump(mode="json") for e in events]})

@@ -40,7 +40,7 @@ class KeyCache:
         cached = self._keys.get(digest)
         if cached is not None and cached[1] > now:
             return cached[0]
-        key = await asyncio.to_thread(self._store.verify_key, secret)
+        key = await asyncio.to_thread(self._store.keys.verify, secret)
         if key is None:
             self._keys.pop(digest, None)
             return None

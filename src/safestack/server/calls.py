@@ -21,8 +21,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from safestack.errors import InputError, PolicyError, StoreError
-from safestack.records import Action
-from safestack.server.audit import audit_event, record
+from safestack.records import Action, AuditEvent
+from safestack.server.audit import digest, record
 from safestack.server.auth import Scope, authenticate, limit_rate, require_scope
 from safestack.server.errors import ApiError, bad_request, internal_error
 from safestack.server.gateway import Gateway, gateway_of
@@ -68,6 +68,27 @@ class Call:
 
     def content(self) -> dict[str, Any]:
         return {"request": self.payload, "response": self.response_content}
+
+    def audit_event(self, *, keep_content: bool) -> AuditEvent:
+        """What the audit log keeps of this call: digests always, the content when asked."""
+        return AuditEvent(
+            id=self.id,
+            created_at=self.created_at,
+            key_id=self.key.id if self.key is not None else None,
+            endpoint=self.endpoint,
+            model=self.model,
+            action=self.action,
+            status_code=self.status,
+            latency_ms=round(self.elapsed() * 1000, 3),
+            categories=sorted(self.categories),
+            scores=dict(sorted(self.scores.items())),
+            policy=self.policy,
+            input_digest=digest(self.body) if self.body else None,
+            output_digest=digest(self.output),
+            content=self.content() if keep_content else None,
+            error=self.error,
+            stream=self.stream,
+        )
 
     def verdict_headers(self) -> dict[str, str]:
         """The verdict summary every answer carries, for clients and proxies that log headers."""
@@ -127,10 +148,8 @@ async def conclude(gateway: Gateway, call: Call) -> ApiError | None:
     failure = None
     if call.key is not None or not gateway.require_auth:
         try:
-            await record(
-                gateway.store,
-                audit_event(call, keep_content=call.keep_content or gateway.settings.audit_content),
-            )
+            keep_content = call.keep_content or gateway.settings.audit_content
+            await record(gateway.store, call.audit_event(keep_content=keep_content))
         except ApiError as error:
             log.error("request %s: %s", call.id, error.message)
             failure = error

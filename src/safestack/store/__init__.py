@@ -1,12 +1,28 @@
 """The database layer every stage shares: a SQLite file by default, PostgreSQL by URL.
 
-`Store.open(settings.database_url())` connects and migrates; its methods write and read records
-(judgements, the gateway's API keys and audit events; attempts and decisions as those stages arrive).
+`Store.open(settings.database_url())` connects and migrates; one repository per record family writes
+and reads them: `store.judgements`, `store.keys`, `store.audit`, `store.runs` (red-team attempts).
 """
 
+from safestack.store.attempts import RedteamRuns, StoredRun
+from safestack.store.audit import AuditLog
+from safestack.store.database import Database
 from safestack.store.db import Store
-from safestack.store.judgements import StoredJudgement
-from safestack.store.keys import SCOPES, ApiKey, Scope
+from safestack.store.judgements import Judgements, StoredJudgement
+from safestack.store.keys import SCOPES, ApiKey, ApiKeys, Scope
 from safestack.store.migrate import head_revision
 
-__all__ = ["SCOPES", "ApiKey", "Scope", "Store", "StoredJudgement", "head_revision"]
+__all__ = [
+    "SCOPES",
+    "ApiKey",
+    "ApiKeys",
+    "AuditLog",
+    "Database",
+    "Judgements",
+    "RedteamRuns",
+    "Scope",
+    "Store",
+    "StoredJudgement",
+    "StoredRun",
+    "head_revision",
+]

@@ -1,19 +1,54 @@
 """The audit log: one AuditEvent per request the guard handled, kept for a retention period.
 
-The server writes events with `Store.record_audit(s)`; `monitor` and the console read them back
-with `Store.audit_events()`; `Store.purge_audit()` deletes those past the retention period.
+The server writes events with `store.audit.record(event)`; `monitor` and the console read them
+back with `store.audit.events()`; `store.audit.purge()` deletes those past the retention period.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from datetime import datetime
+from itertools import islice
 from typing import Any
 
-from sqlalchemy import ColumnElement, Delete, Select, delete, select
+from sqlalchemy import ColumnElement, Delete, Select, delete, insert, select
 
 from safestack.records import AuditEvent
+from safestack.store.database import BATCH_ROWS, Database
 from safestack.store.tables import AuditEventRow
+
+
+class AuditLog:
+    """The audit_events table: `store.audit`."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    def record(self, event: AuditEvent) -> None:
+        """Store one event; it is committed (durable) when this returns."""
+        with self._database.transaction("recording an audit event") as session:
+            session.execute(insert(AuditEventRow), [audit_row(event)])
+
+    def record_many(self, events: Iterable[AuditEvent]) -> None:
+        """Store events in one transaction: all of them or, on any error, none."""
+        rows = audit_rows(events)
+        with self._database.transaction("recording audit events") as session:
+            while chunk := list(islice(rows, BATCH_ROWS)):
+                session.execute(insert(AuditEventRow), chunk)
+
+    def events(
+        self, *, key_id: str | None = None, since: datetime | None = None, limit: int | None = 100
+    ) -> list[AuditEvent]:
+        """Events newest first, optionally of one key and/or at or after `since` (tz-aware)."""
+        query = select_events(key_id, since, limit)
+        with self._database.transaction("reading audit events") as session:
+            return [event_from_row(row) for row in session.scalars(query)]
+
+    def purge(self, before: datetime) -> int:
+        """Delete events created before `before` (tz-aware), for retention; returns how many."""
+        query = delete_before(before)
+        with self._database.transaction("purging audit events") as session:
+            return session.connection().execute(query).rowcount
 
 
 def audit_row(event: AuditEvent) -> dict[str, Any]:

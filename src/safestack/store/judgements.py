@@ -1,7 +1,7 @@
 """Judgements: each Verdict the judge gave, stored with a digest of what it judged.
 
-`Store.record_judgement(s)` writes them; `Store.judgements()` reads them back as `StoredJudgement`
-records, the Verdict re-parsed, for reports and for re-scoring a run.
+`store.judgements.record(...)` writes them; `store.judgements.find()` reads them back as
+`StoredJudgement` records, the Verdict re-parsed, for reports and for re-scoring a run.
 """
 
 from __future__ import annotations
@@ -10,13 +10,60 @@ import hashlib
 import uuid
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
+from itertools import islice
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import ColumnElement, Select, func, insert, select
 
 from safestack.records import Kind, Verdict
+from safestack.store.database import BATCH_ROWS, Database
 from safestack.store.tables import JudgementRow
+
+
+class Judgements:
+    """The judgements table: `store.judgements`."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    def record(
+        self, verdict: Verdict, text: str, *, kind: Kind, run_id: str, keep_text: bool = False
+    ) -> str:
+        """Store one Verdict on `text`; the text itself only if `keep_text`. Returns the row id."""
+        row = judgement_row(verdict, text, kind=kind, run_id=run_id, keep_text=keep_text)
+        with self._database.transaction("recording a judgement") as session:
+            session.execute(insert(JudgementRow), [row])
+        return str(row["id"])
+
+    def record_many(
+        self,
+        items: Iterable[tuple[Verdict, str]],
+        *,
+        kind: Kind,
+        run_id: str,
+        keep_text: bool = False,
+    ) -> list[str]:
+        """Store (verdict, text) pairs in one transaction: all of them or, on any error, none."""
+        rows = judgement_rows(items, kind=kind, run_id=run_id, keep_text=keep_text)
+        ids: list[str] = []
+        with self._database.transaction("recording judgements") as session:
+            while chunk := list(islice(rows, BATCH_ROWS)):
+                session.execute(insert(JudgementRow), chunk)
+                ids.extend(row["id"] for row in chunk)
+        return ids
+
+    def find(
+        self, run_id: str | None = None, flagged: bool | None = None, limit: int | None = 100
+    ) -> list[StoredJudgement]:
+        """Stored judgements, oldest first, optionally of one run and/or only (un)flagged ones."""
+        with self._database.transaction("reading judgements") as session:
+            rows = session.scalars(select_judgements(run_id, flagged, limit)).all()
+            return [StoredJudgement.from_row(row) for row in rows]
+
+    def count(self, run_id: str | None = None, flagged: bool | None = None) -> int:
+        with self._database.transaction("counting judgements") as session:
+            return session.scalar(select_count(run_id, flagged)) or 0
 
 
 class StoredJudgement(BaseModel):

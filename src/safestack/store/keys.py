@@ -1,7 +1,7 @@
 """API keys for the gateway: a public id, scopes, a per-key policy, model allowlist and rate limit.
 
-`Store.create_key` makes one and returns its secret once; only a hash of the secret is stored.
-The server calls `Store.verify_key` on every request to turn a presented secret into an ApiKey.
+`store.keys.create` makes one and returns its secret once; only a hash of the secret is stored.
+The server calls `store.keys.verify` on every request to turn a presented secret into an ApiKey.
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import Select, Update, select, update
+from sqlalchemy import Select, Update, insert, select, update
 
-from safestack.errors import InputError
+from safestack.errors import InputError, StoreError
+from safestack.store.database import Database
 from safestack.store.tables import ApiKeyRow
 
 Scope = Literal["moderate", "chat", "admin"]
@@ -31,6 +32,8 @@ _KEY_ID = re.compile(r"ssk_[0-9a-f]{8}")
 _MAX_SECRET_PART = 128
 # Compared against when the id is unknown, so that path does the same work as a wrong secret.
 _NO_SUCH_HASH = "0" * 64
+# Key ids are 32 random bits; a clash is rare, and creating draws again.
+_KEY_ID_DRAWS = 10
 
 
 class ApiKey(BaseModel):
@@ -130,3 +133,74 @@ def revoke_update(key_id: str, when: datetime) -> Update:
         .where(ApiKeyRow.id == key_id, ApiKeyRow.revoked_at.is_(None))
         .values(revoked_at=when)
     )
+
+
+class ApiKeys:
+    """The api_keys table: `store.keys`."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    def create(
+        self,
+        name: str,
+        scopes: Iterable[Scope],
+        *,
+        policy: str | None = None,
+        models: Iterable[str] = (),
+        rate_per_minute: int | None = None,
+        burst: int | None = None,
+    ) -> tuple[ApiKey, str]:
+        """Store a new key; returns it and its secret, which is shown once and never stored.
+
+        Raises InputError for an empty name or scope list, an unknown scope or a limit below 1.
+        """
+        scopes, models = list(scopes), list(models)
+        with self._database.transaction("creating an API key", write_first=True) as session:
+            for _ in range(_KEY_ID_DRAWS):
+                key, secret = new_key(
+                    name,
+                    scopes,
+                    policy=policy,
+                    models=models,
+                    rate_per_minute=rate_per_minute,
+                    burst=burst,
+                )
+                if session.get(ApiKeyRow, key.id) is None:
+                    session.execute(insert(ApiKeyRow), [key_row(key, secret)])
+                    return key, secret
+        raise StoreError(
+            f"{self._database.display_url}: no free API key id after {_KEY_ID_DRAWS} draws"
+        )
+
+    def verify(self, secret: str) -> ApiKey | None:
+        """The live key `secret` belongs to; None if it is malformed, unknown, wrong or revoked.
+
+        The key is found by the public id the secret starts with; the secret itself is compared
+        by hash in constant time.
+        """
+        key_id = key_id_of(secret)
+        if key_id is None:
+            return None
+        with self._database.transaction("checking an API key") as session:
+            row = session.get(ApiKeyRow, key_id)
+            if not secret_matches(secret, row) or row is None or row.revoked_at is not None:
+                return None
+            return ApiKey.from_row(row)
+
+    def get(self, key_id: str) -> ApiKey | None:
+        """The key with this public id, revoked or not; None if there is none."""
+        with self._database.transaction("reading an API key") as session:
+            row = session.get(ApiKeyRow, key_id)
+            return None if row is None else ApiKey.from_row(row)
+
+    def all(self, include_revoked: bool = False) -> list[ApiKey]:
+        """Keys, oldest first; revoked ones only if `include_revoked`."""
+        with self._database.transaction("listing API keys") as session:
+            return [ApiKey.from_row(row) for row in session.scalars(select_keys(include_revoked))]
+
+    def revoke(self, key_id: str) -> bool:
+        """Revoke a key from now on. False if there is no such key or it was already revoked."""
+        now = datetime.now(UTC)
+        with self._database.transaction("revoking an API key") as session:
+            return session.connection().execute(revoke_update(key_id, now)).rowcount == 1

@@ -20,8 +20,8 @@ import numpy as np
 from pydantic import Field
 
 from safestack.data.document import Document, Removal
-from safestack.data.filters.base import Filter, FilterOptions, corpus_filter
-from safestack.data.filters.harm import score_documents
+from safestack.data.filters.base import FilterOptions, corpus_filter
+from safestack.data.filters.models import FilterModels, ModelFilter
 from safestack.errors import SafestackError
 from safestack.policy import Policy
 
@@ -141,15 +141,20 @@ class AdultOptions(FilterOptions):
 
 
 @corpus_filter("adult")
-class AdultFilter(Filter):
+class AdultFilter(ModelFilter):
     """Remove pages from adult domains (adult.domain) and sexual content (adult.content)."""
 
     version = "1"
     Options: ClassVar[type[FilterOptions]] = AdultOptions
     options: AdultOptions
 
-    def __init__(self, policy: Policy, options: FilterOptions | None = None) -> None:
-        super().__init__(policy, options)
+    def __init__(
+        self,
+        policy: Policy,
+        options: FilterOptions | None = None,
+        models: FilterModels | None = None,
+    ) -> None:
+        super().__init__(policy, options, models)
         self.ut1 = ut1_list() if self.options.domain_list else None
         self.extra: set[str] = set()
         if self.options.extra_domains_file is not None:
@@ -167,7 +172,7 @@ class AdultFilter(Filter):
         if not self.options.content:
             return out
         todo = [i for i, r in enumerate(out) if r is None]
-        scores = score_documents(
+        scores = self.scorer.score(
             [documents[i].text for i in todo], chunk_chars=self.options.chunk_chars
         )
         threshold = self.policy.data.adult.content

@@ -22,13 +22,14 @@ import re
 from collections.abc import Sequence
 from functools import cache
 from importlib import resources
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from pydantic import Field
 
 from safestack.data.document import Document, Removal
 from safestack.data.filters.adult import host_levels
-from safestack.data.filters.base import Filter, FilterOptions, corpus_filter
+from safestack.data.filters.base import FilterOptions, corpus_filter
+from safestack.data.filters.models import ModelFilter
 from safestack.judge.detectors.rules import _PII
 
 _PATTERNS: dict[str, re.Pattern[str]] = {p.label: p.pattern for p in _PII}
@@ -202,15 +203,8 @@ def _matches_at(pattern: re.Pattern[str], text: str, starts: list[int]) -> list[
     return found
 
 
-@cache
-def _presidio() -> Any:
-    from safestack.judge.detectors.pii import load_analyzer
-
-    return load_analyzer("en", "aggregator")
-
-
 @corpus_filter("aggregator")
-class AggregatorFilter(Filter):
+class AggregatorFilter(ModelFilter):
     """Remove people-search, data-broker and doxxing pages (`aggregator.<signal>`)."""
 
     version = "1"
@@ -268,7 +262,7 @@ class AggregatorFilter(Filter):
         from presidio_analyzer import BatchAnalyzerEngine
 
         texts = [documents[i].text for i, _, _ in review]
-        results = BatchAnalyzerEngine(_presidio()).analyze_iterator(
+        results = BatchAnalyzerEngine(self.models.presidio()).analyze_iterator(
             texts, language="en", entities=_PRESIDIO_ENTITIES, batch_size=16
         )
         for (index, signals, limit), found in zip(review, results, strict=True):

@@ -13,13 +13,13 @@ import string
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from pydantic import Field
 
 from safestack.data.document import Document, Removal
-from safestack.data.filters.base import Filter, FilterOptions, corpus_filter
+from safestack.data.filters.base import FilterOptions, corpus_filter
+from safestack.data.filters.models import FilterModels, ModelFilter
 from safestack.policy.data import QualityThresholds
 
 # Gopher's stop words: a document needs at least two of them (Rae et al. 2021, A.1.1).
@@ -126,18 +126,8 @@ class QualityOptions(FilterOptions):
     )
 
 
-@cache
-def _language_identifier() -> Any:
-    from py3langid.langid import (  # type: ignore[import-untyped]
-        MODEL_FILE,
-        LanguageIdentifier,
-    )
-
-    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
-
-
 @corpus_filter("quality")
-class QualityFilter(Filter):
+class QualityFilter(ModelFilter):
     """Remove low-quality, spammy and wrong-language documents (`quality.<rule>`)."""
 
     version = "1"
@@ -147,7 +137,9 @@ class QualityFilter(Filter):
     def apply(self, documents: Sequence[Document]) -> list[Removal | None]:
         out: list[Removal | None] = []
         for document in documents:
-            failure = check_quality(document.text, self.policy.data.quality, self.options)
+            failure = check_quality(
+                document.text, self.policy.data.quality, self.options, self.models
+            )
             out.append(
                 None
                 if failure is None
@@ -159,9 +151,16 @@ class QualityFilter(Filter):
 
 
 def check_quality(
-    text: str, limits: QualityThresholds, options: QualityOptions | None = None
+    text: str,
+    limits: QualityThresholds,
+    options: QualityOptions | None = None,
+    models: FilterModels | None = None,
 ) -> Failure | None:
-    """The first rule `text` breaks, or None. One tokenisation pass feeds every rule."""
+    """The first rule `text` breaks, or None. One tokenisation pass feeds every rule.
+
+    `models` supplies the language identifier (loaded on first need); pass the same one to
+    many calls, as QualityFilter does.
+    """
     options = options or QualityOptions()
     tokens = text.split()
     n_tokens = len(tokens)
@@ -170,7 +169,9 @@ def check_quality(
         return Failure("gopher_word_count", n_tokens, bound)
     words = text.lower().translate(_TO_SPACE).split()
     counts = Counter(words)
-    language = _language(text, words, counts, limits, options)
+    language = _language(
+        text, words, counts, limits, options, models if models is not None else FilterModels()
+    )
     if language is not None:
         return language
     lines = [line.strip() for line in text.splitlines() if line.strip()]
@@ -187,6 +188,7 @@ def _language(
     counts: Counter[str],
     limits: QualityThresholds,
     options: QualityOptions,
+    models: FilterModels,
 ) -> Failure | None:
     allowed = limits.languages
     if not allowed:
@@ -195,7 +197,7 @@ def _language(
         share = sum(counts[w] for w in _ENGLISH.intersection(counts)) / len(words)
         if share >= _ENGLISH_FAST_PATH:
             return None
-    ranked = _language_identifier().rank(text[: options.langid_chars])
+    ranked = models.language_identifier().rank(text[: options.langid_chars])
     top_language, top_probability = ranked[0]
     best = max((p for lang, p in ranked if lang in allowed), default=0.0)
     if best >= limits.min_language_confidence:

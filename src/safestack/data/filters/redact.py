@@ -15,7 +15,8 @@ from typing import ClassVar
 from pydantic import Field
 
 from safestack.data.document import Document, Removal
-from safestack.data.filters.base import Filter, FilterOptions, corpus_filter
+from safestack.data.filters.base import FilterOptions, corpus_filter
+from safestack.data.filters.models import ModelFilter
 from safestack.judge.detectors.rules import _PII, _iban, _luhn
 
 PLACEHOLDERS: dict[str, str] = {
@@ -97,7 +98,7 @@ def redact_text(text: str, spans: Sequence[Span]) -> tuple[str, Counter[str]]:
 
 
 @corpus_filter("redact")
-class RedactFilter(Filter):
+class RedactFilter(ModelFilter):
     """Rewrite personal identifiers as typed placeholders; keeps every document."""
 
     version = "1"
@@ -120,9 +121,7 @@ class RedactFilter(Filter):
     def _presidio(self, documents: Sequence[Document]) -> list[list[Span]]:
         from presidio_analyzer import BatchAnalyzerEngine
 
-        from safestack.data.filters.aggregator import _presidio
-
-        results = BatchAnalyzerEngine(_presidio()).analyze_iterator(
+        results = BatchAnalyzerEngine(self.models.presidio()).analyze_iterator(
             [d.text for d in documents],
             language="en",
             entities=list(self.options.presidio_entities),
