@@ -191,6 +191,10 @@ def test_split_keeps_test_sources_out_of_training(
     for task in TASKS:
         split = split_by_source(examples, task)
         train, test = split.sources("train"), split.sources("test")
+        if task == "document-harm":
+            # Documents are tested on the corpus filter's own held-out corpus (`data eval`).
+            assert train and not test
+            continue
         assert train and test and not train & test
         assert test <= set(HELD_OUT[task])
         assert not any(e.synthetic for e in split.test)

@@ -24,7 +24,7 @@ from safestack.datasets.examples import PAIR_TASKS, TASKS, Example, Task
 from safestack.judge.builtin.heads import Head, pair_features
 from safestack.judge.builtin.use_m3 import PACKAGE, PINS, VERSION, WEIGHTS, Vocabulary, package_file
 from safestack.policy import default_policy
-from safestack.training.dataset import split_by_source
+from safestack.training.dataset import HELD_OUT, split_by_source
 from safestack.training.encoder_model import UseTrunk
 from safestack.training.finetune import (
     MultiTask,
@@ -39,12 +39,26 @@ from safestack.training.finetune import (
 from safestack.training.train import MIN_POSITIVES, calibration_mask, fit_head, platt
 
 Progress = Callable[[str, int, int], None]
+NOT_HARM = frozenset(
+    {"prompt-injection-direct", "prompt-injection-indirect", "system-prompt-extraction"}
+)
 
 
 def training_examples(examples: Sequence[Example], task: Task) -> list[Example]:
     """A task's training rows: its split's train part; documents cut into windows, and every
     harm training prompt also a `document-harm` row (a harmful request is harmful text)."""
     train = split_by_source(examples, task).train
+    if task == "harm":
+        # Injections and extraction attempts ask for nothing harmful: harm negatives, so that an
+        # attack in any language does not read as harm. (Jailbreaks often wrap a harmful request.)
+        seen = {e.text for e in train}
+        held = set(HELD_OUT["harm"])
+        extra = [
+            e.model_copy(update={"task": "harm", "labels": []})
+            for e in split_by_source(examples, "attack").train
+            if e.labels[0] in NOT_HARM and e.source not in held and e.text not in seen
+        ]
+        return [*train, *extra]
     if task != "document-harm":
         return list(train)
     windows = [w for e in train for w in document_windows(e)]

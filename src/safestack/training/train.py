@@ -198,7 +198,13 @@ def fit_head(
 
 
 def platt(head: Head, x: Matrix, y: NDArray[np.int8]) -> tuple[Matrix, Matrix]:
-    """Per-label Platt scaling (Platt 1999): logistic regression on the head's own logit."""
+    """Per-label Platt scaling (Platt 1999): logistic regression on the head's own logit.
+
+    Fitted with balanced class weights, so 0.5 is the point where a text is as likely harmful as
+    not under equal priors, not under the training mix (where each category is a few percent and
+    a plain "how do I build a pipe bomb" calibrated to 0.47). A deployment fits thresholds to its
+    own traffic with `safestack judge calibrate`.
+    """
     from sklearn.linear_model import LogisticRegression
 
     probs = np.clip(head.predict(x), 1e-6, 1 - 1e-6)
@@ -207,7 +213,7 @@ def platt(head: Head, x: Matrix, y: NDArray[np.int8]) -> tuple[Matrix, Matrix]:
     b = np.zeros(len(head.labels), dtype=np.float32)
     for j in range(len(head.labels)):
         if 0 < y[:, j].sum() < len(y):
-            model = LogisticRegression(C=1e4, max_iter=1000)
+            model = LogisticRegression(C=1e4, max_iter=1000, class_weight="balanced")
             model.fit(logits[:, j : j + 1], y[:, j])
             a[j], b[j] = float(model.coef_[0, 0]), float(model.intercept_[0])
     return a, b

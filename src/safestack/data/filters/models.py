@@ -39,7 +39,7 @@ class FilterModels:
     def language_identifier(self) -> Any:
         """py3langid's identifier with normalised probabilities."""
         if self._languages is None:
-            from py3langid.langid import (  # type: ignore[import-untyped]
+            from py3langid.langid import (
                 MODEL_FILE,
                 LanguageIdentifier,
             )

@@ -1,5 +1,5 @@
-"""Harm-model scores of whole documents, shared by the `adult` and `harm` filters of one pipeline:
-~600-character windows embedded by the fast tier, a category's score its worst segment (up to
+"""`document-harm` model scores of whole documents, shared by the `adult` and `harm` filters of one
+pipeline: ~600-character windows embedded by the fast tier, a category's score its worst segment (up to
 2,400 characters of pooled windows), the worst window in it the evidence.
 """
 
@@ -16,6 +16,9 @@ import numpy as np
 if TYPE_CHECKING:
     from safestack.judge.builtin.heads import Head, Matrix
 
+# The model trained for documents: windows of long pages, with ordinary technical documentation,
+# changelogs, advisories, news, history, medicine and law as negatives (docs/models/).
+HEADS = "document-harm"
 CACHE_SIZE = 8192  # documents: enough for the batches in flight between the adult and harm filters
 
 
@@ -37,22 +40,15 @@ class DocumentScores:
 
 
 class FastTier:
-    """The fast tier, rebuilt for throughput: whitespace words are tokenized once per scorer
-    (the model's WordPiece on each distinct word) and a window's embedding is the normalised sum
-    of its tokens' static vectors: the same vector `StaticModel.encode` gives, about 4x sooner."""
+    """The fast tier, rebuilt for throughput: whitespace words are cut into SentencePiece pieces
+    once per scorer, and a window's embedding is the normalised sum of its pieces' USE vectors:
+    the vector the serving fast tier (`StaticEmbedder`) gives, without re-tokenizing every page."""
 
     def __init__(self) -> None:
-        from model2vec import StaticModel
-
-        from safestack.judge.builtin.embedders import models_dir, static_embedder
+        from safestack.judge.builtin.embedders import static_embedder, vocabulary
 
         self.name = static_embedder().name
-        model = StaticModel.from_pretrained(
-            (models_dir() / "static").resolve(), normalize=True, force_download=False
-        )
-        self._tokenizer: Any = model.tokenizer
-        self._unk = model.unk_token_id
-        self._vectors = np.asarray(model.embedding, dtype=np.float32)
+        self._vocabulary = vocabulary()
         self._ids: dict[str, list[int]] = {}
 
     def encode_words(self, windows: list[list[str]]) -> Matrix:
@@ -63,15 +59,14 @@ class FastTier:
             unseen = set(chain.from_iterable(windows))
         if unseen:
             words = list(unseen)
-            encoded = self._tokenizer.encode_batch_fast(words, add_special_tokens=False)
-            for word, encoding in zip(words, encoded, strict=True):
-                self._ids[word] = [i for i in encoding.ids if i != self._unk]
+            for word, ids in zip(words, self._vocabulary.ids(words), strict=True):
+                self._ids[word] = ids[1:-1]  # without the sentence markers
         lookup = self._ids.__getitem__
-        out = np.zeros((len(windows), self._vectors.shape[1]), dtype=np.float32)
+        out = np.zeros((len(windows), self._vocabulary.table.shape[1]), dtype=np.float32)
         for row, words_ in enumerate(windows):
             ids = list(chain.from_iterable(map(lookup, words_)))
             if ids:
-                out[row] = np.add.reduce(self._vectors.take(ids, axis=0), axis=0)
+                out[row] = self._vocabulary.vectors(ids).sum(axis=0)
         return out
 
 
@@ -120,7 +115,7 @@ class DocumentScorer:
         if self._heads is None:
             from safestack.judge.builtin.cascade import load_heads
 
-            self._heads = {str(tier): head for tier, head in load_heads("harm").items()}
+            self._heads = {str(tier): head for tier, head in load_heads(HEADS).items()}
         return self._heads
 
     @property
@@ -150,7 +145,7 @@ class DocumentScorer:
         """Harm-model scores of whole documents: one fast-tier pass over all windows of all texts.
 
         With `escalate_band`, a document whose score for one of `escalate_labels` falls inside the
-        band is judged again by the accurate tier (the ONNX MiniLM encoder) window by window; its
+        band is judged again by the accurate tier (the fine-tuned ONNX encoder) window by window; its
         segments are then the normalised mean of their windows' encoder embeddings.
         """
         per_segment = max(1, segment_chars // chunk_chars)

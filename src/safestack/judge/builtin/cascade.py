@@ -1,9 +1,12 @@
-"""The built-in detectors: `harm`, `attack` and `refusal`, each a two-tier cascade.
+"""The built-in detectors: `harm`, `attack`, `refusal`, `response-harm` and `document-harm`, each a
+two-tier cascade over USE Multilingual v3.
 
-The fast tier embeds text with static (model2vec) embeddings and applies a small calibrated head;
-when a label's probability falls inside the policy's uncertainty band, the accurate tier (the full
-MiniLM encoder on ONNX Runtime) judges that input again, as long as the latency budget allows.
-Long texts are cut into chunks; a label's score is its highest over chunks and decoded payloads.
+The fast tier averages a text's token vectors and applies a small calibrated head; where a label's
+probability falls inside the policy's uncertainty band, the accurate tier (the fine-tuned encoder on
+ONNX Runtime) judges it again, within a budget of pieces set by the options: which inputs escalate
+is decided by the text and the fast tier's scores, never by the clock. Long texts are cut into
+chunks; a label's score is its highest over chunks and decoded payloads. `refusal` and
+`response-harm` judge a response together with its request (`Sample.request`).
 """
 
 from __future__ import annotations

@@ -140,8 +140,9 @@ class Vocabulary:
         """The fast tier's embedding: each text's mean token vector, L2-normalised."""
         out = np.zeros((len(ids), EMBEDDING_DIM), dtype=np.float32)
         for i, row in enumerate(ids):
-            inner = row[1:-1] or row
-            out[i] = self.vectors(inner).mean(axis=0)
+            inner = row[1:-1]  # no pieces, no vector: "" embeds as zeros
+            if inner:
+                out[i] = self.vectors(inner).mean(axis=0)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         np.divide(out, norms, out=out, where=norms > 0)
         return out
