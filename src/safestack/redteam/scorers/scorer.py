@@ -67,9 +67,10 @@ class Scorer(ABC):
 scorers: Registry[type[Scorer]] = Registry(
     "scorer",
     (
-        "safestack.redteam.scorer_set",
-        "safestack.redteam.scorer_ungroundedness",
-        "safestack.redteam.scorer_leaks",
+        "safestack.redteam.scorers.refusal",
+        "safestack.redteam.scorers.harm_severity",
+        "safestack.redteam.scorers.ungroundedness",
+        "safestack.redteam.scorers.leaks",
     ),
     "safestack.scorers",
 )

@@ -42,6 +42,11 @@ class Converter(ABC):
 
 
 converters: Registry[type[Converter]] = Registry(
-    "converter", ("safestack.redteam.converter_set",), "safestack.converters"
+    "converter",
+    (
+        "safestack.redteam.converters.obfuscation",
+        "safestack.redteam.converters.rephrasing",
+    ),
+    "safestack.converters",
 )
 converter = converters.register

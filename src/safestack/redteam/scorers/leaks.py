@@ -11,10 +11,8 @@ from safestack.guard.canary import CanaryWatch
 from safestack.guard.overlap import OverlapTracker, Shingles
 from safestack.records import Attempt, Role, Score
 from safestack.redteam.metrics import EXTRACTION_CATEGORIES, INJECTION_CATEGORIES
-from safestack.redteam.scorer_set import (
-    ResponseScorer,
-)
-from safestack.redteam.scorers import ScorerOptions, scorer
+from safestack.redteam.scorers.response_scorer import ResponseScorer
+from safestack.redteam.scorers.scorer import ScorerOptions, scorer
 
 
 @scorer("canary-leak")

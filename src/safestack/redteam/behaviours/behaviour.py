@@ -53,6 +53,6 @@ class BehaviourSource(ABC):
 
 
 behaviour_sources: Registry[type[BehaviourSource]] = Registry(
-    "behaviour source", ("safestack.redteam.behaviour_sets",), "safestack.behaviours"
+    "behaviour source", ("safestack.redteam.behaviours.behaviour_sets",), "safestack.behaviours"
 )
 behaviour_source = behaviour_sources.register

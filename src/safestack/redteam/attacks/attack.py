@@ -19,8 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from safestack.models.base import ChatModel, GenerationSettings
 from safestack.records import Message, Usage
-from safestack.redteam.behaviours import Behaviour
-from safestack.redteam.converters import Converter
+from safestack.redteam.behaviours.behaviour import Behaviour
+from safestack.redteam.converters.converter import Converter
 from safestack.registry import Registry
 
 
@@ -106,9 +106,9 @@ class Attack(ABC):
 attacks: Registry[type[Attack]] = Registry(
     "attack",
     (
-        "safestack.redteam.single_turn",
-        "safestack.redteam.injection",
-        "safestack.redteam.multi_turn",
+        "safestack.redteam.attacks.single_turn",
+        "safestack.redteam.attacks.injection",
+        "safestack.redteam.attacks.multi_turn",
     ),
     "safestack.attacks",
 )
