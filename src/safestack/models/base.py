@@ -96,8 +96,6 @@ chat_models: Registry[type[ChatModel]] = Registry(
         "safestack.models.gguf",
         "safestack.models.transformers_model",
         "safestack.models.scripted",
-        # The guard's in-process wrapper (`kind: guarded`), the post-mitigation twin of a target.
-        "safestack.guard.target",
     ),
     "safestack.models",
 )
