@@ -17,7 +17,7 @@ from pydantic import Field
 
 from safestack.errors import PolicyError
 from safestack.judge.detector import DetectorOptions, Sample, detector
-from safestack.judge.detectors.http import RemoteDetector, RemoteOptions, _short
+from safestack.judge.detectors.http import RemoteDetector, RemoteOptions, shorten
 from safestack.policy import Policy
 from safestack.policy.model import MAX_SEVERITY
 from safestack.records import Finding
@@ -78,10 +78,10 @@ class LlmJudge(RemoteDetector):
         self.version = f"{type(self).version}+{self.options.rubric}"
 
     def detect(self, sample: Sample) -> list[Finding]:
-        return self._findings(self._post(self._payload(sample)))
+        return self._findings(self.post(self._payload(sample)))
 
     async def adetect(self, sample: Sample) -> list[Finding]:
-        return self._findings(await self._apost(self._payload(sample)))
+        return self._findings(await self.apost(self._payload(sample)))
 
     def instructions(self, sample: Sample) -> str:
         """The system message: the rubric with this sample's kind and the categories filled in."""
@@ -126,18 +126,18 @@ class LlmJudge(RemoteDetector):
         """`choices[0].message.content` of a chat completion, or an error saying what was there."""
         choices = body.get("choices") if isinstance(body, dict) else None
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-            raise self._unusable("no 'choices' in the chat completion")
+            raise self.unusable("no 'choices' in the chat completion")
         message = choices[0].get("message")
         if not isinstance(message, dict):
-            raise self._unusable("choices[0] has no 'message'")
+            raise self.unusable("choices[0] has no 'message'")
         content = message.get("content")
         if isinstance(content, str) and content.strip():
             return content
         if message.get("refusal"):
-            raise self._unusable("the judge model refused to rate the text")
+            raise self.unusable("the judge model refused to rate the text")
         if choices[0].get("finish_reason") == "length":
-            raise self._unusable("the reply was cut off at the token limit")
-        raise self._unusable("choices[0].message.content is empty")
+            raise self.unusable("the reply was cut off at the token limit")
+        raise self.unusable("choices[0].message.content is empty")
 
     def _ratings(self, content: str) -> dict[str, tuple[int, str | None]]:
         """Category -> (severity, rationale) from the judge's reply; strict about the shape."""
@@ -148,28 +148,26 @@ class LlmJudge(RemoteDetector):
         try:
             answer = json.loads(text)
         except ValueError as exc:
-            raise self._unusable(f"the reply is not valid JSON ({_short(str(exc))})") from None
+            raise self.unusable(f"the reply is not valid JSON ({shorten(str(exc))})") from None
         if not isinstance(answer, dict) or not isinstance(answer.get("categories"), dict):
-            raise self._unusable("the reply has no 'categories' object")
+            raise self.unusable("the reply has no 'categories' object")
         if answer.get("rubric", self.options.rubric) != self.options.rubric:
-            raise self._unusable(
+            raise self.unusable(
                 f"the reply names rubric {answer['rubric']!r}, not {self.options.rubric!r}"
             )
         rated: dict[str, tuple[int, str | None]] = {}
         for name, entry in answer["categories"].items():
             if name not in self.categories:
-                raise self._unusable(
-                    f"the reply rates category {name!r}, which was not asked about"
-                )
+                raise self.unusable(f"the reply rates category {name!r}, which was not asked about")
             severity = entry.get("severity") if isinstance(entry, dict) else None
             if type(severity) is not int or not 0 <= severity <= MAX_SEVERITY:
-                raise self._unusable(
+                raise self.unusable(
                     f"categories.{name}.severity is {severity!r}, not an integer 0-{MAX_SEVERITY}"
                 )
             rationale = entry.get("rationale")
             if rationale is not None and not isinstance(rationale, str):
-                raise self._unusable(f"categories.{name}.rationale is not a string")
-            rated[name] = (severity, _short(rationale, 500) if rationale else None)
+                raise self.unusable(f"categories.{name}.rationale is not a string")
+            rated[name] = (severity, shorten(rationale, 500) if rationale else None)
         return rated
 
 
