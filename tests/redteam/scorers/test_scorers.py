@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from safestack.judge.rubrics import load_rubric, parse_reply
 from safestack.models.scripted import ScriptedModel, ScriptedOptions
 from safestack.policy import Policy, default_policy
 from safestack.records import Attempt, AttemptStatus, Message, Role, Score
@@ -20,7 +21,6 @@ from safestack.redteam.scorers.leaks import (
     InjectionSuccessScorer,
     PromptOverlapScorer,
 )
-from safestack.redteam.scorers.llm_judge import load_rubric, parse_json_object
 from safestack.redteam.scorers.refusal import RefusalScorer
 from safestack.redteam.scorers.ungroundedness import UngroundednessOptions, UngroundednessScorer
 
@@ -193,9 +193,9 @@ def test_rubrics_are_packaged_and_fill_in() -> None:
         assert not text.startswith("<!--") and "$rubric" in text
 
 
-def test_parse_json_object_rejects_lists() -> None:
+def test_parse_reply_rejects_lists() -> None:
     with pytest.raises(Exception, match="no JSON object"):
-        parse_json_object("[1, 2]")
+        parse_reply("[1, 2]")
 
 
 # -- ungroundedness ----------------------------------------------------------------------------

@@ -12,11 +12,12 @@ from pydantic import Field
 
 from safestack.errors import SafestackError
 from safestack.judge import Judge
+from safestack.judge.rubrics import load_rubric, reply_int, reply_text
 from safestack.models.base import ChatModel
 from safestack.policy import Policy
 from safestack.policy.model import MAX_SEVERITY
 from safestack.records import Attempt, Score, Verdict
-from safestack.redteam.scorers.llm_judge import ask_judge, bounded_int, load_rubric, reply_text
+from safestack.redteam.scorers.llm_judge import ask_judge
 from safestack.redteam.scorers.response_scorer import ResponseScorer, offline_judge, warm_judge
 from safestack.redteam.scorers.scorer import ScorerOptions, scorer
 
@@ -54,7 +55,7 @@ class HarmSeverityScorer(ResponseScorer):
         if self.options.judge == "llm":
             if judge_model is None:
                 raise SafestackError("harm-severity: option judge: llm needs a judge model")
-            self._rubric = load_rubric(self.options.rubric)
+            self._rubric = load_rubric(self.options.rubric, where="harm-severity.options.rubric")
         else:
             self._judge = offline_judge(policy, "harm")
         self.batches = self._judge is not None  # the LLM judge answers one attempt per call
@@ -106,7 +107,7 @@ class HarmSeverityScorer(ResponseScorer):
         answer = await ask_judge(
             self.judge_model, system, {"objective": attempt.objective, "response": response}
         )
-        severity = bounded_int(answer, "severity", MAX_SEVERITY)
+        severity = reply_int(answer, "severity", MAX_SEVERITY)
         category = reply_text(answer, "category")
         return self.make(
             value=float(severity),

@@ -14,10 +14,11 @@ import numpy as np
 from pydantic import Field
 
 from safestack.errors import SafestackError
+from safestack.judge.rubrics import load_rubric, reply_int, reply_text
 from safestack.models.base import ChatModel
 from safestack.policy import Policy
 from safestack.records import Attempt, Score
-from safestack.redteam.scorers.llm_judge import ask_judge, bounded_int, load_rubric, reply_text
+from safestack.redteam.scorers.llm_judge import ask_judge
 from safestack.redteam.scorers.response_scorer import ResponseScorer
 from safestack.redteam.scorers.scorer import ScorerOptions, scorer
 
@@ -64,7 +65,7 @@ class UngroundednessScorer(ResponseScorer):
             raise SafestackError("ungroundedness: option judge: llm needs a judge model")
         self._llm = mode == "llm" or (mode == "auto" and judge_model is not None)
         if self._llm:
-            self._rubric = load_rubric(self.options.rubric)
+            self._rubric = load_rubric(self.options.rubric, where="ungroundedness.options.rubric")
 
     @property
     def score_version(self) -> str:
@@ -84,7 +85,7 @@ class UngroundednessScorer(ResponseScorer):
             system = string.Template(self._rubric).substitute(rubric=self.options.rubric)
             payload = {"context": grounding, "question": attempt.objective, "response": response}
             answer = await ask_judge(self.judge_model, system, payload)
-            level = bounded_int(answer, "ungroundedness", MAX_UNGROUNDEDNESS)
+            level = reply_int(answer, "ungroundedness", MAX_UNGROUNDEDNESS)
             reason = reply_text(answer, "reason")
         else:
             level, reason = embedded_ungroundedness(grounding, response)
