@@ -34,7 +34,6 @@ from safestack.redteam.campaign import Campaign, ModelSpec, Retries, TargetSpec
 from safestack.redteam.converters import Converter, converters
 from safestack.redteam.plan import Plan, Work, plan_campaign
 from safestack.redteam.scoring import ScoreBatcher, build_scorers, score_attempt
-from safestack.registry import parse_options
 from safestack.store import Store
 from safestack.store.attempts import AttemptWriter
 
@@ -313,9 +312,7 @@ class Runner:
         chain: list[Converter] = []
         for conv in planned.spec.converters:
             cls = converters.get(conv.name)
-            chain.append(
-                cls(parse_options(cls.Options, conv.options, where="converters"), attacker)
-            )
+            chain.append(cls.from_options(conv.options, where="converters", attacker=attacker))
         rng = random.Random(f"{self.campaign.seed}:{probe.id}:{work.sample}")
         ctx = AttackContext(target, settings, chain, attacker, rng)
         started = datetime.now(UTC)
