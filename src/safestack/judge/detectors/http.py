@@ -18,7 +18,14 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import Field, field_validator
 
 from safestack.errors import DetectorError
-from safestack.http import Endpoint, Reply, RetryPolicy, Timeouts, TransportFailure
+from safestack.http import (
+    Endpoint,
+    Reply,
+    RetryPolicy,
+    Timeouts,
+    TransportFailure,
+    transient_status,
+)
 from safestack.judge.detector import Detector, DetectorOptions
 from safestack.policy import Policy
 
@@ -36,7 +43,9 @@ class RemoteOptions(DetectorOptions):
         "null for a server without authentication.",
     )
     timeout: float = Field(default=30.0, gt=0, description="Seconds for each of connect and read.")
-    max_retries: int = Field(default=2, ge=0, le=10, description="Retries after 429, 5xx, network.")
+    max_retries: int = Field(
+        default=2, ge=0, le=10, description="Retries after 408, 409, 429, 5xx, network."
+    )
     backoff: float = Field(
         default=0.5, ge=0, description="First retry delay (s); doubles per retry."
     )
@@ -194,7 +203,7 @@ class RemoteDetector(Detector):
     def _delay_after_status(self, attempt: int, reply: Reply) -> float:
         """Seconds to wait before retrying a non-2xx answer, or raise DetectorError."""
         status, where = reply.status, self._where()
-        retryable = status == 429 or status >= 500
+        retryable = transient_status(status)
         if retryable and attempt < self.retry.max_retries:
             wait = self.retry.wait(attempt, reply.retry_after)
             if wait is not None:
