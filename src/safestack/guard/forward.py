@@ -8,11 +8,11 @@ message given the canary and the spotlighting notice. Each message keeps its ind
 from __future__ import annotations
 
 from safestack.guard.assessment import Assessment
-from safestack.guard.canary import new_canary, plant
 from safestack.guard.decision import ForwardedMessage, GuardContext
 from safestack.guard.hierarchy import effective_trust, is_privileged
 from safestack.guard.redact import apply, redactions
 from safestack.guard.spotlight import Spotlight, strip_tag_characters
+from safestack.judge.canary import new_canary, plant
 from safestack.policy import Policy
 from safestack.records import Action, Message, Role, Trust, Verdict
 

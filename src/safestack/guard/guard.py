@@ -21,7 +21,6 @@ from safestack.guard.decision import (
     OutputDecision,
     Reason,
 )
-from safestack.guard.elections import redirect_for, redirect_text
 from safestack.guard.forward import rewrite
 from safestack.guard.hierarchy import (
     effective_trust,
@@ -30,8 +29,7 @@ from safestack.guard.hierarchy import (
     recent_user_turns,
     scope_of,
 )
-from safestack.guard.leak import Leak, LeakScanner
-from safestack.guard.redact import apply, redactions
+from safestack.guard.output import FORWARDED, OutputCheck, replacement_text
 from safestack.guard.scanning import Job, Scanner
 from safestack.guard.stream import OutputStream
 from safestack.judge import Judge
@@ -39,8 +37,6 @@ from safestack.judge.normalise import Normalised
 from safestack.policy import Policy, default_policy
 from safestack.policy.model import GuardScope
 from safestack.records import Action, Conversation, Message, Role, Trust, Verdict
-
-FORWARDED = (Action.ALLOW, Action.FLAG, Action.REDACT)
 
 
 @dataclass(slots=True)
@@ -74,6 +70,7 @@ class Guard:
         self.policy = policy
         self.settings = policy.guard
         self._scanner = Scanner(policy, judge)
+        self._output = OutputCheck(policy, self._scanner)
 
     @classmethod
     def default(cls) -> Guard:
@@ -190,7 +187,7 @@ class Guard:
         if action in FORWARDED:
             forwarded, context = rewrite(messages, assessed, self.policy, context)
         else:
-            response = self._replacement(action, redirect_category, plan.locale)
+            response = replacement_text(self.settings, action, redirect_category, plan.locale)
         return InputDecision(
             request_id=context.request_id,
             policy=self.policy.ref,
@@ -217,21 +214,16 @@ class Guard:
         self, conversation: Conversation, output_text: str, context: GuardContext | None = None
     ) -> OutputDecision:
         """Judge a complete output; say what to send the client."""
-        started = time.perf_counter()
         if context is None:
             context = self.context_for(conversation)
-        jobs = self._output_jobs(output_text)
-        return self._decide_output(context, output_text, jobs, self._scanner.run(jobs), started)
+        return self._output.check(context, output_text)
 
     async def acheck_output(
         self, conversation: Conversation, output_text: str, context: GuardContext | None = None
     ) -> OutputDecision:
-        started = time.perf_counter()
         if context is None:
             context = self.context_for(conversation)
-        jobs = self._output_jobs(output_text)
-        verdicts = await self._scanner.arun(jobs)
-        return self._decide_output(context, output_text, jobs, verdicts, started)
+        return await self._output.acheck(context, output_text)
 
     def stream(
         self, context: GuardContext | None = None, conversation: Conversation | None = None
@@ -239,96 +231,7 @@ class Guard:
         """A streaming checker for one response: `feed(chunk) -> str`, then `finish() -> StreamEnd`."""
         if context is None:
             context = self.context_for(conversation) if conversation is not None else GuardContext()
-        return OutputStream(self, context)
-
-    def _output_jobs(self, text: str) -> list[Job]:
-        limit = self.policy.judge.max_input_chars
-        jobs = []
-        for start in range(0, len(text), limit):  # a very long output is judged in slices
-            sample = self._scanner.prepare("output", text[start : start + limit], field="output")
-            if sample is not None:
-                jobs.append(Job("output", sample))
-        return jobs
-
-    def _decide_output(
-        self,
-        context: GuardContext,
-        text: str,
-        jobs: list[Job],
-        verdicts: list[Verdict],
-        started: float,
-    ) -> OutputDecision:
-        limit = self.policy.judge.max_input_chars
-        scanner = self._leak_scanner(context)
-        leak = scanner.feed(text) or scanner.finish()
-        action = Action.ALLOW
-        reasons: list[Reason] = []
-        redirect_category = None
-        spans = []
-        for number, (job, verdict) in enumerate(zip(jobs, verdicts, strict=True)):
-            result = self._assess_output(verdict, job)
-            reasons.extend(result.reasons)
-            if result.action.rank > action.rank:
-                action = result.action
-            redirect_category = redirect_category or result.redirect_category
-            if result.action is Action.REDACT:
-                spans.extend(redactions(verdict, self.policy, offset=number * limit))
-        if leak is not None:
-            reason = self._leak_reason(leak)
-            reasons.append(reason)
-            if reason.action.rank > action.rank:
-                action = reason.action
-        if action is Action.REDACT:
-            out = apply(text, spans)
-        elif action in FORWARDED:
-            out = text
-        else:
-            out = self._replacement(action, redirect_category, context.locale)
-        strictest = max(verdicts, key=lambda v: v.action.rank, default=None)
-        return OutputDecision(
-            request_id=context.request_id,
-            policy=self.policy.ref,
-            action=action,
-            text=out,
-            verdict=strictest,
-            reasons=reasons,
-            leaked=leak is not None,
-            latency_ms=round((time.perf_counter() - started) * 1000, 3),
-        )
-
-    # -- shared with the stream ----------------------------------------------------------------
-    def _assess_output(self, verdict: Verdict, job: Job) -> Assessment:
-        return assess(
-            verdict,
-            self.policy,
-            scope="output",
-            trust=Trust.USER,
-            texts=[job.sample.normalised],
-        )
-
-    def _leak_reason(self, leak: Leak) -> Reason:
-        action = self.policy.action("system-prompt-extraction", leak.severity)
-        if action in (Action.REDACT, Action.REDIRECT):
-            action = Action.BLOCK  # a leak cannot be redacted or redirected
-        return Reason(
-            check="canary" if leak.check == "canary" else "overlap",
-            category="system-prompt-extraction",
-            action=action,
-            scope="output",
-            detector=f"guard.{leak.check}",
-            detail=leak.detail,
-        )
-
-    def _leak_scanner(self, context: GuardContext) -> LeakScanner:
-        return LeakScanner(context.canary, context.protected, self.settings.overlap)
-
-    def _replacement(self, action: Action, category: str | None, locale: str | None) -> str:
-        """The text answered instead of the model's, for a block or a redirect."""
-        if action is Action.REDIRECT:
-            if category == "elections":
-                return redirect_text(redirect_for(self.settings.elections, locale)[1])
-            return self.settings.messages.redirect
-        return self.settings.messages.block
+        return OutputStream(self._output, context)
 
 
 def _new_in_history(found: list[Reason], earlier: list[Reason], indices: list[int]) -> list[Reason]:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from safestack.guard.canary import CanaryWatch
-from safestack.guard.overlap import OverlapTracker, Shingles
+from safestack.judge.canary import CanaryWatch
+from safestack.judge.overlap import OverlapTracker, Shingles
 from safestack.policy.model import OverlapSettings
 
 

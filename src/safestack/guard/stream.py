@@ -22,16 +22,13 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
-from typing import TYPE_CHECKING
 
 from safestack.guard.decision import GuardContext, Reason, StreamEnd
 from safestack.guard.leak import Leak
+from safestack.guard.output import OutputCheck
 from safestack.guard.redact import apply, redactions
 from safestack.guard.scanning import Job
 from safestack.records import Action, Verdict
-
-if TYPE_CHECKING:
-    from safestack.guard.guard import Guard
 
 _SENTENCE_END = re.compile(r"[.!?]\s+|\n")
 
@@ -39,15 +36,15 @@ _SENTENCE_END = re.compile(r"[.!?]\s+|\n")
 class OutputStream:
     """The guarded release of one streamed response. Not shared between requests."""
 
-    def __init__(self, guard: Guard, context: GuardContext):
-        self._guard = guard
+    def __init__(self, check: OutputCheck, context: GuardContext):
+        self._check = check
         self.context = context
-        settings = guard.settings.stream
+        settings = check.settings.stream
         self.hold_back = settings.hold_back_chars
         self.step = settings.release_step_chars
         self.max_step = settings.max_release_step_chars
         self.context_chars = settings.context_chars
-        self._leaks = guard._leak_scanner(context)
+        self._leaks = check.leak_scanner(context)
         self._pending = ""
         self._tail = ""
         self._job: Job | None = None
@@ -163,8 +160,7 @@ class OutputStream:
             if boundary is not None and boundary.end() <= len(context) // 2:
                 context = context[boundary.end() :]
         self._offset = len(context)
-        sample = self._guard._scanner.prepare("output", context + self._pending, field="output")
-        self._job = None if sample is None else Job("output", sample)
+        self._job = self._check.job(context + self._pending)
         return self._job
 
     def _moderate(self) -> Verdict | None:
@@ -172,7 +168,7 @@ class OutputStream:
         if job is None:
             return None
         started = time.perf_counter()
-        verdict = self._guard._scanner.run([job])[0]
+        verdict = self._check.scanner.run([job])[0]
         self._timed(started)
         return verdict
 
@@ -181,7 +177,7 @@ class OutputStream:
         if job is None:
             return None
         started = time.perf_counter()
-        verdict = (await self._guard._scanner.arun([job]))[0]
+        verdict = (await self._check.scanner.arun([job]))[0]
         self._timed(started)
         return verdict
 
@@ -191,23 +187,23 @@ class OutputStream:
 
     def _release(self, verdict: Verdict | None, *, final: bool) -> str:
         if verdict is not None and self._job is not None:
-            result = self._guard._assess_output(verdict, self._job)
+            result = self._check.assess(verdict, self._job)
             for category, score in verdict.category_scores.items():
                 self._scores[category] = max(score, self._scores.get(category, 0.0))
             self._note(result.reasons)
             if result.action in (Action.BLOCK, Action.REDIRECT):
-                replacement = self._guard._replacement(
+                replacement = self._check.replacement(
                     result.action, result.redirect_category, self.context.locale
                 )
                 message = (
                     replacement
                     if result.action is Action.REDIRECT
-                    else self._guard.settings.messages.stream_stopped
+                    else self._check.settings.messages.stream_stopped
                 )
                 self._halt(result.action, message)
                 return ""
             if result.action is Action.REDACT:
-                spans = redactions(verdict, self._guard.policy, offset=-self._offset)
+                spans = redactions(verdict, self._check.policy, offset=-self._offset)
                 self._pending = apply(self._pending, spans)
             if result.action.rank > self._action.rank:
                 self._action = result.action
@@ -228,11 +224,11 @@ class OutputStream:
         return space + 1 if space + 1 >= cut // 2 else cut
 
     def _on_leak(self, leak: Leak) -> None:
-        reason = self._guard._leak_reason(leak)
+        reason = self._check.leak_reason(leak)
         self._leaked = True
         self._note([reason])
         if reason.action.rank > Action.FLAG.rank:
-            self._halt(reason.action, self._guard.settings.messages.stream_stopped)
+            self._halt(reason.action, self._check.settings.messages.stream_stopped)
 
     def _note(self, reasons: list[Reason]) -> None:
         seen = {(r.check, r.category, r.action) for r in self._reasons}
@@ -250,7 +246,7 @@ class OutputStream:
         action, message = self._stop if self._stop is not None else (self._action, None)
         self._end = StreamEnd(
             request_id=self.context.request_id,
-            policy=self._guard.policy.ref,
+            policy=self._check.policy.ref,
             finish_reason="content_filter" if self._stop is not None else "stop",
             action=action,
             text="" if self._stop is not None else text,

@@ -4,7 +4,8 @@
 requests are answered by the guard, forwarded ones carry the instruction hierarchy's rewrites),
 and the model's answer through `Guard.check_output`. Comparing a target with its guarded twin is
 the pre- vs post-mitigation comparison; `kind: openai` against `safestack serve` measures the same
-over HTTP.
+over HTTP. Registered on the models axis as a plugin (the `safestack.models` entry point
+`guarded`, and on importing `safestack.guard`): models sit below the guard and never import it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from pydantic import Field
 
 from safestack.errors import RegistryError
+from safestack.guard.guard import Guard
 from safestack.models.base import (
     ChatModel,
     Completion,
@@ -46,9 +48,6 @@ class GuardedModel(ChatModel):
             raise RegistryError("options.target.kind: required (the wrapped model's kind)")
         self.inner = create_model(kind, spec.pop("options", {}), where="options.target")
         self.capabilities = self.inner.capabilities
-        # Imported here: a campaign loads every registered model kind, most runs guard nothing.
-        from safestack.guard.guard import Guard
-
         self.guard = Guard(load_policy(self.options.policy))
 
     @property

@@ -14,13 +14,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
-
 from safestack.errors import PolicyError
 from safestack.judge.normalise import Normalised
 from safestack.policy import Policy
 from safestack.records import Finding, Kind
-from safestack.registry import Registry
+from safestack.registry import Plugin, PluginOptions, Registry
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,27 +35,18 @@ class Sample:
         return self.normalised.text
 
 
-class DetectorOptions(BaseModel):
+class DetectorOptions(PluginOptions):
     """Base for a detector's options block in the policy (`judge.detectors[].options`)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
-
-class Detector(ABC):
+class Detector(Plugin, ABC):
     """One source of findings. Subclasses set `name`, `version`, and an `Options` model."""
 
-    name: ClassVar[str]
-    # A class default; an instance may refine it (e.g. with the rubric or model it loaded).
-    version: str
     Options: ClassVar[type[DetectorOptions]] = DetectorOptions
 
     def __init__(self, policy: Policy, options: DetectorOptions | None = None):
+        super().__init__(options)
         self.policy = policy
-        self.options = options if options is not None else self.Options()
-
-    @property
-    def ref(self) -> str:
-        return f"{self.name}@{self.version}"
 
     @abstractmethod
     def detect(self, sample: Sample) -> list[Finding]:
@@ -112,13 +101,6 @@ def available_detectors() -> dict[str, type[Detector]]:
 def create_detector(name: str, policy: Policy, options: dict[str, Any] | None = None) -> Detector:
     """Build a registered detector with its options validated against its `Options` model."""
     cls = _detectors.get(name)
-    try:
-        parsed = cls.Options.model_validate(options or {})
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"])
-        allowed = ", ".join(cls.Options.model_fields)
-        raise PolicyError(
-            f"judge.detectors[{name}].options.{field}: {first['msg']} (options of '{name}': {allowed})"
-        ) from None
-    return cls(policy, parsed)
+    return cls.from_options(
+        options, policy, where=f"judge.detectors[{name}].options", error=PolicyError
+    )

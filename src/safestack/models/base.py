@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from safestack.errors import SafestackError
 from safestack.records import Message
-from safestack.registry import Registry, parse_options
+from safestack.registry import Plugin, PluginOptions, Registry
 
 
 class Capabilities(BaseModel):
@@ -58,21 +58,18 @@ class ModelError(SafestackError):
         super().__init__(f"model '{model}': {message}")
 
 
-class ModelOptions(BaseModel):
+class ModelOptions(PluginOptions):
     """Base for a chat model's options block (a campaign's `targets[].options`)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
-
-class ChatModel(ABC):
+class ChatModel(Plugin, ABC):
     """A chat model. Subclasses set `Options`, `capabilities`, and implement `complete()`."""
 
-    name: ClassVar[str]
     Options: ClassVar[type[ModelOptions]] = ModelOptions
     capabilities: Capabilities = Capabilities()
 
     def __init__(self, options: ModelOptions | None = None) -> None:
-        self.options = options if options is not None else self.Options()
+        super().__init__(options)
 
     @property
     def model_id(self) -> str:
@@ -85,7 +82,7 @@ class ChatModel(ABC):
     ) -> Completion:
         """Answer the conversation; raise ModelError on failure (never return an error as text)."""
 
-    async def aclose(self) -> None:  # noqa: B027 - optional hook; most models hold nothing
+    async def aclose(self) -> None:
         """Release connections or loaded weights."""
 
 
@@ -96,8 +93,6 @@ chat_models: Registry[type[ChatModel]] = Registry(
         "safestack.models.gguf",
         "safestack.models.transformers_model",
         "safestack.models.scripted",
-        # The guard's in-process wrapper (`kind: guarded`), the post-mitigation twin of a target.
-        "safestack.guard.target",
     ),
     "safestack.models",
 )
@@ -109,4 +104,4 @@ def create_model(
 ) -> ChatModel:
     """Build a registered chat model with its options validated (errors name `where`)."""
     cls = chat_models.get(kind, where=f"{where}.kind")
-    return cls(parse_options(cls.Options, options, where=f"{where}.options"))
+    return cls.from_options(options, where=f"{where}.options")

@@ -1,26 +1,21 @@
 """A chat model behind any OpenAI-compatible `/v1/chat/completions` endpoint.
 
-vLLM, llama.cpp's server, Ollama, OpenAI itself, or the safestack gateway: one pooled aiohttp
-session per model (a third of httpx's CPU per request: a red-team run is thousands of them).
-Failures become `ModelError`s a campaign can retry (timeouts, 429, 5xx, garbage) or not (other
+vLLM, llama.cpp's server, Ollama, OpenAI itself, or the safestack gateway, over the one
+OpenAI-compatible client (`safestack.http`). Failures become `ModelError`s a campaign can retry (timeouts, 429, 5xx, garbage) or not (other
 4xx); a guard's block is an answer, `finish_reason: "content_filter"`, not an error.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import ssl
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from yarl import URL
 
+from safestack.http import Endpoint, Reply, Timeouts, TransportFailure, api_root, transient_status
 from safestack.models.base import (
     Capabilities,
     ChatModel,
@@ -31,9 +26,6 @@ from safestack.models.base import (
     model,
 )
 from safestack.records import Message, Role
-
-if TYPE_CHECKING:
-    import aiohttp
 
 # Request fields the generation settings own: extra_body may not change what an Attempt records.
 _SETTINGS_FIELDS = frozenset(
@@ -103,43 +95,6 @@ class OpenAIOptions(ModelOptions):
         return value
 
 
-def api_root(base_url: str) -> str:
-    """The base URL without a trailing slash; a bare host gets `/v1`, as the gateway does."""
-    url = URL(base_url)
-    return str(url.with_path("/v1")) if url.path in ("", "/") else base_url.rstrip("/")
-
-
-def retry_after(value: str | None) -> float | None:
-    """Retry-After in seconds: delta-seconds or an HTTP date (RFC 9110, section 10.2.3)."""
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
-
-
-@dataclass(frozen=True, slots=True)
-class _Reply:
-    """What came back: read whole before the connection goes back to the pool."""
-
-    status: int
-    reason: str
-    retry_after: str | None
-    body: bytes
-
-    @property
-    def text(self) -> str:
-        return self.body.decode("utf-8", errors="replace")
-
-    def json(self) -> Any:
-        return json.loads(self.body)  # ValueError (incl. UnicodeDecodeError) when it is not JSON
-
-
 @model("openai")
 class OpenAICompatibleModel(ChatModel):
     """A model served over HTTP with OpenAI's chat-completions API."""
@@ -156,16 +111,17 @@ class OpenAICompatibleModel(ChatModel):
             tools=self.options.tools,
         )
         self.url = api_root(self.options.base_url) + "/chat/completions"
-        self._headers = {**self.options.headers}
+        headers = {**self.options.headers}
         key = self._api_key()
         if key:
-            self._headers["Authorization"] = f"Bearer {key}"
-        if not any(name.lower() == "content-type" for name in self._headers):
-            self._headers["Content-Type"] = "application/json"
-        self._session: aiohttp.ClientSession | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._proxy: URL | None = None
-        self._proxy_auth: aiohttp.BasicAuth | None = None
+            headers["Authorization"] = f"Bearer {key}"
+        if not any(name.lower() == "content-type" for name in headers):
+            headers["Content-Type"] = "application/json"
+        self.endpoint = Endpoint(
+            self.url,
+            Timeouts(connect=self.options.connect_timeout_s, total=self.options.timeout_s),
+            headers,
+        )
 
     @property
     def model_id(self) -> str:
@@ -182,38 +138,6 @@ class OpenAICompatibleModel(ChatModel):
                 "or give api_key",
             )
         return key
-
-    def _session_for_calls(self) -> aiohttp.ClientSession:
-        """The pooled session of the running event loop (a session cannot outlive its loop)."""
-        # aiohttp is imported on first use: it costs a quarter of a second, and loading a
-        # campaign imports every registered model kind.
-        import aiohttp
-        from aiohttp.helpers import get_env_proxy_for_url
-
-        loop = asyncio.get_running_loop()
-        if self._session is None or self._session.closed or self._loop is not loop:
-            url = URL(self.url)
-            # As httpx did: certifi's CA bundle (or SSL_CERT_FILE / SSL_CERT_DIR), and the proxy
-            # the environment names for this URL, read once. aiohttp's own `trust_env` would
-            # also look up ~/.netrc in a thread on every request.
-            tls: ssl.SSLContext | bool = True
-            if url.scheme == "https":
-                import httpx  # only for its CA-bundle logic (certifi, SSL_CERT_FILE/DIR)
-
-                tls = httpx.create_ssl_context()
-            try:
-                self._proxy, self._proxy_auth = get_env_proxy_for_url(url)
-            except LookupError:
-                self._proxy, self._proxy_auth = None, None
-            self._session = aiohttp.ClientSession(
-                headers=self._headers,
-                timeout=aiohttp.ClientTimeout(
-                    total=self.options.timeout_s, sock_connect=self.options.connect_timeout_s
-                ),
-                connector=aiohttp.TCPConnector(ssl=tls),
-            )
-            self._loop = loop
-        return self._session
 
     def wire_messages(self, messages: Sequence[Message]) -> list[dict[str, Any]]:
         """The conversation in the request's shape."""
@@ -255,48 +179,24 @@ class OpenAICompatibleModel(ChatModel):
     async def complete(
         self, messages: Sequence[Message], settings: GenerationSettings
     ) -> Completion:
-        # Serialised as httpx's `json=` did: compact, UTF-8, no NaN.
-        payload = json.dumps(
-            self.request_body(messages, settings),
-            ensure_ascii=False,
-            separators=(",", ":"),
-            allow_nan=False,
-        ).encode()
-        import aiohttp
-
-        session = self._session_for_calls()
         started = time.perf_counter()
         try:
-            async with session.post(
-                self.url,
-                data=payload,
-                allow_redirects=False,  # httpx follows none either: a 3xx is an error
-                proxy=self._proxy,
-                proxy_auth=self._proxy_auth,
-            ) as answer:
-                response = _Reply(
-                    answer.status,
-                    answer.reason or "",
-                    answer.headers.get("Retry-After"),
-                    await answer.read(),
+            response = await self.endpoint.apost(self.request_body(messages, settings))
+        except TransportFailure as failure:
+            if isinstance(failure.cause, TimeoutError):  # aiohttp's timeouts are TimeoutErrors
+                message = (
+                    f"no answer from {self.url} within {self.options.timeout_s:g}s "
+                    f"({type(failure.cause).__name__})"
                 )
-        except TimeoutError as exc:  # aiohttp's timeouts are TimeoutErrors
-            raise EndpointError(
-                self.model_id,
-                f"no answer from {self.url} within {self.options.timeout_s:g}s "
-                f"({type(exc).__name__})",
-                transient=True,
-            ) from exc
-        except aiohttp.ClientError as exc:
-            raise EndpointError(
-                self.model_id, f"cannot reach {self.url}: {exc!r}", transient=True
-            ) from exc
+            else:
+                message = f"cannot reach {self.url}: {failure.cause!r}"
+            raise EndpointError(self.model_id, message, transient=True) from failure.cause
         latency_ms = (time.perf_counter() - started) * 1000
         if response.status != 200:
             return self._refusal_or_raise(response, latency_ms)
         return self._completion(response, latency_ms)
 
-    def _completion(self, response: _Reply, latency_ms: float) -> Completion:
+    def _completion(self, response: Reply, latency_ms: float) -> Completion:
         try:
             data = response.json()
         except ValueError:
@@ -324,16 +224,11 @@ class OpenAICompatibleModel(ChatModel):
             latency_ms=latency_ms,
         )
 
-    def _refusal_or_raise(self, response: _Reply, latency_ms: float) -> Completion:
+    def _refusal_or_raise(self, response: Reply, latency_ms: float) -> Completion:
         status = response.status
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        error = body.get("error") if isinstance(body, dict) else None
-        error = error if isinstance(error, dict) else {}
-        detail = str(error.get("message") or response.text[:300] or response.reason)
-        code, kind = str(error.get("code") or ""), str(error.get("type") or "")
+        error = response.error()
+        detail = error.message or response.text[:300] or response.reason
+        code, kind = error.code, error.type
         if status == 400 and (
             code.startswith("blocked:") or code in _BLOCK_CODES or kind in _BLOCK_TYPES
         ):
@@ -344,17 +239,17 @@ class OpenAICompatibleModel(ChatModel):
                 finish_reason="content_filter",
                 latency_ms=latency_ms,
             )
-        transient = status in (408, 409, 429) or status >= 500
+        transient = transient_status(status)
         label = f" {code}" if code else ""
         raise EndpointError(
             self.model_id,
             f"HTTP {status}{label} from {self.url}: {detail}",
             transient=transient,
             status=status,
-            retry_after=retry_after(response.retry_after),
+            retry_after=response.retry_after,
         )
 
-    def _garbage(self, response: _Reply, what: str) -> EndpointError:
+    def _garbage(self, response: Reply, what: str) -> EndpointError:
         # Proxies and overloaded servers answer 200 with HTML or a truncated body; retry those.
         return EndpointError(
             self.model_id,
@@ -365,10 +260,7 @@ class OpenAICompatibleModel(ChatModel):
         )
 
     async def aclose(self) -> None:
-        session, self._session = self._session, None
-        # A session left behind by an earlier event loop cannot be closed from this one.
-        if session is not None and self._loop is asyncio.get_running_loop():
-            await session.close()
+        await self.endpoint.aclose()
 
 
 def _text(message: dict[str, Any]) -> str | None:

@@ -19,7 +19,7 @@ from safestack.redteam.attacks import attacks
 from safestack.redteam.behaviours import behaviour_sources
 from safestack.redteam.converters import converters
 from safestack.redteam.scorers import scorers
-from safestack.registry import Registry, parse_options
+from safestack.registry import Registry
 from safestack.yamlfile import line_of, read_yaml, validate
 
 
@@ -191,11 +191,9 @@ def _check_registries(
             cls = registry.get(name)
         except RegistryError as exc:
             fail([*loc, field], str(exc))
-        try:
-            parse_options(cls.Options, options, where="options")
-        except RegistryError as exc:
-            option, _, message = str(exc).partition(": ")
-            fail([*loc, *option.split(".")], message)
+        cls.validate_options(
+            options, source=source, root=root, loc=[*loc, "options"], error=CampaignError
+        )
         return cls
 
     for i, target in enumerate(campaign.targets):

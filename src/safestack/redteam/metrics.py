@@ -1,7 +1,7 @@
 """Red-team metrics from scored Attempts: attack success, defect rates, over-refusal, uplift.
 
 Reads Attempts from any number of targets and runs (as stored by the runner, scored by
-`scorer_set`) and returns one `Metrics` record, with Wilson 95% intervals on every rate, that
+`redteam.scorers`) and returns one `Metrics` record, with Wilson 95% intervals on every rate, that
 `report` renders and `to_csv` flattens. Errors are counted next to each rate and never in it.
 """
 

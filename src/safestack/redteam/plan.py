@@ -16,7 +16,6 @@ from safestack.models.base import Capabilities
 from safestack.redteam.attacks import Attack, Probe, attacks
 from safestack.redteam.behaviours import Behaviour, BehaviourSet, behaviour_sources
 from safestack.redteam.campaign import AttackSpec, Campaign
-from safestack.registry import parse_options
 
 # Rough prompt size of a templated request, in tokens, for the estimate shown before a run.
 _PROMPT_TOKENS_GUESS = 250
@@ -88,8 +87,7 @@ def plan_campaign(campaign: Campaign, capabilities: Mapping[str, Capabilities]) 
     sets = []
     for wanted in campaign.behaviours:
         source = behaviour_sources.get(wanted.source)
-        options = parse_options(source.Options, wanted.options, where="behaviours")
-        sets.append(source(options).load())
+        sets.append(source.from_options(wanted.options, where="behaviours").load())
     harmful = [b for s in sets for b in s.behaviours if not b.benign]
     benign = [b for s in sets for b in s.behaviours if b.benign]
     rng = random.Random(campaign.seed)
@@ -99,7 +97,7 @@ def plan_campaign(campaign: Campaign, capabilities: Mapping[str, Capabilities]) 
     seen: set[str] = set()
     for spec in campaign.attacks:
         cls = attacks.get(spec.name)
-        attack = cls(parse_options(cls.Options, spec.options, where="attacks"))
+        attack = cls.from_options(spec.options, where="attacks")
         # Benign look-alikes are asked plainly: over-refusal is measured on the baseline only.
         behaviours: list[Behaviour] = harmful + benign if spec.name == "baseline" else harmful
         # Options are part of a converter's identity: leetspeak at two rates are two probes.

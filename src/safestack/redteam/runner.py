@@ -19,6 +19,7 @@ from typing import Any
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
+from safestack.http import backoff_delay
 from safestack.models.base import (
     ChatModel,
     Completion,
@@ -33,7 +34,6 @@ from safestack.redteam.campaign import Campaign, ModelSpec, Retries, TargetSpec
 from safestack.redteam.converters import Converter, converters
 from safestack.redteam.plan import Plan, Work, plan_campaign
 from safestack.redteam.scoring import ScoreBatcher, build_scorers, score_attempt
-from safestack.registry import parse_options
 from safestack.store import Store
 from safestack.store.attempts import AttemptWriter
 
@@ -147,10 +147,9 @@ class GatedModel(ChatModel):
 
     def _backoff(self, attempt_number: int, exc: BaseException | None) -> float:
         # Exponential backoff with jitter; a server's Retry-After wins when it asks for longer.
-        backoff = min(
-            self.retries.max_backoff_s, self.retries.backoff_s * 2.0 ** (attempt_number - 1)
+        backoff = backoff_delay(
+            attempt_number - 1, self.retries.backoff_s, self.retries.max_backoff_s
         )
-        backoff *= random.uniform(0.5, 1.0)
         retry_after = getattr(exc, "retry_after", None)
         if isinstance(retry_after, int | float) and retry_after > 0:
             return max(backoff, min(float(retry_after), self.retries.max_backoff_s))
@@ -313,9 +312,7 @@ class Runner:
         chain: list[Converter] = []
         for conv in planned.spec.converters:
             cls = converters.get(conv.name)
-            chain.append(
-                cls(parse_options(cls.Options, conv.options, where="converters"), attacker)
-            )
+            chain.append(cls.from_options(conv.options, where="converters", attacker=attacker))
         rng = random.Random(f"{self.campaign.seed}:{probe.id}:{work.sample}")
         ctx = AttackContext(target, settings, chain, attacker, rng)
         started = datetime.now(UTC)

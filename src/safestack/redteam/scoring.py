@@ -13,7 +13,6 @@ from safestack.policy import Policy
 from safestack.records import Attempt, AttemptStatus, Score
 from safestack.redteam.campaign import Campaign
 from safestack.redteam.scorers import Scorer, scorers
-from safestack.registry import parse_options
 
 # Responses a batching scorer (the built-in models) judges in one call.
 SCORE_BATCH = 32
@@ -23,7 +22,7 @@ def build_scorers(campaign: Campaign, policy: Policy, judge: ChatModel | None) -
     built = []
     for spec in campaign.scorers:
         cls = scorers.get(spec.name)
-        built.append(cls(policy, parse_options(cls.Options, spec.options, where="scorers"), judge))
+        built.append(cls.from_options(spec.options, policy, where="scorers", judge_model=judge))
     return built
 
 

@@ -1,6 +1,7 @@
 """The upstream model server: any OpenAI-compatible API (vLLM, Ollama, llama.cpp, TGI, OpenAI).
 
-One httpx AsyncClient per gateway, opened and closed with the app. Transport failures become the
+One httpx AsyncClient per gateway (it streams and relays, so it keeps its own client), opened and
+closed with the app; its timeouts and failure classes are those of `safestack.http`. Transport failures become the
 gateway's answers: unreachable -> 502, no answer within the timeout -> 504; an upstream 4xx is
 passed on as the upstream said it, an upstream 5xx becomes 502.
 """
@@ -17,6 +18,7 @@ import anyio
 import httpx
 
 from safestack.errors import SafestackError
+from safestack.http import Timeouts, classify_httpx
 from safestack.server.errors import ApiError
 
 
@@ -34,7 +36,7 @@ class Upstream:
     ):
         self.base_url = normalise_base_url(base_url)
         self.timeout = timeout
-        self._timeouts = httpx.Timeout(timeout, connect=min(connect_timeout, timeout))
+        self._timeouts = Timeouts(connect=min(connect_timeout, timeout), read=timeout).httpx()
         self._headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
         self._limits = httpx.Limits(
             max_connections=max_connections, max_keepalive_connections=max_connections
@@ -188,7 +190,7 @@ def _timeout(seconds: float) -> ApiError:
 
 
 def _transport_error(base_url: str, exc: httpx.HTTPError, timeout: float) -> ApiError:
-    if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout):
+    if classify_httpx(exc) == "timeout":  # no answer in time; a connect timeout is unreachable
         return _timeout(timeout)
     reason = str(exc) or type(exc).__name__
     return ApiError(

@@ -1,30 +1,25 @@
 """The `llm-judge` detector: an LLM rates the text per policy category, following a rubric.
 
 It asks any OpenAI-compatible chat completions API; the HTTP plumbing it shares with the other
-remote detectors is in `http.py`, the packaged rubrics in `judge/assets/rubrics/`.
+remote detectors is in `http.py`, the rubrics and the reading of a reply in `judge/rubrics.py`
+(shared with the red-team LLM scorers).
 """
 
 from __future__ import annotations
 
 import json
-import re
 import string
-from functools import lru_cache
-from importlib import resources
 from typing import Any, ClassVar
 
 from pydantic import Field
 
 from safestack.errors import PolicyError
 from safestack.judge.detector import DetectorOptions, Sample, detector
-from safestack.judge.detectors.http import RemoteDetector, RemoteOptions, _short
+from safestack.judge.detectors.http import RemoteDetector, RemoteOptions
+from safestack.judge.rubrics import JudgeReplyError, load_rubric, parse_reply, reply_int, reply_text
 from safestack.policy import Policy
 from safestack.policy.model import MAX_SEVERITY
 from safestack.records import Finding
-
-_RUBRIC_NAME = re.compile(r"[a-z0-9][a-z0-9.-]*")
-_LEADING_COMMENT = re.compile(r"\A\s*<!--.*?-->\s*", re.DOTALL)
-_FENCE = re.compile(r"\A```(?:json)?[ \t]*\n?(.*?)\n?```\Z", re.DOTALL | re.IGNORECASE)
 
 
 class LlmJudgeOptions(RemoteOptions):
@@ -66,7 +61,9 @@ class LlmJudge(RemoteDetector):
         if options is None:
             raise PolicyError("llm-judge needs options: base_url and model at least")
         super().__init__(policy, options)
-        self.rubric = load_rubric(self.options.rubric)
+        self.rubric = load_rubric(
+            self.options.rubric, where="judge.detectors[llm-judge].options.rubric"
+        )
         self.categories = list(self.options.categories or policy.content_categories())
         unknown = [c for c in self.categories if c not in policy.categories]
         if unknown:
@@ -78,10 +75,10 @@ class LlmJudge(RemoteDetector):
         self.version = f"{type(self).version}+{self.options.rubric}"
 
     def detect(self, sample: Sample) -> list[Finding]:
-        return self._findings(self._post(self._payload(sample)))
+        return self._findings(self.post(self._payload(sample)))
 
     async def adetect(self, sample: Sample) -> list[Finding]:
-        return self._findings(await self._apost(self._payload(sample)))
+        return self._findings(await self.apost(self._payload(sample)))
 
     def instructions(self, sample: Sample) -> str:
         """The system message: the rubric with this sample's kind and the categories filled in."""
@@ -126,63 +123,40 @@ class LlmJudge(RemoteDetector):
         """`choices[0].message.content` of a chat completion, or an error saying what was there."""
         choices = body.get("choices") if isinstance(body, dict) else None
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-            raise self._unusable("no 'choices' in the chat completion")
+            raise self.unusable("no 'choices' in the chat completion")
         message = choices[0].get("message")
         if not isinstance(message, dict):
-            raise self._unusable("choices[0] has no 'message'")
+            raise self.unusable("choices[0] has no 'message'")
         content = message.get("content")
         if isinstance(content, str) and content.strip():
             return content
         if message.get("refusal"):
-            raise self._unusable("the judge model refused to rate the text")
+            raise self.unusable("the judge model refused to rate the text")
         if choices[0].get("finish_reason") == "length":
-            raise self._unusable("the reply was cut off at the token limit")
-        raise self._unusable("choices[0].message.content is empty")
+            raise self.unusable("the reply was cut off at the token limit")
+        raise self.unusable("choices[0].message.content is empty")
 
     def _ratings(self, content: str) -> dict[str, tuple[int, str | None]]:
         """Category -> (severity, rationale) from the judge's reply; strict about the shape."""
-        text = content.strip()
-        fenced = _FENCE.match(text)
-        if fenced:
-            text = fenced.group(1).strip()
         try:
-            answer = json.loads(text)
-        except ValueError as exc:
-            raise self._unusable(f"the reply is not valid JSON ({_short(str(exc))})") from None
-        if not isinstance(answer, dict) or not isinstance(answer.get("categories"), dict):
-            raise self._unusable("the reply has no 'categories' object")
-        if answer.get("rubric", self.options.rubric) != self.options.rubric:
-            raise self._unusable(
-                f"the reply names rubric {answer['rubric']!r}, not {self.options.rubric!r}"
-            )
-        rated: dict[str, tuple[int, str | None]] = {}
-        for name, entry in answer["categories"].items():
-            if name not in self.categories:
-                raise self._unusable(
-                    f"the reply rates category {name!r}, which was not asked about"
+            answer = parse_reply(content)
+            categories = answer.get("categories")
+            if not isinstance(categories, dict):
+                raise JudgeReplyError("the reply has no 'categories' object")
+            if answer.get("rubric", self.options.rubric) != self.options.rubric:
+                raise JudgeReplyError(
+                    f"the reply names rubric {answer['rubric']!r}, not {self.options.rubric!r}"
                 )
-            severity = entry.get("severity") if isinstance(entry, dict) else None
-            if type(severity) is not int or not 0 <= severity <= MAX_SEVERITY:
-                raise self._unusable(
-                    f"categories.{name}.severity is {severity!r}, not an integer 0-{MAX_SEVERITY}"
-                )
-            rationale = entry.get("rationale")
-            if rationale is not None and not isinstance(rationale, str):
-                raise self._unusable(f"categories.{name}.rationale is not a string")
-            rated[name] = (severity, _short(rationale, 500) if rationale else None)
-        return rated
+            return {name: self._rating(name, entry) for name, entry in categories.items()}
+        except JudgeReplyError as exc:
+            raise self.unusable(str(exc)) from None
 
-
-@lru_cache(maxsize=16)
-def load_rubric(name: str) -> str:
-    """A packaged rubric (`judge/assets/rubrics/<name>.md`) without its header comment."""
-    folder = resources.files("safestack.judge").joinpath("assets", "rubrics")
-    packaged = sorted(
-        p.name.removesuffix(".md") for p in folder.iterdir() if p.name.endswith(".md")
-    )
-    if not _RUBRIC_NAME.fullmatch(name) or name not in packaged:
-        raise PolicyError(
-            f"judge.detectors[llm-judge].options.rubric: no packaged rubric {name!r}; "
-            f"available: {', '.join(packaged)}"
-        )
-    return _LEADING_COMMENT.sub("", folder.joinpath(f"{name}.md").read_text("utf-8"))
+    def _rating(self, name: str, entry: Any) -> tuple[int, str | None]:
+        if name not in self.categories:
+            raise JudgeReplyError(f"the reply rates category {name!r}, which was not asked about")
+        entry = entry if isinstance(entry, dict) else {}
+        severity = reply_int(entry, "severity", MAX_SEVERITY, where=f"categories.{name}.severity")
+        rationale = entry.get("rationale")
+        if rationale is not None and not isinstance(rationale, str):
+            raise JudgeReplyError(f"categories.{name}.rationale is not a string")
+        return severity, reply_text(entry, "rationale")

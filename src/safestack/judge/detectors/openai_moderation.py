@@ -59,14 +59,14 @@ class OpenAIModeration(RemoteDetector):
         inputs = _moderation_inputs(samples)
         scores: list[dict[str, float]] = []
         for chunk in _chunks(inputs, self.options.batch_size):
-            scores.extend(self._scores(self._post(self._payload(chunk)), len(chunk)))
+            scores.extend(self._scores(self.post(self._payload(chunk)), len(chunk)))
         return self._findings(len(samples), inputs, scores)
 
     async def adetect(self, sample: Sample) -> list[Finding]:
         inputs = _moderation_inputs([sample])
         scores: list[dict[str, float]] = []
         for chunk in _chunks(inputs, self.options.batch_size):
-            scores.extend(self._scores(await self._apost(self._payload(chunk)), len(chunk)))
+            scores.extend(self._scores(await self.apost(self._payload(chunk)), len(chunk)))
         return self._findings(1, inputs, scores)[0]
 
     def _payload(self, chunk: Sequence[_Input]) -> dict[str, Any]:
@@ -76,17 +76,17 @@ class OpenAIModeration(RemoteDetector):
         """The `category_scores` of each result, validated; raises on anything off-shape."""
         results = body.get("results") if isinstance(body, dict) else None
         if not isinstance(results, list):
-            raise self._unusable("no 'results' list")
+            raise self.unusable("no 'results' list")
         if len(results) != expected:
-            raise self._unusable(f"{len(results)} results for {expected} inputs")
+            raise self.unusable(f"{len(results)} results for {expected} inputs")
         parsed: list[dict[str, float]] = []
         for i, result in enumerate(results):
             raw = result.get("category_scores") if isinstance(result, dict) else None
             if not isinstance(raw, dict):
-                raise self._unusable(f"results[{i}] has no 'category_scores' object")
+                raise self.unusable(f"results[{i}] has no 'category_scores' object")
             for name, score in raw.items():
                 if not _is_probability(score):
-                    raise self._unusable(
+                    raise self.unusable(
                         f"results[{i}].category_scores.{name} is {score!r}, not a number in [0, 1]"
                     )
             parsed.append({str(name): float(score) for name, score in raw.items()})

@@ -9,7 +9,7 @@ from safestack.models.base import GenerationSettings
 from safestack.models.scripted import Rule, ScriptedModel, ScriptedOptions
 from safestack.records import Role, Trust
 from safestack.redteam.attacks import AttackContext, attacks
-from safestack.redteam.injection import (
+from safestack.redteam.attacks.injection import (
     DIRECT_INJECTIONS,
     ExtractionOptions,
     IndirectInjection,

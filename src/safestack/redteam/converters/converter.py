@@ -10,31 +10,23 @@ import random
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict
-
 from safestack.models.base import ChatModel
-from safestack.registry import Registry
+from safestack.registry import Plugin, PluginOptions, Registry
 
 
-class ConverterOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class ConverterOptions(PluginOptions):
+    """Base for a converter's options block (a campaign's `attacks[].converters[].options`)."""
 
 
-class Converter(ABC):
-    name: ClassVar[str]
-    version: ClassVar[str] = "1"
+class Converter(Plugin, ABC):
     Options: ClassVar[type[ConverterOptions]] = ConverterOptions
     needs_attacker: ClassVar[bool] = False
 
     def __init__(
         self, options: ConverterOptions | None = None, attacker: ChatModel | None = None
     ) -> None:
-        self.options = options if options is not None else self.Options()
+        super().__init__(options)
         self.attacker = attacker
-
-    @property
-    def ref(self) -> str:
-        return f"{self.name}@{self.version}"
 
     @abstractmethod
     async def convert(self, text: str, rng: random.Random) -> str:
@@ -42,6 +34,11 @@ class Converter(ABC):
 
 
 converters: Registry[type[Converter]] = Registry(
-    "converter", ("safestack.redteam.converter_set",), "safestack.converters"
+    "converter",
+    (
+        "safestack.redteam.converters.obfuscation",
+        "safestack.redteam.converters.rephrasing",
+    ),
+    "safestack.converters",
 )
 converter = converters.register

@@ -19,13 +19,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from safestack.models.base import ChatModel, GenerationSettings
 from safestack.records import Message, Usage
-from safestack.redteam.behaviours import Behaviour
-from safestack.redteam.converters import Converter
-from safestack.registry import Registry
+from safestack.redteam.behaviours.behaviour import Behaviour
+from safestack.redteam.converters.converter import Converter
+from safestack.registry import Plugin, PluginOptions, Registry
 
 
-class AttackOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class AttackOptions(PluginOptions):
+    """Base for an attack's options block (a campaign's `attacks[].options`)."""
 
 
 class Probe(BaseModel):
@@ -65,11 +65,9 @@ class AttackContext:
     rng: random.Random = field(default_factory=lambda: random.Random(0))
 
 
-class Attack(ABC):
+class Attack(Plugin, ABC):
     """Subclasses set `name`, `version`, `Options`, what they need of a target, and implement both."""
 
-    name: ClassVar[str]
-    version: ClassVar[str] = "1"
     Options: ClassVar[type[AttackOptions]] = AttackOptions
     needs_system_prompt: ClassVar[bool] = False
     needs_multi_turn: ClassVar[bool] = False
@@ -77,11 +75,7 @@ class Attack(ABC):
     uses_behaviours: ClassVar[bool] = True
 
     def __init__(self, options: AttackOptions | None = None) -> None:
-        self.options = options if options is not None else self.Options()
-
-    @property
-    def ref(self) -> str:
-        return f"{self.name}@{self.version}"
+        super().__init__(options)
 
     def expected_calls(self) -> int:
         """Target calls one probe makes (attacker calls included), for the budget estimate."""
@@ -106,9 +100,9 @@ class Attack(ABC):
 attacks: Registry[type[Attack]] = Registry(
     "attack",
     (
-        "safestack.redteam.single_turn",
-        "safestack.redteam.injection",
-        "safestack.redteam.multi_turn",
+        "safestack.redteam.attacks.single_turn",
+        "safestack.redteam.attacks.injection",
+        "safestack.redteam.attacks.multi_turn",
     ),
     "safestack.attacks",
 )

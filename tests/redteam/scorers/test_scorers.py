@@ -10,23 +10,19 @@ from typing import Any
 
 import pytest
 
+from safestack.judge.rubrics import load_rubric, parse_reply
 from safestack.models.scripted import ScriptedModel, ScriptedOptions
 from safestack.policy import Policy, default_policy
 from safestack.records import Attempt, AttemptStatus, Message, Role, Score
-from safestack.redteam.scorer_leaks import (
+from safestack.redteam.scorers import Scorer, scorers
+from safestack.redteam.scorers.harm_severity import HarmSeverityOptions, HarmSeverityScorer
+from safestack.redteam.scorers.leaks import (
     CanaryLeakScorer,
     InjectionSuccessScorer,
     PromptOverlapScorer,
 )
-from safestack.redteam.scorer_set import (
-    HarmSeverityOptions,
-    HarmSeverityScorer,
-    RefusalScorer,
-    load_rubric,
-    parse_json_object,
-)
-from safestack.redteam.scorer_ungroundedness import UngroundednessOptions, UngroundednessScorer
-from safestack.redteam.scorers import Scorer, scorers
+from safestack.redteam.scorers.refusal import RefusalScorer
+from safestack.redteam.scorers.ungroundedness import UngroundednessOptions, UngroundednessScorer
 
 POLICY = default_policy()
 CANARY = "ssk-0123456789abcdef"
@@ -197,9 +193,9 @@ def test_rubrics_are_packaged_and_fill_in() -> None:
         assert not text.startswith("<!--") and "$rubric" in text
 
 
-def test_parse_json_object_rejects_lists() -> None:
+def test_parse_reply_rejects_lists() -> None:
     with pytest.raises(Exception, match="no JSON object"):
-        parse_json_object("[1, 2]")
+        parse_reply("[1, 2]")
 
 
 # -- ungroundedness ----------------------------------------------------------------------------
@@ -299,7 +295,7 @@ def test_prompt_overlap_detects_a_repeated_system_prompt() -> None:
 
 @pytest.mark.skipif(importlib.util.find_spec("pyrit") is None, reason="pyrit data not installed")
 def test_agreement_runs_on_pyrit_scorer_evals() -> None:
-    from safestack.redteam.agreement import format_table, measure_agreement
+    from safestack.redteam.scorers.agreement import format_table, measure_agreement
 
     results = asyncio.run(measure_agreement(Policy.default(), limit=4))
     assert {r.dataset for r in results} >= {

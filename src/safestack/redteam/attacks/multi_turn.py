@@ -15,16 +15,17 @@ from pydantic import Field
 from safestack.errors import InputError
 from safestack.models.base import ChatModel, GenerationSettings, ModelError
 from safestack.records import Message, Role, Usage
-from safestack.redteam.attacks import (
+from safestack.redteam.attacks.attack import (
     AttackContext,
     AttackOptions,
     Probe,
     Transcript,
     attack,
 )
-from safestack.redteam.behaviours import Behaviour
-from safestack.redteam.converter_set import past_tense
-from safestack.redteam.single_turn import BehaviourAttack, TargetSession, apply_converters
+from safestack.redteam.attacks.single_turn import BehaviourAttack
+from safestack.redteam.attacks.target_session import TargetSession, apply_converters
+from safestack.redteam.behaviours.behaviour import Behaviour
+from safestack.redteam.converters.rephrasing import past_tense
 
 # Openings of a refusal, after the prefix list of Zou et al. 2023 (GCG). A cheap early-stop signal
 # for PAIR only; whether an attempt succeeded is the scorers' decision, made later.

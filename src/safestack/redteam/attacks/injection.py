@@ -17,7 +17,7 @@ from pydantic import Field
 
 from safestack.datasets.garak import literal_assignments
 from safestack.records import Message, Role
-from safestack.redteam.attacks import (
+from safestack.redteam.attacks.attack import (
     Attack,
     AttackContext,
     AttackOptions,
@@ -25,9 +25,9 @@ from safestack.redteam.attacks import (
     Transcript,
     attack,
 )
-from safestack.redteam.behaviour_sets import package_data
-from safestack.redteam.behaviours import Behaviour
-from safestack.redteam.single_turn import TargetSession, apply_converters
+from safestack.redteam.attacks.target_session import TargetSession, apply_converters
+from safestack.redteam.behaviours.behaviour import Behaviour
+from safestack.redteam.behaviours.package_data import package_data
 
 
 def canary_for(probe_id: str) -> str:

@@ -13,15 +13,15 @@ from safestack.models.base import GenerationSettings
 from safestack.models.scripted import Rule, ScriptedModel, ScriptedOptions
 from safestack.records import Role
 from safestack.redteam.attacks import AttackContext, attacks
-from safestack.redteam.behaviours import Behaviour
-from safestack.redteam.converter_set import Base64
-from safestack.redteam.single_turn import (
+from safestack.redteam.attacks.single_turn import (
     Baseline,
     Converted,
     JailbreakTemplate,
     TemplateOptions,
     jailbreak_templates,
 )
+from safestack.redteam.behaviours import Behaviour
+from safestack.redteam.converters.obfuscation import Base64
 from safestack.registry import parse_options
 
 BEHAVIOURS = [

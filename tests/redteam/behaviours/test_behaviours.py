@@ -9,17 +9,17 @@ import pytest
 
 from safestack.errors import InputError, RegistryError
 from safestack.policy import default_policy
-from safestack.redteam.behaviour_sets import (
+from safestack.redteam.behaviours import behaviour_sources
+from safestack.redteam.behaviours.behaviour_sets import (
     AdvBench,
     BenignLookalikes,
     DoNotAnswer,
     HarmBench,
     PyritAirt,
     SetOptions,
-    categorise_behaviour,
-    package_data,
 )
-from safestack.redteam.behaviours import behaviour_sources
+from safestack.redteam.behaviours.categories import categorise_behaviour
+from safestack.redteam.behaviours.package_data import package_data
 from safestack.registry import parse_options
 
 CONTENT = set(default_policy().content_categories())

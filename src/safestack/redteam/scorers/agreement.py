@@ -3,7 +3,7 @@
 PyRIT 1.1.0's wheel ships scorer-evaluation sets labelled by Microsoft's AI Red Team
 (`pyrit/datasets/scorer_evals/`, MIT); this module runs the `refusal` and `harm-severity` scorers
 (and the ASR rule of `metrics.attack_outcome`) over them and reports accuracy and rank correlation.
-Run: `python -m safestack.redteam.agreement [--limit N] [--json]` (figures in docs/redteam-scorers.md).
+Run: `python -m safestack.redteam.scorers.agreement [--limit N] [--json]` (figures in docs/redteam-scorers.md).
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from safestack.errors import SafestackError
 from safestack.policy import Policy, default_policy
 from safestack.records import Attempt, AttemptStatus, Score
 from safestack.redteam.metrics import Outcome, Rate, attack_outcome
-from safestack.redteam.scorer_set import HarmSeverityScorer, RefusalScorer
+from safestack.redteam.scorers.harm_severity import HarmSeverityScorer
+from safestack.redteam.scorers.refusal import RefusalScorer
 
 # PyRIT harm_category names the built-in harm head was trained on (datasets/pyrit.py
 # maps them to policy categories); responses in other categories were never seen in training.

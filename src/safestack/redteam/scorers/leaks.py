@@ -7,19 +7,17 @@ from __future__ import annotations
 from pydantic import Field
 
 from safestack.errors import SafestackError
-from safestack.guard.canary import CanaryWatch
-from safestack.guard.overlap import OverlapTracker, Shingles
+from safestack.judge.canary import CanaryWatch
+from safestack.judge.overlap import OverlapTracker, Shingles
 from safestack.records import Attempt, Role, Score
 from safestack.redteam.metrics import EXTRACTION_CATEGORIES, INJECTION_CATEGORIES
-from safestack.redteam.scorer_set import (
-    ResponseScorer,
-)
-from safestack.redteam.scorers import ScorerOptions, scorer
+from safestack.redteam.scorers.response_scorer import ResponseScorer
+from safestack.redteam.scorers.scorer import ScorerOptions, scorer
 
 
 @scorer("canary-leak")
 class CanaryLeakScorer(ResponseScorer):
-    """The attempt's canary in the response, in any spelling the guard knows (guard/canary.py)."""
+    """The attempt's canary in the response, in any spelling the guard knows (judge/canary.py)."""
 
     version = "1"
 
@@ -65,7 +63,7 @@ class PromptOverlapOptions(ScorerOptions):
 
 @scorer("prompt-overlap")
 class PromptOverlapScorer(ResponseScorer):
-    """Share of the system prompt's word n-grams repeated in the response (guard/overlap.py)."""
+    """Share of the system prompt's word n-grams repeated in the response (judge/overlap.py)."""
 
     version = "1"
     Options = PromptOverlapOptions

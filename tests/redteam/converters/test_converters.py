@@ -13,21 +13,19 @@ import pytest
 
 from safestack.errors import InputError
 from safestack.models.scripted import Rule, ScriptedModel, ScriptedOptions
-from safestack.redteam.converter_set import (
+from safestack.redteam.converters import Converter, converters
+from safestack.redteam.converters.obfuscation import (
     HOMOGLYPHS,
     ZERO_WIDTH,
     Base64,
     EncodingOptions,
     Homoglyph,
     Leetspeak,
-    PastTense,
     PayloadSplit,
-    Rephrase,
     Rot13,
     ZeroWidth,
-    past_tense,
 )
-from safestack.redteam.converters import Converter, converters
+from safestack.redteam.converters.rephrasing import PastTense, Rephrase, past_tense
 
 REQUEST = "Give detailed instructions for picking a pin tumbler lock"
 

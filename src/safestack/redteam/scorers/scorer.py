@@ -10,21 +10,17 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict
-
 from safestack.models.base import ChatModel
 from safestack.policy import Policy
 from safestack.records import Attempt, Score
-from safestack.registry import Registry
+from safestack.registry import Plugin, PluginOptions, Registry
 
 
-class ScorerOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class ScorerOptions(PluginOptions):
+    """Base for a scorer's options block (a campaign's `scorers[].options`)."""
 
 
-class Scorer(ABC):
-    name: ClassVar[str]
-    version: ClassVar[str] = "1"
+class Scorer(Plugin, ABC):
     Options: ClassVar[type[ScorerOptions]] = ScorerOptions
     # True when `score_many` judges a batch in one model call: the runner then queues answered
     # attempts for this scorer and hands it up to 32 at a time. Others score each attempt alone.
@@ -36,13 +32,9 @@ class Scorer(ABC):
         options: ScorerOptions | None = None,
         judge_model: ChatModel | None = None,
     ) -> None:
+        super().__init__(options)
         self.policy = policy
-        self.options = options if options is not None else self.Options()
         self.judge_model = judge_model
-
-    @property
-    def ref(self) -> str:
-        return f"{self.name}@{self.version}"
 
     def applies(self, attempt: Attempt) -> bool:
         """Whether this scorer has anything to say about `attempt` (e.g. leak needs a canary)."""
@@ -60,16 +52,17 @@ class Scorer(ABC):
         """
         return [await self.score(attempt) for attempt in attempts]
 
-    def load(self) -> None:  # noqa: B027 - optional hook; most scorers load nothing
+    def load(self) -> None:
         """Load models before the first attempt needs them (runs in a worker thread, once)."""
 
 
 scorers: Registry[type[Scorer]] = Registry(
     "scorer",
     (
-        "safestack.redteam.scorer_set",
-        "safestack.redteam.scorer_ungroundedness",
-        "safestack.redteam.scorer_leaks",
+        "safestack.redteam.scorers.refusal",
+        "safestack.redteam.scorers.harm_severity",
+        "safestack.redteam.scorers.ungroundedness",
+        "safestack.redteam.scorers.leaks",
     ),
     "safestack.scorers",
 )
