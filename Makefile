@@ -66,6 +66,7 @@ demo: $(VENV)/.demo
 lint: install-dev
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
+	$(BIN)/lint-imports
 
 typecheck: install-dev
 	$(BIN)/mypy

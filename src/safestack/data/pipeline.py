@@ -24,7 +24,6 @@ from safestack.data.readers import ReaderOptions
 from safestack.data.writers import WriterOptions
 from safestack.errors import SafestackError
 from safestack.policy import Policy
-from safestack.registry import parse_options
 from safestack.yamlfile import read_yaml
 
 DEFAULT_PIPELINE_SOURCE = "<default pipeline>"
@@ -69,21 +68,36 @@ def load_pipeline(path: str | Path | None = None) -> tuple[PipelineSpec, str]:
         return parse_pipeline(yaml.safe_load(default_pipeline_text()), DEFAULT_PIPELINE_SOURCE), (
             DEFAULT_PIPELINE_SOURCE
         )
-    data, _ = read_yaml(path, PipelineError, "pipeline")
-    return parse_pipeline(data, str(path)), str(path)
+    data, root = read_yaml(path, PipelineError, "pipeline")
+    return parse_pipeline(data, str(path), root), str(path)
 
 
-def parse_pipeline(data: Any, source: str = "<pipeline>") -> PipelineSpec:
+def parse_pipeline(
+    data: Any, source: str = "<pipeline>", root: yaml.Node | None = None
+) -> PipelineSpec:
+    """Validate a definition; each filter's options are checked by the filter itself, with the
+    file, line and field of a mistake when the definition came from a file."""
     if not isinstance(data, dict):
         raise PipelineError(f"{source}: a pipeline must be a mapping, got {type(data).__name__}")
     try:
-        return PipelineSpec.model_validate(data)
+        spec = PipelineSpec.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"]).lstrip(
             "."
         )
         raise PipelineError(f"{source}: {path or 'pipeline'}: {first['msg']}") from None
+    for i, entry in enumerate(spec.filters):
+        filter_cls = filters.get(entry.name, where=f"{source}: filters[{i}].name")
+        filter_cls.validate_options(
+            entry.options,
+            where=f"{source}: filters[{i}].options",
+            source=source if root is not None else None,
+            root=root,
+            loc=["filters", str(i), "options"],
+            error=PipelineError,
+        )
+    return spec
 
 
 def pipeline_yaml(spec: PipelineSpec) -> str:
@@ -112,11 +126,11 @@ class PipelinePlan:
         for i, entry in enumerate(spec.filters):
             filter_cls = filters.get(entry.name, where=f"{source}: filters[{i}].name")
             classes.append(filter_cls)
-            options.append(
-                parse_options(
-                    filter_cls.Options, entry.options, where=f"{source}: filters[{i}].options"
-                )
+            parsed = filter_cls.validate_options(
+                entry.options, where=f"{source}: filters[{i}].options", error=PipelineError
             )
+            assert isinstance(parsed, FilterOptions)
+            options.append(parsed)
         return cls(spec, policy, source, tuple(classes), tuple(options))
 
     @property

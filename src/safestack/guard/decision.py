@@ -44,6 +44,13 @@ class GuardContext(_Record):
         repr=False,
         description="The privileged messages' original text, checked for leaks in outputs.",
     )
+    request: str | None = Field(
+        default=None,
+        exclude=True,
+        repr=False,
+        description="The last user message: output detectors that judge a response given its "
+        "request (`response-harm`, `refusal`) read it.",
+    )
 
 
 class Reason(_Record):

@@ -9,6 +9,7 @@ output and looks for system-prompt leaks; `stream()` does the same incrementally
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from safestack.guard.assessment import Assessment, assess
@@ -181,7 +182,7 @@ class Guard:
                 action = result.action
             if result.action is Action.REDIRECT and redirect_category is None:
                 redirect_category = result.redirect_category
-        context = GuardContext(locale=plan.locale)
+        context = GuardContext(locale=plan.locale, request=last_request(messages))
         forwarded: list[ForwardedMessage] = []
         response = None
         if action in FORWARDED:
@@ -208,6 +209,7 @@ class Guard:
         return GuardContext(
             locale=locale or conversation.metadata.get("locale"),
             protected=tuple(m.content for m in conversation.messages if is_privileged(m)),
+            request=last_request(conversation.messages),
         )
 
     def check_output(
@@ -232,6 +234,14 @@ class Guard:
         if context is None:
             context = self.context_for(conversation) if conversation is not None else GuardContext()
         return OutputStream(self._output, context)
+
+
+def last_request(messages: Sequence[Message]) -> str | None:
+    """The last user message: what the model's answer will be judged against."""
+    for message in reversed(messages):
+        if message.role is Role.USER and message.content.strip():
+            return message.content
+    return None
 
 
 def _new_in_history(found: list[Reason], earlier: list[Reason], indices: list[int]) -> list[Reason]:

@@ -39,15 +39,17 @@ class OutputCheck:
         self.settings = policy.guard
         self.scanner = scanner
 
-    def job(self, text: str) -> Job | None:
-        """One detector job over `text`, or None when there is nothing to judge."""
-        sample = self.scanner.prepare("output", text, field="output")
+    def job(self, text: str, request: str | None = None) -> Job | None:
+        """One detector job over `text` (answering `request`), or None when there is nothing."""
+        sample = self.scanner.prepare("output", text, field="output", request=request)
         return None if sample is None else Job("output", sample)
 
-    def jobs(self, text: str) -> list[Job]:
+    def jobs(self, text: str, request: str | None = None) -> list[Job]:
         """Jobs over a complete output; a very long output is judged in slices."""
         limit = self.policy.judge.max_input_chars
-        found = (self.job(text[start : start + limit]) for start in range(0, len(text), limit))
+        found = (
+            self.job(text[start : start + limit], request) for start in range(0, len(text), limit)
+        )
         return [job for job in found if job is not None]
 
     def assess(self, verdict: Verdict, job: Job) -> Assessment:
@@ -76,12 +78,12 @@ class OutputCheck:
 
     def check(self, context: GuardContext, text: str) -> OutputDecision:
         started = time.perf_counter()
-        jobs = self.jobs(text)
+        jobs = self.jobs(text, context.request)
         return self.decide(context, text, jobs, self.scanner.run(jobs), started)
 
     async def acheck(self, context: GuardContext, text: str) -> OutputDecision:
         started = time.perf_counter()
-        jobs = self.jobs(text)
+        jobs = self.jobs(text, context.request)
         return self.decide(context, text, jobs, await self.scanner.arun(jobs), started)
 
     def decide(

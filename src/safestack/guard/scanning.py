@@ -68,13 +68,16 @@ class Scanner:
     def detectors(self) -> dict[str, Detector]:
         return dict(self._pool)
 
-    def prepare(self, scope: GuardScope, text: str, *, field: str) -> Sample | None:
-        """The sample a scope's judge will read, or None when nothing runs there or text is blank."""
+    def prepare(
+        self, scope: GuardScope, text: str, *, field: str, request: str | None = None
+    ) -> Sample | None:
+        """The sample a scope's judge will read, or None when nothing runs there or text is blank.
+        `request`: for an output, the user message it answers (pair detectors judge both)."""
         judge = self.judges[scope]
         if judge is None or not text.strip():
             return None
         kind: Kind = "response" if scope == "output" else "prompt"
-        return judge.prepare(text, kind, field=field)
+        return judge.prepare(text, kind, field=field, request=request)
 
     def run(self, jobs: Sequence[Job]) -> list[Verdict]:
         """One verdict per job, batched per scope."""

@@ -160,7 +160,7 @@ class OutputStream:
             if boundary is not None and boundary.end() <= len(context) // 2:
                 context = context[boundary.end() :]
         self._offset = len(context)
-        self._job = self._check.job(context + self._pending)
+        self._job = self._check.job(context + self._pending, self.context.request)
         return self._job
 
     def _moderate(self) -> Verdict | None:

@@ -27,6 +27,7 @@ MIN_POSITIVES = 20  # a label with fewer training positives gets no output (repo
 CALIBRATION_SHARE = 0.2  # of training groups, held back to fit Platt scaling
 REGULARISATION_C = 4.0  # inverse L2 strength; chosen on the calibration split, see the card
 TIERS = ("fast", "accurate")
+CALIBRATION_PRIOR = 0.2  # the share of positives calibrated probabilities assume, per label
 MULTI_LABEL: frozenset[str] = frozenset({"harm", "document-harm", "response-harm"})
 
 
@@ -200,10 +201,11 @@ def fit_head(
 def platt(head: Head, x: Matrix, y: NDArray[np.int8]) -> tuple[Matrix, Matrix]:
     """Per-label Platt scaling (Platt 1999): logistic regression on the head's own logit.
 
-    Fitted with balanced class weights, so 0.5 is the point where a text is as likely harmful as
-    not under equal priors, not under the training mix (where each category is a few percent and
-    a plain "how do I build a pipe bomb" calibrated to 0.47). A deployment fits thresholds to its
-    own traffic with `safestack judge calibrate`.
+    Fitted under a fixed prior: the calibration rows are weighted so that a label's positives
+    count for CALIBRATION_PRIOR of the total. Unweighted, each category is a few percent of the
+    training mix and a plain "how do I build a pipe bomb" calibrated to 0.47; fully balanced
+    (50%), one benign edgy prompt in nine was flagged. A deployment fits thresholds to its own
+    traffic with `safestack judge calibrate`.
     """
     from sklearn.linear_model import LogisticRegression
 
@@ -212,9 +214,14 @@ def platt(head: Head, x: Matrix, y: NDArray[np.int8]) -> tuple[Matrix, Matrix]:
     a = np.ones(len(head.labels), dtype=np.float32)
     b = np.zeros(len(head.labels), dtype=np.float32)
     for j in range(len(head.labels)):
-        if 0 < y[:, j].sum() < len(y):
-            model = LogisticRegression(C=1e4, max_iter=1000, class_weight="balanced")
-            model.fit(logits[:, j : j + 1], y[:, j])
+        positives = int(y[:, j].sum())
+        if 0 < positives < len(y):
+            share = positives / len(y)
+            weights = np.where(
+                y[:, j] == 1, CALIBRATION_PRIOR / share, (1 - CALIBRATION_PRIOR) / (1 - share)
+            )
+            model = LogisticRegression(C=1e4, max_iter=1000)
+            model.fit(logits[:, j : j + 1], y[:, j], sample_weight=weights)
             a[j], b[j] = float(model.coef_[0, 0]), float(model.intercept_[0])
     return a, b
 

@@ -30,9 +30,9 @@ from safestack.data.document import Document, Removal
 from safestack.data.filters.adult import host_levels
 from safestack.data.filters.base import FilterOptions, corpus_filter
 from safestack.data.filters.models import ModelFilter
-from safestack.judge.detectors.rules import _PII
+from safestack.judge.detectors.rules import PII_PATTERNS
 
-_PATTERNS: dict[str, re.Pattern[str]] = {p.label: p.pattern for p in _PII}
+_PATTERNS: dict[str, re.Pattern[str]] = {p.label: p.pattern for p in PII_PATTERNS}
 _CONTACT = {
     "phone": _PATTERNS["PHONE_NUMBER"],
     "email": _PATTERNS["EMAIL_ADDRESS"],

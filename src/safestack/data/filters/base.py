@@ -11,31 +11,24 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict
-
 from safestack.data.document import Document, Removal
 from safestack.policy import Policy
-from safestack.registry import Registry
+from safestack.registry import Plugin, PluginOptions, Registry
 
 
-class FilterOptions(BaseModel):
+class FilterOptions(PluginOptions):
     """Base for a filter's options block in a pipeline definition (`filters[].options`)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
+class Filter(Plugin, ABC):
+    """A corpus filter: a plugin (name, version, typed options) with the policy it applies."""
 
-class Filter(ABC):
-    name: ClassVar[str]
-    version: ClassVar[str] = "1"
     Options: ClassVar[type[FilterOptions]] = FilterOptions
+    options: FilterOptions
 
     def __init__(self, policy: Policy, options: FilterOptions | None = None) -> None:
+        super().__init__(options)
         self.policy = policy
-        self.options = options if options is not None else self.Options()
-
-    @property
-    def ref(self) -> str:
-        return f"{self.name}@{self.version}"
 
     @abstractmethod
     def apply(self, documents: Sequence[Document]) -> list[Removal | None]:

@@ -17,7 +17,7 @@ from pydantic import Field
 from safestack.data.document import Document, Removal
 from safestack.data.filters.base import FilterOptions, corpus_filter
 from safestack.data.filters.models import ModelFilter
-from safestack.judge.detectors.rules import _PII, _iban, _luhn
+from safestack.judge.detectors.rules import PII_PATTERNS, iban_valid, luhn_valid
 
 PLACEHOLDERS: dict[str, str] = {
     "EMAIL_ADDRESS": "[EMAIL]",
@@ -65,14 +65,14 @@ class RedactOptions(FilterOptions):
 def pattern_spans(text: str) -> list[Span]:
     """Spans of the fast PII patterns, checksums verified, earlier patterns winning overlaps."""
     spans: list[Span] = []
-    for pii in _PII:
+    for pii in PII_PATTERNS:
         for match in pii.pattern.finditer(text):
             start, end = match.span()
             if any(start < e and s < end for s, e, _ in spans):
                 continue
-            if pii.check == "luhn" and not _luhn(match.group()):
+            if pii.check == "luhn" and not luhn_valid(match.group()):
                 continue
-            if pii.check == "iban" and not _iban(match.group()):
+            if pii.check == "iban" and not iban_valid(match.group()):
                 continue
             spans.append((start, end, pii.label))
     return spans

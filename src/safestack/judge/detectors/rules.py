@@ -437,10 +437,3 @@ def iban_valid(value: str) -> bool:
         return int("".join(str(int(c, 36)) for c in rearranged)) % 97 == 1
     except ValueError:
         return False
-
-
-# The names the corpus filters imported before these became public (data/filters moves to the
-# public ones: PII_PATTERNS, luhn_valid, iban_valid).
-_PII = PII_PATTERNS
-_luhn = luhn_valid
-_iban = iban_valid

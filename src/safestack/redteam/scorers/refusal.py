@@ -7,7 +7,12 @@ from collections.abc import Sequence
 from safestack.models.base import ChatModel
 from safestack.policy import Policy
 from safestack.records import Attempt, Score, Verdict
-from safestack.redteam.scorers.response_scorer import ResponseScorer, offline_judge, warm_judge
+from safestack.redteam.scorers.response_scorer import (
+    ResponseScorer,
+    offline_judge,
+    request_of,
+    warm_judge,
+)
 from safestack.redteam.scorers.scorer import ScorerOptions, scorer
 
 
@@ -42,7 +47,8 @@ class RefusalScorer(ResponseScorer):
         return await self.judge_many(self._judge, attempts, self._read)
 
     async def score_response(self, attempt: Attempt, response: str) -> Score:
-        return self._read(attempt, await self._judge.acheck(response, kind="response"))
+        verdict = await self._judge.acheck(response, kind="response", request=request_of(attempt))
+        return self._read(attempt, verdict)
 
     def _read(self, attempt: Attempt, verdict: Verdict) -> Score:
         threshold = self.policy.threshold("refusal")

@@ -12,7 +12,7 @@ from typing import Any
 from safestack.errors import SafestackError
 from safestack.judge import Judge, create_detector
 from safestack.policy import Policy
-from safestack.records import Attempt, AttemptStatus, Score, Verdict
+from safestack.records import Attempt, AttemptStatus, Role, Score, Verdict
 from safestack.redteam.scorers.scorer import Scorer
 
 
@@ -76,7 +76,9 @@ class ResponseScorer(Scorer):
                 scores[index] = self.make(error=missing)
                 continue
             try:
-                samples.append(judge.prepare(attempt.response, "response"))
+                samples.append(
+                    judge.prepare(attempt.response, "response", request=request_of(attempt))
+                )
             except SafestackError as exc:
                 scores[index] = self.make(error=f"{self.ref} could not judge: {exc}")
                 continue
@@ -86,6 +88,14 @@ class ResponseScorer(Scorer):
             for index, verdict in zip(judged, verdicts, strict=True):
                 scores[index] = read(attempts[index], verdict)
         return [score for score in scores if score is not None]
+
+
+def request_of(attempt: Attempt) -> str | None:
+    """The last user turn the response answers: `refusal` and `response-harm` judge the pair."""
+    for message in reversed(attempt.conversation):
+        if message.role is Role.USER and message.content.strip():
+            return message.content
+    return None
 
 
 def warm_judge(judge: Judge) -> None:
@@ -103,11 +113,8 @@ def warm_judge(judge: Judge) -> None:
 
 
 def offline_judge(policy: Policy, detector: str) -> Judge:
-    """A Judge with one built-in cascade detector and no latency budget.
-
-    The guard's budget skips escalation under load, so a score would depend on how busy the machine
-    was; red-team scoring is batch work, so every uncertain input escalates and scores repeat.
-    """
+    """A Judge with one built-in cascade detector and no piece budget: red-team scoring is batch
+    work, so every uncertain chunk of a response escalates to the accurate tier."""
     specs = {spec.name: spec.options for spec in policy.judge.detectors}
     options = {**specs.get(detector, {}), "budget_ms": 1e9}
     return Judge(policy, [create_detector(detector, policy, options)])
