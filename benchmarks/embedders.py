@@ -1,4 +1,4 @@
-"""Speed and memory of the two embedding tiers on this machine, plus their build records.
+"""Speed and memory of the two embedding tiers on this machine, plus the encoder's build record.
 
 Run: .venv/bin/python benchmarks/embedders.py [--messages 2000]
 Each measurement runs in a fresh process pinned to its cores (one core for per-message latency,
@@ -55,7 +55,12 @@ def rss_mb() -> tuple[float, float]:
 
 
 def worker(kind: str, messages: int) -> dict[str, Any]:
-    from safestack.judge.builtin.embedders import OnnxEncoder, StaticEmbedder, models_dir
+    from safestack.judge.builtin.embedders import (
+        OnnxEncoder,
+        StaticEmbedder,
+        models_dir,
+        vocabulary,
+    )
 
     cores = len(os.sched_getaffinity(0))
     result: dict[str, Any] = {"kind": kind, "cores": cores}
@@ -80,10 +85,10 @@ def worker(kind: str, messages: int) -> dict[str, Any]:
         }
         return result
     if kind.startswith("static"):
-        model: Any = StaticEmbedder(models_dir() / "static")
+        model: Any = StaticEmbedder(vocabulary())
         count, batch = messages, 1024
     else:
-        model = OnnxEncoder(models_dir() / "encoder", threads=cores)
+        model = OnnxEncoder(models_dir() / "encoder", vocabulary(), threads=cores)
         count, batch = max(200, messages // 10), 32
     for width in WIDTHS:
         texts = corpus(count, width)
@@ -118,7 +123,7 @@ def build_records() -> list[dict[str, Any]]:
     from safestack.judge.builtin.embedders import models_dir
 
     records = []
-    for tier in ("static", "encoder"):
+    for tier in ("encoder",):
         path = models_dir() / tier / "build.json"
         if path.is_file():
             records.append(json.loads(path.read_text()))
@@ -136,7 +141,7 @@ def main() -> None:
         f"\n{'tier':<20} {'chars':>5} {'p50 ms':>7} {'p99 ms':>7} "
         f"{'msg/s 1 core':>13} {'msg/s 2 cores':>14}"
     )
-    for tier, name in (("static", "static (model2vec)"), ("encoder", "encoder (ONNX)")):
+    for tier, name in (("static", "fast (USE token bag)"), ("encoder", "encoder (ONNX, tuned)")):
         single = run_worker(f"{tier}-single", 1, args.messages)
         one = run_worker(f"{tier}-batched", 1, args.messages)
         two = run_worker(f"{tier}-batched", min(2, cores), args.messages)
@@ -156,15 +161,13 @@ def main() -> None:
         f"{memory['transformers_imported']})"
     )
 
-    print(f"\n{'build':<10} {'size MB':>8} {'dim':>5} {'build s':>8}  built with")
     for record in build_records():
-        libs = record["libraries"]
+        size = record["files"]["model.onnx"]["bytes"] / 1e6
         print(
-            f"{record['kind']:<10} {record['size_bytes'] / 1e6:>8.1f} {record['dim']:>5} "
-            f"{record['build_seconds']:>8.1f}  torch {libs['torch']}, transformers "
-            f"{libs['transformers']}, model2vec {libs['model2vec']}, onnxruntime {libs['onnxruntime']}"
+            f"\nencoder build: {size:.1f} MB ONNX, {record['build_seconds']} s on "
+            f"{record['machine']}, {record['settings']['steps']} steps; base "
+            f"{record['base']['package']} {record['base']['version']}"
         )
-        print(f"{'':<10} verification: {json.dumps(record['verification'])}")
 
 
 if __name__ == "__main__":

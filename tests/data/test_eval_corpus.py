@@ -45,7 +45,7 @@ def test_report_numbers_meet_measured_floors(report: EvalReport) -> None:
         "adult": (0.95, 0.95),
         "quality": (0.95, 0.95),
         "aggregator": (0.95, 0.95),
-        "harm": (0.95, 0.75),
+        "harm": (0.95, 0.95),  # 1.000 / 1.000 (thresholds were set on this corpus)
     }
     for name, (precision, recall) in floors.items():
         score = report.filters[name]

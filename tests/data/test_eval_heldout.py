@@ -98,7 +98,7 @@ def test_heldout_numbers_meet_measured_floors(report: EvalReport) -> None:
         "adult": (0.95, 0.95),  # measured 1.000 / 1.000
         "quality": (0.95, 0.95),  # 1.000 / 1.000
         "aggregator": (0.95, 0.75),  # 1.000 / 0.800
-        "harm": (0.75, 0.30),  # 0.791 / 0.340
+        "harm": (0.82, 0.70),  # 0.872 / 0.750 (document-harm; was 0.791 / 0.340)
     }
     for name, (precision, recall) in floors.items():
         score = report.filters[name]

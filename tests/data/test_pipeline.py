@@ -57,7 +57,7 @@ class ShortAnswer(Filter):
 
 
 def plan(*filters: dict[str, object]) -> PipelinePlan:
-    spec = parse_pipeline({"filters": list(filters)})
+    spec = parse_pipeline({"filters": list(filters)}, "p.yaml")
     return PipelinePlan.resolve(spec, Policy.default(), "p.yaml")
 
 
@@ -105,8 +105,18 @@ def test_definition_errors_name_file_and_field(tmp_path: Path, text: str, messag
 def test_unknown_filters_and_bad_options_name_the_field() -> None:
     with pytest.raises(RegistryError, match=r"p\.yaml: filters\[1\]\.name: unknown filter 'nope'"):
         plan({"name": "test-pipeline-word"}, {"name": "nope"})
-    with pytest.raises(RegistryError, match=r"p\.yaml: filters\[0\]\.options\.colour: Extra"):
+    with pytest.raises(PipelineError, match=r"p\.yaml: filters\[0\]\.options\.colour: Extra"):
         plan({"name": "test-pipeline-word", "options": {"colour": "red"}})
+
+
+def test_bad_filter_options_in_a_file_name_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text("filters:\n  - name: harm\n    options:\n      colour: red\n")
+    with pytest.raises(PipelineError) as error:
+        load_pipeline(path)
+    message = str(error.value)
+    assert f"{path}:4: filters.0.options.colour" in message
+    assert "allowed options" in message
 
 
 def test_filters_run_in_order_and_see_only_what_is_still_kept() -> None:

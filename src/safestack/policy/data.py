@@ -26,15 +26,16 @@ class AdultThresholds(_Strict):
     )
 
 
-# Set on the evaluation corpus (docs/data-filter.md). sexual, privacy and spam are the adult,
-# aggregator and quality filters' job; the fast tier's misinformation score is not reliable on web
-# pages (medical pages reach 0.5), so it is off.
+# Set on the evaluation (tuning) corpus for the `document-harm` model (docs/data-filter.md): the
+# previous thresholds + 0.2 took its precision from 0.68 to 1.0 at recall 1.0. sexual, privacy and
+# spam are the adult, aggregator and quality filters' job; misinformation scores are not reliable
+# on web pages (medical pages), so it is off.
 _HARM_CATEGORY_THRESHOLDS: dict[str, float | None] = {
-    "hate": 0.6,
-    "harassment": 0.3,
-    "self-harm": 0.5,
-    "illicit": 0.5,
-    "violence": 0.5,
+    "hate": 0.8,
+    "harassment": 0.5,
+    "self-harm": 0.7,
+    "illicit": 0.7,
+    "violence": 0.7,
     "sexual": None,
     "privacy": None,
     "spam": None,
@@ -47,7 +48,7 @@ SEXUAL_MINORS_MAX_THRESHOLD = 0.5
 
 class HarmThresholds(_Strict):
     default: float = Field(
-        default=0.8,
+        default=0.9,
         ge=0.0,
         le=1.0,
         description="Document-level threshold for every harm category not listed in `categories`.",

@@ -28,7 +28,7 @@ _DEFAULT_GUARD_DETECTORS: dict[GuardScope, list[str]] = {
     "tool": ["rules", "attack", "indirect-injection"],
     "retrieval": ["rules", "attack", "indirect-injection"],
     "history": ["rules", "attack", "harm"],
-    "output": ["rules", "harm", "pii", "elections"],
+    "output": ["rules", "response-harm", "pii", "elections"],
 }
 
 

@@ -36,7 +36,13 @@ from safestack.training.finetune import (
     head_labels,
     task_data,
 )
-from safestack.training.train import MIN_POSITIVES, calibration_mask, fit_head, platt
+from safestack.training.train import (
+    CALIBRATION_PRIOR,
+    MIN_POSITIVES,
+    calibration_mask,
+    fit_head,
+    platt,
+)
 
 Progress = Callable[[str, int, int], None]
 NOT_HARM = frozenset(
@@ -182,7 +188,8 @@ def accurate_head(
         embedder=name,
     )
     named = ~calibration.unspecified
-    a, b = platt(head, x[named], calibration.y[named][:, keep].astype(np.int8))
+    prior = CALIBRATION_PRIOR if multi else None
+    a, b = platt(head, x[named], calibration.y[named][:, keep].astype(np.int8), prior)
     return Head(**{**head.__dict__, "platt_a": a, "platt_b": b})
 
 

@@ -22,7 +22,7 @@ from safestack.judge.builtin.heads import Head, Matrix, pair_features
 from safestack.stats import rate
 from safestack.training.dataset import split_by_source
 
-DEFAULT_BAND = (0.05, 0.95)  # the detectors' default; see the sweep in each card
+DEFAULT_BAND = (0.01, 0.99)  # the detectors' default (CascadeOptions.band)
 ATTACK_FPR_BUDGET = 0.02  # issue target: detection at 2% false positives
 THRESHOLD = 0.5
 TIERS = ("fast", "accurate", "cascade")

@@ -182,7 +182,8 @@ def fit_head(
         platt_b=np.zeros(len(kept_labels), dtype=np.float32),
         embedder=embedder,
     )
-    platt_a, platt_b = platt(uncalibrated, x[cal], y_cal)
+    prior = CALIBRATION_PRIOR if task in MULTI_LABEL else None
+    platt_a, platt_b = platt(uncalibrated, x[cal], y_cal, prior)
     report.labels = kept_labels
     head = Head(
         task=task,
@@ -198,14 +199,17 @@ def fit_head(
     return head, report
 
 
-def platt(head: Head, x: Matrix, y: NDArray[np.int8]) -> tuple[Matrix, Matrix]:
+def platt(
+    head: Head, x: Matrix, y: NDArray[np.int8], prior: float | None = None
+) -> tuple[Matrix, Matrix]:
     """Per-label Platt scaling (Platt 1999): logistic regression on the head's own logit.
 
-    Fitted under a fixed prior: the calibration rows are weighted so that a label's positives
-    count for CALIBRATION_PRIOR of the total. Unweighted, each category is a few percent of the
-    training mix and a plain "how do I build a pipe bomb" calibrated to 0.47; fully balanced
-    (50%), one benign edgy prompt in nine was flagged. A deployment fits thresholds to its own
-    traffic with `safestack judge calibrate`.
+    With `prior` (multi-label harm heads), fitted under that prior: the calibration rows are
+    weighted so that a label's positives count for `prior` of the total. Unweighted, each category
+    is a few percent of the training mix and a plain "how do I build a pipe bomb" calibrated to
+    0.47; fully balanced (50%), one benign edgy prompt in nine was flagged. Exclusive heads
+    (attack, refusal) keep the mix's own prior: their classes are not rare. A deployment fits
+    thresholds to its own traffic with `safestack judge calibrate`.
     """
     from sklearn.linear_model import LogisticRegression
 
@@ -217,9 +221,8 @@ def platt(head: Head, x: Matrix, y: NDArray[np.int8]) -> tuple[Matrix, Matrix]:
         positives = int(y[:, j].sum())
         if 0 < positives < len(y):
             share = positives / len(y)
-            weights = np.where(
-                y[:, j] == 1, CALIBRATION_PRIOR / share, (1 - CALIBRATION_PRIOR) / (1 - share)
-            )
+            target = share if prior is None else prior
+            weights = np.where(y[:, j] == 1, target / share, (1 - target) / (1 - share))
             model = LogisticRegression(C=1e4, max_iter=1000)
             model.fit(logits[:, j : j + 1], y[:, j], sample_weight=weights)
             a[j], b[j] = float(model.coef_[0, 0]), float(model.intercept_[0])

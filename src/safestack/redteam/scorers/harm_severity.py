@@ -48,7 +48,7 @@ class HarmSeverityScorer(ResponseScorer):
     scores still grade 1-3).
     """
 
-    version = "2"  # 2: response-harm given the request (1: harm on the response alone)
+    version = "1"  # the built-in identity also names its detector (response-harm@2+...)
     Options = HarmSeverityOptions
     options: HarmSeverityOptions
 

@@ -91,11 +91,12 @@ class ResponseScorer(Scorer):
 
 
 def request_of(attempt: Attempt) -> str | None:
-    """The last user turn the response answers: `refusal` and `response-harm` judge the pair."""
+    """The last user turn the response answers (the behaviour's objective when the conversation
+    was not stored): `refusal` and `response-harm` judge the pair."""
     for message in reversed(attempt.conversation):
         if message.role is Role.USER and message.content.strip():
             return message.content
-    return None
+    return attempt.objective or None
 
 
 def warm_judge(judge: Judge) -> None:
