@@ -28,6 +28,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from safestack.policy import default_policy
 from safestack.server import PolicyCache, Upstream, create_app
+from safestack.server.protocol import OpenAIH11Protocol
 from safestack.server.ratelimit import MemoryRateLimiter, RateLimiter
 from safestack.settings import Settings
 from safestack.store import Store
@@ -52,7 +53,14 @@ UPSTREAM_KEY = "upstream-secret-not-the-clients"
 def serving(app: Any) -> Iterator[str]:
     """Run `app` with uvicorn on 127.0.0.1, an ephemeral port, in a thread; yields its URL."""
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=0,
+            log_level="warning",
+            lifespan="on",
+            http=OpenAIH11Protocol,  # as `safestack serve` runs it
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
