@@ -167,7 +167,16 @@ class FakeUpstream:
             if self.chunk_delay:
                 await asyncio.sleep(self.chunk_delay)
             yield event({"content": text[start : start + self.chunk_size]})
-        yield event({}, "stop")
+        if self.tool_call is not None:  # OpenAI's shape: the call, then its arguments in pieces
+            call = {"index": 0, "id": "call_1", "type": "function"}
+            yield event({"tool_calls": [{**call, "function": {"name": self.tool_call["name"]}}]})
+            arguments = self.tool_call["arguments"]
+            for start in range(0, len(arguments), 16):
+                piece = {"arguments": arguments[start : start + 16]}
+                yield event({"tool_calls": [{"index": 0, "function": piece}]})
+            yield event({}, "tool_calls")
+        else:
+            yield event({}, "stop")
         yield b"data: [DONE]\n\n"
 
 
