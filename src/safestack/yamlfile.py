@@ -1,5 +1,6 @@
 """YAML files users write (policies, campaigns, pipelines): read them, validate them, and point at
-the line of the problem: `file:line: field.path: what is wrong`.
+the line of the problem: `file:line: field.path: what is wrong`. Values quoted in an error have
+their secrets (api_key, token, password, ...) redacted: error messages end up in logs and CI output.
 """
 
 from __future__ import annotations
@@ -68,7 +69,8 @@ def describe(exc: ValidationError, source: str, root: yaml.Node | None, hint: st
         elif item["type"] == "missing":
             message = "required field is missing"
         elif "input" in item and item["type"] not in ("model_type", "dict_type"):
-            message = f"{message} (got {item['input']!r})"
+            shown = REDACTED if loc and is_secret_field(loc[-1]) else redact(item["input"])
+            message = f"{message} (got {shown!r})"
         problems.append(f"{where}: {field}: {message}")
     more = (
         f" (and {len(problems) - 1} more problem(s): " + "; ".join(problems[1:]) + ")"
@@ -76,6 +78,28 @@ def describe(exc: ValidationError, source: str, root: yaml.Node | None, hint: st
         else ""
     )
     return problems[0] + more
+
+
+SECRET_FIELDS = frozenset({"api_key", "key", "token", "password", "secret", "authorization"})
+REDACTED = "<redacted>"
+
+
+def is_secret_field(name: str) -> bool:
+    """`api_key`, `token`, ... and names ending in one (`upstream_api_key`, `X-Api-Key`)."""
+    normal = name.lower().replace("-", "_")
+    return normal in SECRET_FIELDS or any(normal.endswith(f"_{s}") for s in SECRET_FIELDS)
+
+
+def redact(value: Any) -> Any:
+    """`value` with the values of secret fields, at any depth, replaced by `<redacted>`."""
+    if isinstance(value, dict):
+        return {
+            k: REDACTED if isinstance(k, str) and is_secret_field(k) else redact(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [redact(v) for v in value]
+    return value
 
 
 def line_of(root: yaml.Node | None, loc: list[str]) -> int | None:

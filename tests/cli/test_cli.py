@@ -183,3 +183,25 @@ def test_store_flag_records_verdicts(tmp_path: Path, monkeypatch: pytest.MonkeyP
     with Store.open(url) as store:
         stored = store.judgements.find()
     assert sorted(j.verdict.action.value for j in stored) == ["allow", "block"]
+
+
+@pytest.mark.parametrize("missing", ["--benign", "--labelled"])
+def test_calibrate_with_a_missing_file_is_a_one_line_error_naming_it(
+    tmp_path: Path, missing: str
+) -> None:
+    # Issue 17, item 8: `judge calibrate --benign missing.jsonl` printed a traceback.
+    benign = tmp_path / "benign.jsonl"
+    benign.write_text(json.dumps({"text": "hello there"}) + "\n")
+    files = {
+        "--benign": str(benign),
+        "--labelled": str(benign),
+        missing: str(tmp_path / "nope.jsonl"),
+    }
+    out = tmp_path / "calibrated.yaml"
+    code, _, err = run(
+        "judge", "calibrate", *RULES, *[x for kv in files.items() for x in kv], "-o", str(out)
+    )
+    assert code == 2, err
+    assert f"{tmp_path / 'nope.jsonl'}: no such file" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()

@@ -257,3 +257,38 @@ def test_default_pipeline_end_to_end(tmp_path: Path) -> None:
     names = ("adult", "quality", "aggregator", "harm")
     assert all(reason.split(".")[0] in names for reason in run.merged("removed_by_reason"))
     assert json.loads((tmp_path / "out" / "stats.json").read_text())["totals"]["read"] == 3
+
+
+def test_a_lone_surrogate_is_an_errored_record_and_the_run_completes(tmp_path: Path) -> None:
+    # Issue 17, item 6: the JSON escape \ud800 without its pair cannot be written as UTF-8.
+    source = tmp_path / "surrogates.jsonl"
+    source.write_text(
+        '{"id": "lone", "text": "hello \\ud800 world"}\n'
+        '{"id": "meta", "text": "fine text", "note": "x \\udfff"}\n'
+        '{"id": "pair", "text": "a smile \\ud83d\\ude00 is a valid pair"}\n'
+        '{"id": "plain", "text": "an ordinary document"}\n',
+        encoding="ascii",
+    )
+    for attempt in range(2):  # a re-run must not abort either
+        run = filter_corpus([source], tmp_path / "out", pipeline=spec(), workers=1, force=True)
+        assert_accounted(run)
+        assert (run.read, run.kept, run.errored) == (4, 2, 2), attempt
+        assert run.merged("errors_by_reason") == {"read.lone_surrogate": 2}
+    shard = shard_name(str(source))
+    errors = [json.loads(x) for x in (tmp_path / "out" / "errors" / f"{shard}.jsonl").open()]
+    assert [e["source"] for e in errors] == [f"{source}:1", f"{source}:2"]
+    assert "surrogate" in errors[0]["message"]
+    kept = read_jsonl_gz(tmp_path / "out" / "kept" / f"{shard}.jsonl.gz")
+    assert [k["id"] for k in kept] == ["pair", "plain"]
+    assert json.loads((tmp_path / "out" / "stats.json").read_text())["totals"]["errored"] == 2
+
+
+def test_a_utf8_bom_on_the_first_line_is_accepted(tmp_path: Path) -> None:
+    source = tmp_path / "bom.jsonl"
+    source.write_bytes(
+        b'\xef\xbb\xbf{"id": "b1", "text": "first"}\n{"id": "b2", "text": "second"}\n'
+    )
+    run = filter_corpus([source], tmp_path / "out", pipeline=spec(), workers=1)
+    assert (run.read, run.kept, run.errored) == (2, 2, 0)
+    kept = read_jsonl_gz(tmp_path / "out" / "kept" / f"{shard_name(str(source))}.jsonl.gz")
+    assert [k["id"] for k in kept] == ["b1", "b2"]

@@ -201,3 +201,26 @@ def test_user_file_merges_into_settings_the_yaml_leaves_out(tmp_path: Path) -> N
     assert policy.guard.stream.context_chars == default_policy().guard.stream.context_chars
     assert policy.data.harm.threshold("hate") == 0.4
     assert policy.data.harm.threshold("harassment") == 0.3  # kept from the default table
+
+
+def test_a_changed_policy_without_its_own_version_gets_its_own_ref(tmp_path: Path) -> None:
+    # Issue 17, item 8: a modified policy kept the default's id, so audit records could not tell.
+    default = default_policy().ref
+    assert load_policy(write(tmp_path, "extends: default\n")).ref == default  # nothing changed
+    stricter = load_policy(write(tmp_path, "categories:\n  hate:\n    threshold: 0.2\n"))
+    assert stricter.ref.startswith(default + "+") and stricter.ref != default
+    assert load_policy(write(tmp_path, "categories:\n  hate:\n    threshold: 0.2\n")).ref == (
+        stricter.ref
+    )  # the same content, the same ref
+    looser = load_policy(write(tmp_path, "categories:\n  hate:\n    threshold: 0.7\n"))
+    assert looser.ref.startswith(default + "+") and looser.ref != stricter.ref
+    named = load_policy(write(tmp_path, "name: strict\ncategories:\n  hate:\n    threshold: 0.2\n"))
+    assert named.ref.startswith("strict@") and "+" in named.ref  # a name is not a version
+
+
+def test_a_changed_policy_that_claims_the_defaults_version_is_told_apart(tmp_path: Path) -> None:
+    default = default_policy()
+    text = f"name: {default.name}\nversion: '{default.version}'\naudit:\n  content: true\n"
+    assert load_policy(write(tmp_path, text)).ref.startswith(default.ref + "+")
+    own = load_policy(write(tmp_path, "version: '7'\naudit:\n  content: true\n"))
+    assert own.ref == f"{default.name}@7"  # a version of its own is trusted as given

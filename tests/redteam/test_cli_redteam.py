@@ -118,3 +118,34 @@ def test_run_rescore_and_report(tmp_path: Path, env: dict[str, str]) -> None:
     assert cli.invoke(app, ["redteam", "report", "nope", "--out", str(out)]).exit_code == 2
     runs = cli.invoke(app, ["redteam", "runs"])
     assert "cli-demo" in runs.stdout
+
+
+@pytest.mark.parametrize(
+    ("targets", "field"),
+    [
+        # a mapping where a list belongs: pydantic quotes the whole target
+        (
+            "targets:\n  name: prod\n  kind: openai\n  options: {base_url: 'http://x/v1', "
+            "model: m, api_key: sk-SECRET-1, headers: {Authorization: 'Bearer sk-SECRET-2'}}\n",
+            "targets",
+        ),
+        # options as a list: the second problem quotes the targets list
+        (
+            "targets:\n  - name: prod\n    kind: openai\n    options: [{model: m, api_key: sk-SECRET-1, "
+            "token: sk-SECRET-2, password: sk-SECRET-3}]\n",
+            "targets.0.options",
+        ),
+    ],
+    ids=["target is a mapping", "options is a list"],
+)
+def test_a_campaign_type_error_never_prints_a_secret(
+    tmp_path: Path, env: dict[str, str], targets: str, field: str
+) -> None:
+    # Issue 17, item 8: the error quoted the whole target, inline api_key included.
+    path = tmp_path / "campaign.yaml"
+    path.write_text(f"name: t\n{targets}behaviours: [{{source: benign-lookalikes}}]\n")
+    result = CliRunner().invoke(app, ["redteam", "plan", str(path)])
+    assert result.exit_code == 2, result.output
+    assert f"error: {path}:" in result.stderr and f": {field}: " in result.stderr
+    assert "SECRET" not in result.output
+    assert "'api_key': '<redacted>'" in result.stderr and "'model': 'm'" in result.stderr

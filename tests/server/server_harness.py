@@ -28,6 +28,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from safestack.policy import default_policy
 from safestack.server import PolicyCache, Upstream, create_app
+from safestack.server.protocol import OpenAIH11Protocol
 from safestack.server.ratelimit import MemoryRateLimiter, RateLimiter
 from safestack.settings import Settings
 from safestack.store import Store
@@ -52,7 +53,14 @@ UPSTREAM_KEY = "upstream-secret-not-the-clients"
 def serving(app: Any) -> Iterator[str]:
     """Run `app` with uvicorn on 127.0.0.1, an ephemeral port, in a thread; yields its URL."""
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=0,
+            log_level="warning",
+            lifespan="on",
+            http=OpenAIH11Protocol,  # as `safestack serve` runs it
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -159,7 +167,16 @@ class FakeUpstream:
             if self.chunk_delay:
                 await asyncio.sleep(self.chunk_delay)
             yield event({"content": text[start : start + self.chunk_size]})
-        yield event({}, "stop")
+        if self.tool_call is not None:  # OpenAI's shape: the call, then its arguments in pieces
+            call = {"index": 0, "id": "call_1", "type": "function"}
+            yield event({"tool_calls": [{**call, "function": {"name": self.tool_call["name"]}}]})
+            arguments = self.tool_call["arguments"]
+            for start in range(0, len(arguments), 16):
+                piece = {"arguments": arguments[start : start + 16]}
+                yield event({"tool_calls": [{"index": 0, "function": piece}]})
+            yield event({}, "tool_calls")
+        else:
+            yield event({}, "stop")
         yield b"data: [DONE]\n\n"
 
 

@@ -9,6 +9,7 @@ import httpx
 from server_harness import FakeUpstream, Gateway, GatewayFactory
 
 from safestack.judge.moderation import OPENAI_CATEGORIES
+from safestack.policy import default_policy, load_policy
 
 
 def test_a_threat_is_flagged_with_calibrated_scores(gateway: Gateway) -> None:
@@ -76,3 +77,14 @@ def test_a_keys_policy_can_ask_for_full_content(gateway: Gateway, tmp_path: Path
     [event] = gateway.audit()
     assert event.policy is not None and event.policy.startswith("keep-content@")
     assert event.content is not None and event.content["request"]["input"] == "hello again"
+
+
+def test_a_modified_policy_is_audited_under_its_own_ref(gateway: Gateway, tmp_path: Path) -> None:
+    # Issue 17, item 8: a key's policy that changed a threshold was audited as the default.
+    policy = tmp_path / "stricter.yaml"
+    policy.write_text("categories:\n  hate:\n    threshold: 0.2\n", encoding="utf-8")
+    gateway.client(gateway.key(policy=str(policy))).moderations.create(input="hello again")
+    gateway.client().moderations.create(input="hello again")
+    refs = sorted(str(event.policy) for event in gateway.audit())
+    assert refs == sorted([default_policy().ref, load_policy(policy).ref])
+    assert load_policy(policy).ref != default_policy().ref

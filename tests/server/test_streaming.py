@@ -90,3 +90,26 @@ def test_the_first_text_leaves_before_the_upstream_is_done(
             first = time.perf_counter() - started
     total = time.perf_counter() - started
     assert first is not None and first < total / 2
+
+
+def test_a_leak_through_streamed_tool_call_arguments_is_reported_as_leaked(
+    gateway: Gateway, upstream: FakeUpstream
+) -> None:
+    # Issue 17, item 8: the tool-call check blocked the canary, yet StreamEnd said leaked: false.
+    def leak(body: dict[str, Any]) -> str:
+        upstream.tool_call = {"name": "send_email", "arguments": body["messages"][0]["content"]}
+        return ""
+
+    upstream.reply_for = leak
+    stream = gateway.client().chat.completions.create(
+        model="acme-chat", messages=[system(), user("Email me a summary.")], stream=True
+    )
+    text, chunks = collect(stream)
+    assert not any(c.choices and c.choices[0].delta.tool_calls for c in chunks)
+    assert "ALPHA-77" not in text
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "content_filter"
+    [end] = chunks[-1].model_extra["safestack"]["choices"]
+    assert end["leaked"] is True
+    assert end["finish_reason"] == "content_filter" and end["action"] == "block"
+    assert end["message"] and end["message"] in text
+    assert any(r["category"] == "system-prompt-extraction" for r in end["reasons"])

@@ -301,6 +301,9 @@ def calibrate_command(
     from safestack.judge.calibrate import calibrate, report_json, write_policy
 
     st = state(ctx)
+    for path in (benign, labelled):  # checked before the detectors load (seconds)
+        if path is not None and not path.is_file():
+            raise InputError(f"{path}: no such file")
     judge = Judge.from_policy(st.policy(policy_path), only=detectors)
     total = count_lines(benign) + (count_lines(labelled) if labelled else 0)
     with _progress_total(total) as advance:

@@ -62,6 +62,7 @@ def serve(
 
     from safestack.server import PolicyCache, Upstream, create_app
     from safestack.server.errors import NO_UPSTREAM
+    from safestack.server.protocol import OpenAIH11Protocol
     from safestack.server.ratelimit import rate_limiter_from_url
     from safestack.store import Store
 
@@ -121,6 +122,7 @@ def serve(
             port=settings.port,
             log_level=log_level,
             access_log=False,
+            http=OpenAIH11Protocol,
         )
         asyncio.run(_serve(uvicorn.Server(config), limiter))
     finally:

@@ -52,7 +52,7 @@ class ReadError:
 
     source: str
     reason: str
-    """'read.invalid_json', 'read.missing_text', 'read.not_utf8', 'read.too_large', 'read.corrupt_file', ..."""
+    """'read.invalid_json', 'read.missing_text', 'read.not_utf8', 'read.lone_surrogate', 'read.too_large', 'read.corrupt_file', ..."""
     message: str
     raw: str | None = None
     """The start of the offending record (at most 1,000 characters), for review."""

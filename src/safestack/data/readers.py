@@ -1,7 +1,8 @@
 """Readers: turn input files (JSON Lines, Parquet, WARC; local or fsspec URLs) into Documents.
 
 First block of a corpus run. A reader never raises for one bad record: it yields a ReadError
-(invalid JSON, missing text, not UTF-8, too large, corrupt file, bad WARC record) and goes on.
+(invalid JSON, missing text, not UTF-8, a lone surrogate, too large, corrupt file, bad WARC
+record) and goes on. A UTF-8 byte-order mark before the first JSON line is skipped.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import gzip
 import hashlib
 import io
 import json
+import re
 import zlib
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
@@ -25,6 +27,10 @@ _COMPRESSION = (".gz", ".zst", ".zstd")
 _EXTENSIONS = {".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
 _RAW_CHARS = 1_000
+_BOM = b"\xef\xbb\xbf"
+# A JSON escape of a UTF-16 surrogate: json.loads joins a valid pair into one code point and keeps
+# a lone one, which no UTF-8 writer can take; only lines with such an escape are walked.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 class ReaderOptions(BaseModel):
@@ -216,6 +222,8 @@ def _read_jsonl(path: str, options: ReaderOptions) -> Iterator[Document | ReadEr
                     yield _too_large(source, size, options, line)
                     continue
                 body = line.rstrip(b"\r\n")
+                if number == 1 and body.startswith(_BOM):  # written by Windows tools
+                    body = body[len(_BOM) :]
                 if len(body) > options.max_document_bytes:
                     yield _too_large(source, len(body), options, body)
                     continue
@@ -268,7 +276,33 @@ def _parse_line(body: bytes, source: str, options: ReaderOptions) -> Document | 
             f"not valid JSON ({exc.msg} at column {exc.colno})",
             _excerpt(line),
         )
+    if _SURROGATE_ESCAPE.search(line) and _has_lone_surrogate(record):
+        return ReadError(
+            source,
+            "read.lone_surrogate",
+            "a string holds a lone UTF-16 surrogate (a \\ud800-\\udfff escape without its pair), "
+            "which cannot be written as UTF-8; fix the record or drop it",
+            _excerpt(line),
+        )
     return _document(record, source, options, line)
+
+
+def _has_lone_surrogate(record: Any) -> bool:
+    """Whether any key or string value in a parsed record is not encodable as UTF-8."""
+    pending = [record]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            pending.extend(value.keys())
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+        elif isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+    return False
 
 
 def _read_parquet(path: str, options: ReaderOptions) -> Iterator[Document | ReadError]:

@@ -1,11 +1,15 @@
 """Reading policy files: a user's YAML laid over the packaged default (`policy.model`).
 
-A bad file fails with the file, the line, the field path and what is allowed.
+A bad file fails with the file, the line, the field path and what is allowed. A file that changes
+the policy without a version of its own gets one derived from its content (`2026.11.1+3f9c0a1b`),
+so audit records, runs and reports never credit a changed policy to the default.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +35,10 @@ def load_policy(path: str | Path | None = None) -> Policy:
     extends = data.pop("extends", "default")
     if extends not in ("default", "none"):
         raise PolicyError(f"{path}: extends must be 'default' or 'none', got {extends!r}")
+    own_version = "version" in data
     if extends == "default":
         data = _merge(default_policy().model_dump(), data)
-    return _build(data, str(path), root)
+    return _versioned(_build(data, str(path), root), own_version=own_version)
 
 
 def parse_policy(data: dict[str, Any], source: str = "<policy>") -> Policy:
@@ -48,6 +53,17 @@ def _merge(base: Any, override: Any) -> Any:
             merged[key] = _merge(base.get(key), value) if key in base else value
         return merged
     return override
+
+
+def _versioned(policy: Policy, *, own_version: bool) -> Policy:
+    """`policy`, with its content's digest added to the version when it differs from the default
+    and its ref does not say so (no version of its own, or the default's name and version)."""
+    default = default_policy()
+    if policy == default or (own_version and policy.ref != default.ref):
+        return policy
+    content = json.dumps(policy.model_dump(mode="json", exclude={"version"}), sort_keys=True)
+    digest = hashlib.sha256(content.encode()).hexdigest()[:8]
+    return policy.model_copy(update={"version": f"{policy.version}+{digest}"})
 
 
 def _build(data: dict[str, Any], source: str, root: yaml.Node | None) -> Policy:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -185,16 +186,69 @@ async def read_json(request: Request, call: Call, limit: int) -> dict[str, Any]:
             raise _too_large(size, limit)
         chunks.append(chunk)
     call.body = b"".join(chunks)
-    try:
-        payload = json.loads(call.body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise bad_request(
-            f"the request body is not valid JSON: {exc}", code="invalid_json"
-        ) from None
+    payload = parse_json(call.body)
     if not isinstance(payload, dict):
         raise bad_request("the request body must be a JSON object", code="invalid_json")
     call.payload = payload
     return payload
+
+
+def parse_json(body: bytes) -> Any:
+    """Strict JSON (RFC 8259): no NaN or Infinity, no number that overflows, nesting bounded.
+
+    Python's parser takes NaN and 1e999 and its encoder then refuses them after the guard ran,
+    deep nesting raises RecursionError, and a 5,000-digit integer a ValueError: all 400s here.
+    """
+    try:
+        payload = json.loads(body, parse_constant=_no_constant, parse_float=_finite_float)
+    except UnicodeDecodeError as exc:
+        raise bad_request(
+            f"the request body is not valid JSON: {exc}", code="invalid_json"
+        ) from None
+    except ValueError as exc:  # JSONDecodeError, a non-finite number, an integer too long
+        raise bad_request(
+            f"the request body is not valid JSON: {exc}", code="invalid_json"
+        ) from None
+    except RecursionError:
+        raise _too_deep() from None
+    if _depth_over(payload, MAX_JSON_DEPTH):
+        raise _too_deep()
+    return payload
+
+
+# Far beyond any chat request or tool schema, far below Python's recursion limit (1,000).
+MAX_JSON_DEPTH = 64
+
+
+def _too_deep() -> ApiError:
+    return bad_request(
+        f"the request body nests JSON deeper than {MAX_JSON_DEPTH} levels", code="invalid_json"
+    )
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"{text[:40]} is out of the range of a 64-bit float")
+    return value
+
+
+def _depth_over(value: Any, limit: int) -> bool:
+    """Whether `value` nests lists and objects more than `limit` deep (iterative: no recursion)."""
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        children = (
+            item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        )
+        if children and depth > limit:
+            return True
+        pending.extend((child, depth + 1) for child in children)
+    return False
 
 
 def _too_large(size: int, limit: int) -> ApiError:

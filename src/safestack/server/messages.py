@@ -57,14 +57,15 @@ def parse_chat_request(payload: dict[str, Any], *, locale: str | None) -> ChatRe
 def _message(item: Any, where: str) -> Message:
     if not isinstance(item, dict):
         raise bad_request(f"{where} must be an object with 'role' and 'content'", param=where)
-    role = _ROLES.get(item.get("role"))  # type: ignore[arg-type]
+    raw_role = item.get("role")
+    role = _ROLES.get(raw_role) if isinstance(raw_role, str) else None
     if role is None:
         raise bad_request(
-            f"{where}.role must be one of {', '.join(_ROLES)}, got {item.get('role')!r}",
+            f"{where}.role must be one of {', '.join(_ROLES)}, got {_brief(raw_role)}",
             param=f"{where}.role",
         )
     source = item.get("source")
-    if source is not None and source not in _SOURCES:
+    if source is not None and not (isinstance(source, str) and source in _SOURCES):
         raise bad_request(
             f"{where}.source must be one of {', '.join(_SOURCES)}", param=f"{where}.source"
         )
@@ -88,16 +89,22 @@ def text_of(content: Any, where: str) -> str:
     texts = []
     for index, part in enumerate(content):
         kind = part.get("type") if isinstance(part, dict) else None
-        key = _TEXT_PARTS.get(kind)  # type: ignore[arg-type]
+        key = _TEXT_PARTS.get(kind) if isinstance(kind, str) else None
         if key is None or not isinstance(part.get(key), str):
             raise bad_request(
                 f"{where}[{index}]: only text content parts can be guarded, got type "
-                f"{kind!r}; send images and files to the model directly, not through the gateway",
+                f"{_brief(kind)}; send images and files to the model directly, not through the gateway",
                 param=f"{where}[{index}]",
                 code="unsupported_content",
             )
         texts.append(part[key])
     return "\n".join(texts)
+
+
+def _brief(value: Any) -> str:
+    """A client's value quoted in an error message, cut short: it may be a megabyte of JSON."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def forward_payload(request: ChatRequest, decision: InputDecision) -> dict[str, Any]:

@@ -20,7 +20,15 @@ from typing import Any
 import anyio
 from starlette.responses import Response, StreamingResponse
 
-from safestack.guard import Guard, GuardContext, InputDecision, OutputStream, Reason, StreamEnd
+from safestack.guard import (
+    Guard,
+    GuardContext,
+    InputDecision,
+    OutputDecision,
+    OutputStream,
+    Reason,
+    StreamEnd,
+)
 from safestack.records import Action, Conversation
 from safestack.server.calls import Call, conclude
 from safestack.server.errors import ApiError, internal_error
@@ -220,9 +228,10 @@ class _Relay:
         finish = "content_filter" if end.finish_reason == "content_filter" else upstream_reason
         message = end.message
         if choice.tools and finish != "content_filter":
-            tools, blocked = await self._check_tools(choice.tools)
-            if blocked is not None:
-                message, finish = blocked, "content_filter"
+            tools, checked = await self._check_tools(choice.tools)
+            choice.end = end = _with_tool_checks(end, checked)
+            if end.finish_reason == "content_filter":
+                message, finish = end.message, "content_filter"
             else:
                 events.append(self.event([{"index": index, "delta": {"tool_calls": tools}}]))
         if message:
@@ -235,22 +244,25 @@ class _Relay:
 
     async def _check_tools(
         self, tools: dict[int, dict[str, Any]]
-    ) -> tuple[list[dict[str, Any]], str | None]:
-        """Check each tool call's arguments whole; (the calls to send, or the text replacing them)."""
+    ) -> tuple[list[dict[str, Any]], list[OutputDecision]]:
+        """Check each tool call's arguments whole, up to the first block: (the calls to send,
+        the decisions)."""
         assert self.guard is not None and self.conversation is not None
         calls = []
+        checked = []
         for index, tool in sorted(tools.items()):
             arguments = tool["function"]["arguments"]
             if arguments.strip():
                 result = await self.guard.acheck_output(self.conversation, arguments, self.context)
+                checked.append(result)
                 scores = result.verdict.category_scores if result.verdict is not None else {}
                 self.call.act(result.action, result.flagged_categories, scores)
                 self.reasons.extend(result.reasons)
                 if result.action in (Action.BLOCK, Action.REDIRECT):
-                    return [], result.text
+                    return [], checked
                 tool["function"]["arguments"] = result.text
             calls.append({"index": index, **tool})
-        return calls, None
+        return calls, checked
 
     def _choice(self, index: int) -> _Choice:
         choice = self.choices.get(index)
@@ -265,6 +277,23 @@ class _Relay:
         if self.choices:
             self.call.output = "\n".join("".join(c.sent) for _, c in sorted(self.choices.items()))
             self.call.response_content = self.call.output
+
+
+def _with_tool_checks(end: StreamEnd, checked: list[OutputDecision]) -> StreamEnd:
+    """The choice's final record with its tool calls' checks folded in, so that it says what the
+    client saw: a leak in the arguments is `leaked`, and a blocked call ends it `content_filter`."""
+    if not checked:
+        return end
+    action = max((end.action, *(c.action for c in checked)), key=lambda a: a.rank)
+    update: dict[str, Any] = {
+        "action": action,
+        "leaked": end.leaked or any(c.leaked for c in checked),
+        "reasons": [*end.reasons, *(r for c in checked for r in c.reasons)],
+    }
+    blocked = checked[-1]
+    if blocked.action in (Action.BLOCK, Action.REDIRECT):
+        update.update(finish_reason="content_filter", message=blocked.text)
+    return end.model_copy(update=update)
 
 
 def _gather(tools: dict[int, dict[str, Any]], delta: Any) -> None:
