@@ -1,11 +1,14 @@
 """Reading policy files: a user's YAML laid over the packaged default (`policy.model`).
 
-A bad file fails with the file, the line, the field path and what is allowed.
+A bad file fails with the file, the line, the field path and what is allowed. `read_policy` keeps
+the file's node tree, so a layer above can point at lines too: the judge checks each detector's
+options against the detector (`judge.validate_policy_detectors`), which this layer cannot see.
 """
 
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +19,23 @@ from safestack.policy.model import FIELD_HINT, Policy, default_policy, default_p
 from safestack.yamlfile import read_yaml, validate
 
 # default_policy and default_policy_text live in policy.model; importable here as before.
-__all__ = ["default_policy", "default_policy_text", "load_policy", "parse_policy"]
+__all__ = [
+    "PolicyFile",
+    "default_policy",
+    "default_policy_text",
+    "load_policy",
+    "parse_policy",
+    "read_policy",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyFile:
+    """A policy read from a file, with the file's name and YAML node tree (for line numbers)."""
+
+    policy: Policy
+    source: str
+    root: yaml.Node | None
 
 
 def load_policy(path: str | Path | None = None) -> Policy:
@@ -25,15 +44,18 @@ def load_policy(path: str | Path | None = None) -> Policy:
     The file is laid over the complete default policy (mappings merge, lists and scalars replace)
     unless it says `extends: none`, so a user's file holds only what it changes.
     """
-    if path is None:
-        return default_policy()
+    return default_policy() if path is None else read_policy(path).policy
+
+
+def read_policy(path: str | Path) -> PolicyFile:
+    """`load_policy` of a file, keeping where the policy came from."""
     data, root = read_yaml(path, PolicyError, "policy")
     extends = data.pop("extends", "default")
     if extends not in ("default", "none"):
         raise PolicyError(f"{path}: extends must be 'default' or 'none', got {extends!r}")
     if extends == "default":
         data = _merge(default_policy().model_dump(), data)
-    return _build(data, str(path), root)
+    return PolicyFile(_build(data, str(path), root), str(path), root)
 
 
 def parse_policy(data: dict[str, Any], source: str = "<policy>") -> Policy:
