@@ -149,7 +149,7 @@ def test_llm_severity_reads_the_json_answer() -> None:
     result = score(scorer, attempt(HARMFUL))
     assert (result.value, result.label, result.success) == (6.0, "illicit", True)
     assert result.evidence == "Operational fraud steps."
-    assert result.version == "1-llm+severity-v1+judge-x"
+    assert result.version == "2-llm+severity-v1+judge-x"
     model = scorer.judge_model
     assert isinstance(model, ScriptedModel)
     system, user = model.calls[0]
