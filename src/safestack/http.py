@@ -74,9 +74,26 @@ def parse_retry_after(headers: Mapping[str, str]) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
+GiveUp = Literal["permanent", "exhausted", "retry-after-too-long"]
+
+
+@dataclass(frozen=True, slots=True)
+class RetryDecision:
+    """What to do after a failed try: wait `wait_s` seconds and try again, or give up (`wait_s`
+    is None) because the failure is `permanent`, the retries are `exhausted`, or the server's
+    Retry-After is longer than the policy allows (`retry-after-too-long`)."""
+
+    wait_s: float | None
+    give_up: GiveUp | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """How often and how long to wait: `backoff_s` doubles per retry up to `max_backoff_s`."""
+    """How often and how long to wait: `backoff_s` doubles per retry up to `max_backoff_s`.
+
+    `decide` is the one retry decision of every safestack client that retries (the judge's
+    remote detectors, the red-team runner), so they wait alike for the same failures.
+    """
 
     max_retries: int = 2
     backoff_s: float = 0.5
@@ -85,12 +102,19 @@ class RetryPolicy:
     def backoff(self, attempt: int) -> float:
         return backoff_delay(attempt, self.backoff_s, self.max_backoff_s)
 
-    def wait(self, attempt: int, retry_after: float | None) -> float | None:
-        """Seconds before retry `attempt`: the server's Retry-After when it gave one, else the
-        backoff; None when the server asks for longer than `max_backoff_s` (give up)."""
+    def decide(self, attempt: int, transient: bool, retry_after: float | None) -> RetryDecision:
+        """After failed try `attempt` (0 for the first): retry a `transient` failure while
+        retries are left, after the server's Retry-After when it gave one, else the backoff; a
+        Retry-After longer than `max_backoff_s` gives up (waiting it out would stall the caller)."""
+        if not transient:
+            return RetryDecision(None, "permanent")
+        if attempt >= self.max_retries:
+            return RetryDecision(None, "exhausted")
         if retry_after is None:
-            return self.backoff(attempt)
-        return retry_after if retry_after <= self.max_backoff_s else None
+            return RetryDecision(self.backoff(attempt))
+        if retry_after > self.max_backoff_s:
+            return RetryDecision(None, "retry-after-too-long")
+        return RetryDecision(retry_after)
 
 
 @dataclass(frozen=True, slots=True)

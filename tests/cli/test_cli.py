@@ -154,6 +154,50 @@ def test_policy_show_and_validate(tmp_path: Path) -> None:
     assert f"{bad}:3: categories.hate.threshold" in err
 
 
+BAD_DETECTOR_OPTION = """\
+name: mine
+judge:
+  detectors:
+    - name: rules
+    - name: harm
+      options:
+        budget_ms: "x"
+"""
+
+
+def test_policy_validate_names_the_file_line_and_field_of_a_bad_detector_option(
+    tmp_path: Path,
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(BAD_DETECTOR_OPTION)
+    code, out, err = run("policy", "validate", str(bad))
+    assert code == 2 and "ok" not in out
+    assert err.startswith(f"error: {bad}:7: judge.detectors.1.options.budget_ms: ")
+    assert "valid number" in err and "(allowed options: tiers, band, budget_ms," in err
+    assert "Traceback" not in err
+    good = tmp_path / "good.yaml"
+    good.write_text(BAD_DETECTOR_OPTION.replace('"x"', "20"))
+    code, out, _ = run("policy", "validate", str(good))
+    summary = " ".join(out.split())  # rich wraps stdout at the terminal width
+    assert code == 0 and f"ok {good}: mine@" in summary and "detectors rules, harm" in summary
+
+
+def test_an_unknown_detector_in_a_policy_file_names_its_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("judge:\n  detectors:\n    - name: rules\n    - name: nope\n")
+    code, _, err = run("policy", "validate", str(bad))
+    assert code == 2
+    assert f"{bad}:4: judge.detectors.1.name: unknown detector 'nope'; available: " in err
+
+
+def test_judge_with_a_bad_detector_option_names_the_file_before_judging(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(BAD_DETECTOR_OPTION)
+    code, out, err = run("judge", *RULES, "-p", str(bad), "hello")
+    assert code == 2 and out == ""
+    assert f"{bad}:7: judge.detectors.1.options.budget_ms: " in err
+
+
 def test_judge_uses_the_policy_it_is_given(tmp_path: Path) -> None:
     lenient = tmp_path / "lenient.yaml"
     lenient.write_text("categories:\n  prompt-injection:\n    threshold: 0.99\n")

@@ -109,8 +109,20 @@ def test_verdict_is_json_serialisable_and_versioned() -> None:
 def test_unknown_detector_in_policy_names_the_field() -> None:
     data = default_policy().model_dump(mode="json")
     data["judge"]["detectors"] = [{"name": "rules"}, {"name": "nope"}]
-    with pytest.raises(PolicyError, match=r"judge.detectors\[1\]: unknown detector 'nope'"):
+    with pytest.raises(PolicyError, match=r"judge\.detectors\.1\.name: unknown detector 'nope'"):
         Judge.from_policy(parse_policy(data))
+
+
+def test_a_bad_detector_option_names_the_policy_field_and_the_allowed_options() -> None:
+    data = default_policy().model_dump(mode="json")
+    data["judge"]["detectors"] = [{"name": "rules"}, {"name": "rules", "options": {"x": 1}}]
+    policy = parse_policy(data)
+    with pytest.raises(PolicyError) as caught:
+        Judge.from_policy(policy, only=["pii"])  # checked even when not built
+    assert str(caught.value).startswith(
+        f"policy {policy.ref}: judge.detectors.1.options.x: Extra inputs are not permitted "
+        "(allowed options: "
+    )
 
 
 @pytest.mark.slow

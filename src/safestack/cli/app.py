@@ -11,7 +11,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from safestack.errors import SafestackError
-from safestack.policy import Policy, load_policy
+from safestack.policy import Policy, default_policy, read_policy
 from safestack.settings import Settings
 
 console = Console()
@@ -57,10 +57,20 @@ class State:
 
     def policy(self, override: Path | None = None) -> Policy:
         if override is not None:
-            return load_policy(override)
+            return load_policy_file(override)
         if self._policy is None:
-            self._policy = load_policy(self.settings.policy)
+            path = self.settings.policy
+            self._policy = load_policy_file(path) if path is not None else default_policy()
         return self._policy
+
+
+def load_policy_file(path: Path) -> Policy:
+    """A policy file, its detectors' options checked too: every error names the file and line."""
+    from safestack.judge import validate_policy_detectors  # the detector modules load lazily
+
+    loaded = read_policy(path)
+    validate_policy_detectors(loaded.policy, loaded.source, loaded.root)
+    return loaded.policy
 
 
 def state(ctx: typer.Context) -> State:

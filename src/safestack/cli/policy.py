@@ -9,7 +9,7 @@ import yaml
 from rich.table import Table
 
 from safestack.cli.app import SafestackGroup, console, state
-from safestack.policy import BANDS, load_policy
+from safestack.policy import BANDS
 
 policy_app = typer.Typer(
     cls=SafestackGroup, help="Inspect and validate policies.", no_args_is_help=True
@@ -76,12 +76,15 @@ def show(
 
 
 @policy_app.command("validate")
-def validate(path: Path = typer.Argument(..., help="Policy YAML to check.")) -> None:
-    """Check a policy file; prints the first problem with its line and field, or a summary.
+def validate(
+    ctx: typer.Context, path: Path = typer.Argument(..., help="Policy YAML to check.")
+) -> None:
+    """Check a policy file, its detectors' options included; prints the first problem with its
+    line and field, or a summary.
 
     Example: safestack policy validate my-policy.yaml
     """
-    policy = load_policy(path)
+    policy = state(ctx).policy(path)
     console.print(
         f"[green]ok[/] {path}: {policy.ref}, {len(policy.categories)} categories, "
         f"detectors {', '.join(d.name for d in policy.judge.detectors)}"

@@ -14,7 +14,7 @@ from typing import Any
 
 import typer
 
-from safestack.cli.app import app, console, err_console, state
+from safestack.cli.app import app, console, err_console, load_policy_file, state
 
 
 @app.command("serve")
@@ -73,6 +73,8 @@ def serve(
     store = Store.open(settings.database_url())
     try:
         err_console.print(f"loading the policy and its detectors ({settings.policy or 'built-in'})")
+        if settings.policy is not None:
+            load_policy_file(settings.policy)  # a bad detector option names its file and line
         policies = PolicyCache(settings.policy)
         loaded = policies.default
         gateway_upstream = None

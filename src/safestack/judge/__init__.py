@@ -7,6 +7,7 @@ from safestack.judge.detector import (
     available_detectors,
     create_detector,
     detector,
+    validate_policy_detectors,
 )
 from safestack.judge.judge import Judge
 from safestack.judge.normalise import Normalised, normalise
@@ -21,4 +22,5 @@ __all__ = [
     "create_detector",
     "detector",
     "normalise",
+    "validate_policy_detectors",
 ]

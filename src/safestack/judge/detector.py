@@ -14,11 +14,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from safestack.errors import PolicyError
+import yaml
+
+from safestack.errors import PolicyError, RegistryError
 from safestack.judge.normalise import Normalised
 from safestack.policy import Policy
 from safestack.records import Finding, Kind
-from safestack.registry import Plugin, PluginOptions, Registry
+from safestack.registry import Plugin, PluginOptions, Registry, validate_options
+from safestack.yamlfile import line_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +99,38 @@ detector = _detectors.register
 
 def available_detectors() -> dict[str, type[Detector]]:
     return dict(_detectors.items())
+
+
+def validate_policy_detectors(
+    policy: Policy, source: str | None = None, root: yaml.Node | None = None
+) -> list[tuple[type[Detector], DetectorOptions]]:
+    """Each detector the policy lists (`judge.detectors`) with its options validated against its
+    `Options`, in order, none built yet. Raises PolicyError at the first unknown name or bad option.
+
+    From a file give `source` and `root` (`policy.read_policy` keeps both): the error reads
+    `file:line: judge.detectors.N.options.field: problem (allowed options: ...)`; without them it
+    names the policy instead of the file.
+    """
+    source = source or f"policy {policy.ref}"
+    checked = []
+    for index, spec in enumerate(policy.judge.detectors):
+        loc = ["judge", "detectors", str(index)]
+        try:
+            cls = _detectors.get(spec.name)
+        except RegistryError as exc:
+            line = line_of(root, [*loc, "name"])
+            at = f"{source}:{line}" if line else source
+            raise PolicyError(f"{at}: {'.'.join(loc)}.name: {exc}") from None
+        options = validate_options(
+            cls.Options,
+            spec.options,
+            source=source,
+            root=root,
+            loc=[*loc, "options"],
+            error=PolicyError,
+        )
+        checked.append((cls, options))
+    return checked
 
 
 def create_detector(name: str, policy: Policy, options: dict[str, Any] | None = None) -> Detector:

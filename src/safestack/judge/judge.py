@@ -12,7 +12,12 @@ import asyncio
 from collections.abc import Sequence
 
 from safestack.errors import DetectorError, InputError, PolicyError, RegistryError, SafestackError
-from safestack.judge.detector import Detector, Sample, create_detector
+from safestack.judge.detector import (
+    Detector,
+    Sample,
+    create_detector,
+    validate_policy_detectors,
+)
 from safestack.judge.normalise import normalise
 from safestack.policy import Policy, default_policy
 from safestack.records import Action, DetectorFailure, Finding, Kind, Verdict
@@ -34,16 +39,20 @@ class Judge:
 
     @classmethod
     def from_policy(cls, policy: Policy, only: Sequence[str] | None = None) -> Judge:
-        """Build the detectors the policy lists (or just those named in `only`)."""
-        specs = {spec.name: spec.options for spec in policy.judge.detectors}
-        names = list(specs) if only is None else list(only)
+        """Build the detectors the policy lists (or just those named in `only`, with the policy's
+        options when it lists them). Every listed detector's options are checked either way."""
+        specs = policy.judge.detectors
+        listed = {s.name: c for s, c in zip(specs, validate_policy_detectors(policy), strict=True)}
         detectors = []
-        for index, name in enumerate(names):
+        for name in listed if only is None else only:
+            if name in listed:
+                detector_cls, options = listed[name]
+                detectors.append(detector_cls(policy, options=options))
+                continue
             try:
-                detectors.append(create_detector(name, policy, specs.get(name)))
+                detectors.append(create_detector(name, policy))
             except RegistryError as exc:
-                where = f"judge.detectors[{index}]" if only is None else "--detector"
-                raise PolicyError(f"policy {policy.ref}: {where}: {exc}") from None
+                raise PolicyError(f"policy {policy.ref}: --detector: {exc}") from None
         return cls(policy, detectors)
 
     # -- input -------------------------------------------------------------------------------

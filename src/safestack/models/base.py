@@ -50,11 +50,20 @@ class Completion(BaseModel):
 
 
 class ModelError(SafestackError):
-    """A model call failed. `transient` errors (timeouts, 429, 5xx) are worth retrying."""
+    """A model call failed. `transient` errors (timeouts, 429, 5xx) are worth retrying;
+    `retry_after` is how long the server asked to wait first (seconds; None when it did not say)."""
 
-    def __init__(self, model: str, message: str, *, transient: bool = False) -> None:
+    def __init__(
+        self,
+        model: str,
+        message: str,
+        *,
+        transient: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
         self.model = model
         self.transient = transient
+        self.retry_after = retry_after
         super().__init__(f"model '{model}': {message}")
 
 

@@ -49,9 +49,8 @@ class EndpointError(ModelError):
         status: int | None = None,
         retry_after: float | None = None,
     ) -> None:
-        super().__init__(model, message, transient=transient)
+        super().__init__(model, message, transient=transient, retry_after=retry_after)
         self.status = status
-        self.retry_after = retry_after
 
 
 class OpenAIOptions(ModelOptions):

@@ -1,8 +1,10 @@
 """Reading policy files: a user's YAML laid over the packaged default (`policy.model`).
 
-A bad file fails with the file, the line, the field path and what is allowed. A file that changes
-the policy without a version of its own gets one derived from its content (`2026.11.1+3f9c0a1b`),
-so audit records, runs and reports never credit a changed policy to the default.
+A bad file fails with the file, the line, the field path and what is allowed; `read_policy` keeps
+the file's node tree, so the judge can check each detector's options against the detector with
+lines too (`judge.validate_policy_detectors`). A file that changes the policy without a version of
+its own gets one derived from its content (`2026.11.1+3f9c0a1b`), so audit records, runs and
+reports never credit a changed policy to the default.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +23,23 @@ from safestack.policy.model import FIELD_HINT, Policy, default_policy, default_p
 from safestack.yamlfile import read_yaml, validate
 
 # default_policy and default_policy_text live in policy.model; importable here as before.
-__all__ = ["default_policy", "default_policy_text", "load_policy", "parse_policy"]
+__all__ = [
+    "PolicyFile",
+    "default_policy",
+    "default_policy_text",
+    "load_policy",
+    "parse_policy",
+    "read_policy",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyFile:
+    """A policy read from a file, with the file's name and YAML node tree (for line numbers)."""
+
+    policy: Policy
+    source: str
+    root: yaml.Node | None
 
 
 def load_policy(path: str | Path | None = None) -> Policy:
@@ -29,8 +48,11 @@ def load_policy(path: str | Path | None = None) -> Policy:
     The file is laid over the complete default policy (mappings merge, lists and scalars replace)
     unless it says `extends: none`, so a user's file holds only what it changes.
     """
-    if path is None:
-        return default_policy()
+    return default_policy() if path is None else read_policy(path).policy
+
+
+def read_policy(path: str | Path) -> PolicyFile:
+    """`load_policy` of a file, keeping where the policy came from."""
     data, root = read_yaml(path, PolicyError, "policy")
     extends = data.pop("extends", "default")
     if extends not in ("default", "none"):
@@ -38,7 +60,8 @@ def load_policy(path: str | Path | None = None) -> Policy:
     own_version = "version" in data
     if extends == "default":
         data = _merge(default_policy().model_dump(), data)
-    return _versioned(_build(data, str(path), root), own_version=own_version)
+    policy = _versioned(_build(data, str(path), root), own_version=own_version)
+    return PolicyFile(policy, str(path), root)
 
 
 def parse_policy(data: dict[str, Any], source: str = "<policy>") -> Policy:

@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from safestack.errors import RegistryError, SafestackError
+from safestack.http import RetryPolicy
 from safestack.models.base import GenerationSettings, chat_models
 from safestack.redteam.attacks import attacks
 from safestack.redteam.behaviours import behaviour_sources
@@ -90,8 +91,14 @@ class Budget(_Strict):
 
 class Retries(_Strict):
     attempts: int = Field(default=4, ge=1, le=20, description="Tries per call, the first included.")
-    backoff_s: float = Field(default=0.5, ge=0)
-    max_backoff_s: float = Field(default=20.0, ge=0)
+    backoff_s: float = Field(default=0.5, ge=0, description="First retry delay; doubles per retry.")
+    max_backoff_s: float = Field(
+        default=20.0, ge=0, description="Longest wait before a retry; a longer Retry-After fails."
+    )
+
+    def policy(self) -> RetryPolicy:
+        """The same retry decision the judge's remote detectors make (`safestack.http`)."""
+        return RetryPolicy(self.attempts - 1, self.backoff_s, self.max_backoff_s)
 
 
 DEFAULT_SCORERS = (

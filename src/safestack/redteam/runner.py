@@ -12,14 +12,11 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
-
-from safestack.http import backoff_delay
 from safestack.models.base import (
     ChatModel,
     Completion,
@@ -76,12 +73,15 @@ class GatedModel(ChatModel):
         retries: Retries,
         timeout_s: float,
         system_prompt: str | None = None,
+        *,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         super().__init__()
         self.inner = inner
+        self.sleep = sleep  # waits between tries; a test passes a fake clock
         self.capabilities = inner.capabilities
         self.spend = spend
-        self.retries = retries
+        self.retry = retries.policy()
         self.timeout_s = timeout_s
         self.system_prompt = system_prompt if inner.capabilities.system_prompt else None
         self.usage = Usage()
@@ -99,12 +99,19 @@ class GatedModel(ChatModel):
         self, messages: Sequence[Message], settings: GenerationSettings
     ) -> Completion:
         sent = self.with_system(messages)
-        try:
-            completion = await self._call(sent, settings)
-        except ModelError as exc:
-            if not exc.transient or self.retries.attempts <= 1:
-                raise
-            completion = await self._retry(sent, settings, exc)
+        attempt = 0
+        while True:
+            try:
+                completion = await self._call(sent, settings)
+                break
+            except ModelError as exc:
+                decision = self.retry.decide(attempt, exc.transient, exc.retry_after)
+                if decision.wait_s is None:
+                    if decision.give_up == "retry-after-too-long":
+                        raise self._impatient(exc) from exc
+                    raise
+                await self.sleep(decision.wait_s)
+                attempt += 1
         self.spend.tokens += completion.prompt_tokens + completion.completion_tokens
         self.usage = Usage(
             requests=self.usage.requests + 1,
@@ -123,44 +130,18 @@ class GatedModel(ChatModel):
                 self.model_id, f"no answer within {self.timeout_s:g} s", transient=True
             ) from None
 
-    async def _retry(
-        self, sent: list[Message], settings: GenerationSettings, failed: ModelError
-    ) -> Completion:
-        """Tries 2..N after a transient failure of the first (which most calls never have, so the
-        retry machinery is only built here)."""
-        await asyncio.sleep(self._backoff(1, failed))
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.retries.attempts - 1),
-            retry=retry_if_exception(_transient),
-            wait=self._wait,
-            reraise=True,
+    def _impatient(self, exc: ModelError) -> ModelError:
+        return ModelError(
+            self.model_id,
+            f"the server asked to retry after {exc.retry_after:g} s, longer than the campaign's "
+            f"retries.max_backoff_s={self.retry.max_backoff_s:g} s; raise it or lower the "
+            f"request rate ({exc})",
+            transient=True,
+            retry_after=exc.retry_after,
         )
-        async for attempt in retrying:
-            with attempt:
-                completion = await self._call(sent, settings)
-        return completion
-
-    def _wait(self, state: RetryCallState) -> float:
-        # Tenacity counts from the second try: its attempt 1 is the call's attempt 2.
-        exc = state.outcome.exception() if state.outcome else None
-        return self._backoff(state.attempt_number + 1, exc)
-
-    def _backoff(self, attempt_number: int, exc: BaseException | None) -> float:
-        # Exponential backoff with jitter; a server's Retry-After wins when it asks for longer.
-        backoff = backoff_delay(
-            attempt_number - 1, self.retries.backoff_s, self.retries.max_backoff_s
-        )
-        retry_after = getattr(exc, "retry_after", None)
-        if isinstance(retry_after, int | float) and retry_after > 0:
-            return max(backoff, min(float(retry_after), self.retries.max_backoff_s))
-        return backoff
 
     async def aclose(self) -> None:
         await self.inner.aclose()
-
-
-def _transient(exc: BaseException) -> bool:
-    return isinstance(exc, ModelError) and exc.transient
 
 
 @dataclass

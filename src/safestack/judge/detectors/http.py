@@ -182,8 +182,9 @@ class RemoteDetector(Detector):
         where, tries = self._where(), _attempts(attempt)
         if failure.kind == "connect":
             # Connection-level failures happen before the server did any work: resending is safe.
-            if attempt < self.retry.max_retries:
-                return self.retry.backoff(attempt)
+            decision = self.retry.decide(attempt, transient=True, retry_after=None)
+            if decision.wait_s is not None:
+                return decision.wait_s
             raise self._fail(
                 f"cannot reach {where} ({failure}) after {tries}; check that the server is running "
                 "and that base_url is right"
@@ -204,10 +205,10 @@ class RemoteDetector(Detector):
         """Seconds to wait before retrying a non-2xx answer, or raise DetectorError."""
         status, where = reply.status, self._where()
         retryable = transient_status(status)
-        if retryable and attempt < self.retry.max_retries:
-            wait = self.retry.wait(attempt, reply.retry_after)
-            if wait is not None:
-                return wait
+        decision = self.retry.decide(attempt, retryable, reply.retry_after)
+        if decision.wait_s is not None:
+            return decision.wait_s
+        if decision.give_up == "retry-after-too-long":
             raise self._fail(
                 f"{where} answered HTTP {status} and asked to retry after {reply.retry_after:g}s, "
                 f"longer than max_backoff={self.options.max_backoff:g}s; try later or raise "
