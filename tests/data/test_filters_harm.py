@@ -33,7 +33,7 @@ def test_hateful_page_removed_and_recipe_kept() -> None:
     hate, recipe = HarmFilter(default_policy()).apply([Document("1", HATE), Document("2", RECIPE)])
     assert recipe is None
     assert hate is not None and hate.reason == "harm.hate" and hate.category == "hate"
-    assert hate.score >= hate.threshold == 0.6
+    assert hate.score >= hate.threshold == 0.8
     assert hate.evidence and "immigrants" in hate.evidence.lower()
 
 
