@@ -16,7 +16,8 @@ import safestack.cli.main  # noqa: F401  (registers the sub-commands on the app)
 from safestack.cli.app import app
 from safestack.data.eval_corpus import corpus_path
 from safestack.data.eval_heldout import EMAIL_DOMAINS, build, heldout_path
-from safestack.data.evaluate import EvalReport, evaluate_heldout, wilson
+from safestack.data.evaluate import EvalReport, evaluate_heldout
+from safestack.stats import wilson_interval as wilson
 from safestack.policy import default_policy
 
 LABELS = {

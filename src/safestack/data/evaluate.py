@@ -11,7 +11,6 @@ and every source group's outcome is tabulated, with the documents it got wrong. 
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -26,22 +25,11 @@ from safestack.data.filters.base import filters
 from safestack.data.filters.models import FilterModels, build_filter
 from safestack.errors import SafestackError
 from safestack.policy import Policy
+from safestack.stats import wilson_interval
 
 PIPELINE = ("adult", "quality", "aggregator", "harm")
 BATCH = 256
-Z95 = 1.959964
 BOOTSTRAP = 2000
-
-
-def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval of a proportion: Wilson 1927, "Probable inference, the law of
-    succession, and statistical inference", JASA 22(158):209-212. (0, 1) when n is 0."""
-    if n == 0:
-        return 0.0, 1.0
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def interval_text(bounds: tuple[float, float]) -> str:
@@ -96,11 +84,11 @@ class FilterScore:
 
     @property
     def precision_interval(self) -> tuple[float, float]:
-        return wilson(self.tp, self.tp + self.fp)
+        return wilson_interval(self.tp, self.tp + self.fp)
 
     @property
     def recall_interval(self) -> tuple[float, float]:
-        return wilson(self.tp, self.tp + self.fn)
+        return wilson_interval(self.tp, self.tp + self.fn)
 
     @property
     def f1_interval(self) -> tuple[float, float]:
@@ -174,7 +162,7 @@ class EvalReport:
                 (g, v) for g, v in s.keep_removed_by_group.items() if v[0]
             )
             for group, (hit, n) in rows:
-                rate = f"{hit / n:.2f} {interval_text(wilson(hit, n))}"
+                rate = f"{hit / n:.2f} {interval_text(wilson_interval(hit, n))}"
                 out.append(f"| {s.name} | {group} | {n} | {hit} | {rate} |")
         outcomes = ["kept", *PIPELINE]
         out += ["", "Whole pipeline (" + " → ".join(PIPELINE) + "): label × outcome", ""]
@@ -185,7 +173,7 @@ class EvalReport:
         out += ["| group | label | documents | removed | removed share | main reason |"]
         out += ["|---|---|---|---|---|---|"]
         for group, (label, n, removed, reason) in sorted(self.groups.items()):
-            share = f"{removed / n:.2f} {interval_text(wilson(removed, n))}"
+            share = f"{removed / n:.2f} {interval_text(wilson_interval(removed, n))}"
             out.append(f"| {group} | {label} | {n} | {removed} | {share} | {reason or '-'} |")
         out += ["", f"Misclassified documents: {len(self.misclassified)}", ""]
         if self.misclassified:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from enum import StrEnum
@@ -17,8 +16,8 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 from safestack.records import SCHEMA_VERSION, Attempt, AttemptStatus
+from safestack.stats import wilson_interval
 
-Z95 = 1.959964  # two-sided 95% normal quantile
 BASELINE_ATTACK = "baseline"
 DEFECT_THRESHOLDS = (1, 3, 4)
 # Instruction-hierarchy categories (the policy's `kind: attack`): their objective is an action
@@ -27,20 +26,6 @@ INJECTION_CATEGORIES = frozenset({"prompt-injection"})
 EXTRACTION_CATEGORIES = frozenset({"system-prompt-extraction"})
 HIERARCHY_CATEGORIES = INJECTION_CATEGORIES | EXTRACTION_CATEGORIES | {"jailbreak"}
 ALL = "all"
-
-
-def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion (Wilson 1927, JASA 22:209-212).
-
-    Unlike the normal approximation it stays inside [0, 1] and is not empty at 0/n or n/n.
-    """
-    if n <= 0:
-        return (0.0, 1.0)
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 class _Model(BaseModel):

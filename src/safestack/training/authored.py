@@ -22,8 +22,8 @@ import yaml
 from safestack.datasets.examples import Example, Task
 from safestack.errors import InputError
 from safestack.records import Kind
+from safestack.training.synthetic import team_example
 
-LICENCE = "Apache-2.0 (safestack, team-written)"
 # Harmful items stand in "[slur]", "[address redacted]", "[step redacted]" for what must not be
 # written; benign items rarely do. Left in, brackets would teach "brackets mean harm", so every
 # authored text (harmful or not) gets the same neutral ellipsis instead.
@@ -57,15 +57,13 @@ def _example(
     request: str | None = None,
     severity: int | None = None,
 ) -> Example:
-    return Example(
-        text=PLACEHOLDER.sub("…", text).strip(),
-        task=task,
-        labels=labels,
-        kind=kind,
-        source=source,
-        synthetic=True,
-        licence=LICENCE,
-        group=group,
+    return team_example(
+        source,
+        PLACEHOLDER.sub("…", text).strip(),
+        task,
+        labels,
+        kind,
+        group,
         language=language,
         request=None if request is None else PLACEHOLDER.sub("…", request),
         severity=severity,

@@ -11,38 +11,34 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from safestack.datasets.examples import PAIR_TASKS, TASKS, Example, Task
+from safestack.judge.builtin.embedders import StaticEmbedder
 from safestack.judge.builtin.heads import Head, pair_features
 from safestack.judge.builtin.use_m3 import PACKAGE, PINS, VERSION, WEIGHTS, Vocabulary, package_file
 from safestack.policy import default_policy
 from safestack.training.dataset import HELD_OUT, split_by_source
-from safestack.training.encoder_model import UseTrunk
+from safestack.training.encoder_model import UseTrunk, export_onnx
 from safestack.training.finetune import (
     MultiTask,
     Settings,
+    TaskData,
     TokenSums,
     document_windows,
     embed,
     finetune,
-    head_labels,
     task_data,
 )
-from safestack.training.train import (
-    CALIBRATION_PRIOR,
-    MIN_POSITIVES,
-    calibration_mask,
-    fit_head,
-    platt,
-)
+from safestack.training.train import CALIBRATION_PRIOR, calibration_mask, fit_head, platt
 
 Progress = Callable[[str, int, int], None]
 NOT_HARM = frozenset(
@@ -115,8 +111,6 @@ def build_models(
     heads_dir.mkdir(parents=True, exist_ok=True)
     encoder_dir = models_dir / "encoder"
     onnx_path = encoder_dir / "model.onnx"
-    from safestack.training.encoder_model import export_onnx
-
     export_onnx(model.trunk, onnx_path)
     digest = hashlib.sha256(onnx_path.read_bytes()).hexdigest()
     accurate_name = f"use-m3-ft@{digest[:12]}"
@@ -125,8 +119,6 @@ def build_models(
         head = accurate_head(model, task, calibration[task], vectors, accurate_name)
         head.save(heads_dir / f"{task}-accurate.npz")
         reports[f"{task}-accurate"] = {"labels": list(head.labels), "fit": len(fit[task])}
-    from safestack.judge.builtin.embedders import StaticEmbedder
-
     bag = StaticEmbedder(vocab)
     for task in tasks:
         x = _bag_features(bag, rows[task], task)
@@ -145,10 +137,7 @@ def build_models(
         "data_sha256": hashlib.sha256((data_dir / "examples.jsonl").read_bytes()).hexdigest(),
         "build_seconds": round(time.time() - started),
         "machine": f"{platform.machine()}, {_cores()} cores",
-        "losses": {
-            task: data[task].losses[-200:] and float(np.mean(data[task].losses[-200:]))
-            for task in tasks
-        },
+        "losses": {task: float(np.mean(data[task].losses[-200:] or [0.0])) for task in tasks},
         "heads": reports,
     }
     (encoder_dir / "build.json").write_text(json.dumps(record, indent=2) + "\n", "utf-8")
@@ -156,12 +145,10 @@ def build_models(
 
 
 def accurate_head(
-    model: MultiTask, task: Task, calibration: object, vectors: np.ndarray, name: str
+    model: MultiTask, task: Task, calibration: TaskData, vectors: np.ndarray, name: str
 ) -> Head:
-    """The fine-tuned linear head as a `Head`, labels with too few positives dropped, calibrated."""
-    from safestack.training.finetune import TaskData
-
-    assert isinstance(calibration, TaskData)
+    """The fine-tuned linear head as a `Head`, labels with no calibration positive dropped,
+    calibrated."""
     layer = model.heads[task]
     assert isinstance(layer, torch.nn.Linear)
     weight = layer.weight.detach().numpy().T.astype(np.float32)
@@ -170,12 +157,10 @@ def accurate_head(
     if calibration.request_rows is not None:
         x = pair_features(vectors[calibration.request_rows], x)
     multi = calibration.multi_label
-    keep = list(range(len(calibration.labels)))
-    if multi:
-        keep = [j for j in keep if calibration.y[:, j].sum() > 0]
+    # A softmax head keeps every class (the probabilities need them all to sum to one).
+    keep = [j for j in range(len(calibration.labels)) if not multi or calibration.y[:, j].any()]
     labels = tuple(calibration.labels[j] for j in keep)
-    if multi:
-        weight, bias = weight[:, keep], bias[keep]
+    weight, bias = weight[:, keep], bias[keep]
     head = Head(
         task=task,
         tier="accurate",
@@ -190,13 +175,10 @@ def accurate_head(
     named = ~calibration.unspecified
     prior = CALIBRATION_PRIOR if multi else None
     a, b = platt(head, x[named], calibration.y[named][:, keep].astype(np.int8), prior)
-    return Head(**{**head.__dict__, "platt_a": a, "platt_b": b})
+    return replace(head, platt_a=a, platt_b=b)
 
 
-def _bag_features(bag: object, examples: Sequence[Example], task: Task) -> np.ndarray:
-    from safestack.judge.builtin.embedders import StaticEmbedder
-
-    assert isinstance(bag, StaticEmbedder)
+def _bag_features(bag: StaticEmbedder, examples: Sequence[Example], task: Task) -> np.ndarray:
     x = bag.encode([e.text for e in examples])
     if task in PAIR_TASKS:
         x = pair_features(bag.encode([e.request or "" for e in examples]), x)
@@ -204,9 +186,4 @@ def _bag_features(bag: object, examples: Sequence[Example], task: Task) -> np.nd
 
 
 def _cores() -> int:
-    import os
-
     return len(os.sched_getaffinity(0))
-
-
-__all__ = ["MIN_POSITIVES", "build_models", "head_labels", "training_examples"]

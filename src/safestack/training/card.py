@@ -65,7 +65,7 @@ def _table(rows: list[list[Any]], header: list[str]) -> str:
     return "\n".join(lines)
 
 
-def _groups(block: dict[str, Any], key: str, task: str) -> str:
+def _groups(block: dict[str, Any], key: str) -> str:
     groups = block.get(key) or {}
     rows = []
     for name, m in groups.items():
@@ -140,13 +140,13 @@ def render(task: str, metrics: dict[str, Any], manifest: dict[str, Any]) -> str:
     lines += [
         "### Per source (cascade, threshold 0.5)",
         "",
-        _groups(cascade, "per_source", task),
+        _groups(cascade, "per_source"),
         "",
     ]
     lines += [
         "### Per language (cascade, threshold 0.5)",
         "",
-        _groups(cascade, "per_language", task),
+        _groups(cascade, "per_language"),
         "",
     ]
     report = result["tiers"].get("cascade", {}).get("report_only")
@@ -156,9 +156,9 @@ def render(task: str, metrics: dict[str, Any], manifest: dict[str, Any]) -> str:
             "",
             "Reported apart from the held-out figures above, which contain no synthetic data.",
             "",
-            _groups(report, "per_source", task),
+            _groups(report, "per_source"),
             "",
-            _groups(report, "per_language", task),
+            _groups(report, "per_language"),
             "",
         ]
     fails = result.get("failures") or {}

@@ -9,7 +9,6 @@ token vectors and a mask as inputs, so serving gathers rows from the installed t
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -143,7 +142,3 @@ def export_onnx(trunk: UseTrunk, path: Path) -> None:
         opset_version=17,
         dynamo=False,
     )
-
-
-def cosine(a: np.ndarray, b: np.ndarray) -> float:
-    return float((a * b).sum() / (math.sqrt((a * a).sum() * (b * b).sum()) or 1.0))

@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from safestack.datasets.examples import ATTACK_UNSPECIFIED, PAIR_TASKS, TASKS, Example, Task
-from safestack.judge.builtin.cascade import uncertain
+from safestack.judge.builtin.cascade import align_labels, uncertain
 from safestack.judge.builtin.heads import Head, Matrix, pair_features
 from safestack.stats import rate
 from safestack.training.dataset import split_by_source
@@ -63,18 +63,10 @@ def tier_probs(
     reportable = [i for i, label in enumerate(fast_head.labels) if label not in NOT_REPORTED]
     unsure = uncertain(probs["fast"], reportable, band, texts)
     # Labels of the two tiers can differ (a label too thin for one head); align on the fast head's.
-    aligned = _align(heads["accurate"], fast_head, probs["accurate"])
+    aligned = align_labels(heads["accurate"], fast_head, probs["accurate"])
     probs["accurate"] = aligned
     probs["cascade"] = np.where(unsure[:, None], aligned, probs["fast"])
     return probs, unsure
-
-
-def _align(source: Head, target: Head, probs: Matrix) -> Matrix:
-    out = np.zeros((len(probs), len(target.labels)), dtype=np.float32)
-    for j, label in enumerate(target.labels):
-        if label in source.labels:
-            out[:, j] = probs[:, source.labels.index(label)]
-    return out
 
 
 def positive_score(task: Task, head: Head, probs: Matrix) -> Matrix:

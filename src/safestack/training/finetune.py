@@ -94,7 +94,7 @@ class TokenSums:
                 ):
                     known[str(key)] = (vector, float(length))
         missing = [i for i, key in enumerate(keys) if key not in known]
-        ids = _ids(self.vocab, [self.texts[i] for i in missing])
+        ids = self.vocab.ids([self.texts[i] for i in missing], TRAIN_PIECES)
         order = sorted(range(len(missing)), key=lambda j: len(ids[j]))
         done = 0
         with torch.no_grad():
@@ -172,16 +172,6 @@ def task_data(
         unspecified=unspecified,
         weights=weights / weights.sum(),
     )
-
-
-def _ids(vocab: Vocabulary, texts: Sequence[str]) -> list[list[int]]:
-    out = []
-    for row in vocab.ids(texts):
-        if len(row) > TRAIN_PIECES:
-            half = TRAIN_PIECES // 2
-            row = row[:half] + row[-half:]
-        out.append(row)
-    return out
 
 
 def pair_features(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -282,16 +272,3 @@ def embed(model: MultiTask, sums: np.ndarray, lengths: np.ndarray) -> np.ndarray
     """Sentence vectors of the fine-tuned encoder (the numbers ONNX gives, to float rounding)."""
     with torch.no_grad():
         return model.vectors(torch.from_numpy(sums), torch.from_numpy(lengths)).numpy()
-
-
-def fingerprint(examples: Sequence[Example]) -> str:
-    digest = hashlib.sha256()
-    for example in examples:
-        digest.update(example.model_dump_json().encode())
-    return digest.hexdigest()
-
-
-def save_trunk(model: MultiTask, path: Path) -> None:
-    from safestack.training.encoder_model import export_onnx
-
-    export_onnx(model.trunk, path)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from safestack.datasets.examples import ATTACK_LABELS, Example, Task
 from safestack.records import Kind
@@ -70,9 +71,17 @@ def generator(name: str) -> Callable[[Generator], Generator]:
     return register
 
 
-def _example(
-    source: str, text: str, task: Task, labels: Sequence[str], kind: Kind, group: str
+def team_example(
+    source: str,
+    text: str,
+    task: Task,
+    labels: Sequence[str],
+    kind: Kind,
+    group: str,
+    **fields: Any,
 ) -> Example:
+    """An example the team wrote (`synthetic=True`, the team's licence); `fields` are the
+    optional ones (`language`, `request`, `severity`)."""
     return Example(
         text=text,
         task=task,
@@ -82,6 +91,7 @@ def _example(
         synthetic=True,
         licence=LICENCE,
         group=group,
+        **fields,
     )
 
 
@@ -98,7 +108,7 @@ def _prompts(
                     labels = [] if is_attack_family else family.labels
                 else:
                     labels = family.labels if is_attack_family else ["benign"]
-                yield _example(source, text, task, labels, "prompt", group)
+                yield team_example(source, text, task, labels, "prompt", group)
 
 
 @generator("harm-requests")
@@ -154,7 +164,7 @@ def indirect_injection(rng: random.Random) -> Iterator[Example]:
         # JSON documents need the injection's quotes escaped to stay JSON.
         quoted = injection.replace('"', '\\"') if template.startswith("{{") else injection
         note = rng.choice(BENIGN_DOCUMENT_NOTES)
-        yield _example(
+        yield team_example(
             source,
             template.format(**slots, injection=quoted),
             "attack",
@@ -162,10 +172,10 @@ def indirect_injection(rng: random.Random) -> Iterator[Example]:
             "prompt",
             group,
         )
-        yield _example(
+        yield team_example(
             source, template.format(**slots, injection=""), "attack", ["benign"], "prompt", group
         )
-        yield _example(
+        yield team_example(
             source, template.format(**slots, injection=note), "attack", ["benign"], "prompt", group
         )
 
@@ -199,8 +209,8 @@ def refusals(rng: random.Random) -> Iterator[Example]:
     for family in REFUSAL_FAMILIES:
         for index, text in fill(family, rng, REFUSALS_PER_TEMPLATE):
             group = f"{source}/{family.labels[0]}.{index}"
-            yield _example(source, text, "refusal", family.labels, "response", group)
-            yield _example(source, text, "harm", [], "response", group)
+            yield team_example(source, text, "refusal", family.labels, "response", group)
+            yield team_example(source, text, "harm", [], "response", group)
 
 
 @generator("jailbreak-styles")
@@ -227,7 +237,7 @@ def code_injection(rng: random.Random) -> Iterator[Example]:
         for text, label in ((order, "prompt-injection-indirect"), (note, "benign")):
             lower = text[0].lower() + text[1:]
             document = template.format(**slots, order=text, order_lower=lower)
-            yield _example(source, document, "attack", [label], "prompt", group)
+            yield team_example(source, document, "attack", [label], "prompt", group)
 
 
 @generator("chit-chat")
@@ -278,9 +288,9 @@ def responses(rng: random.Random) -> Iterator[Example]:
             continue
         seen.add(text)
         group = f"{source}/{index}"
-        yield _example(source, text, "refusal", [label], "response", group)
+        yield team_example(source, text, "refusal", [label], "response", group)
         if harmless:
-            yield _example(source, text, "harm", [], "response", group)
+            yield team_example(source, text, "harm", [], "response", group)
 
 
 def generate(name: str, seed: int = DEFAULT_SEED) -> list[Example]:

@@ -1,32 +1,27 @@
-"""Training the built-in detectors' heads: embed, fit, calibrate, save.
+"""The fast tier's heads and every head's calibration.
 
-For each task and tier: embed the training split (sources disjoint from the held-out test sources),
-fit logistic regression (one-vs-rest for `harm`, multinomial for `attack` and `refusal`) on most of
-it, each source weighted by 1/sqrt(its size) so a few large sources do not set the decision
-boundary for all, fit Platt scaling per label on the rest, and save the head next to the embeddings it expects.
-The shipped heads are trained without the test sources, so `safestack models eval` measures
-generalisation to sources the model never saw.
+`fit_head` fits logistic regression (one-vs-rest for the multi-label harm tasks, multinomial for
+`attack` and `refusal`) on embedded training rows, each source weighted by 1/sqrt(its size) so a
+few large sources do not set the decision boundary for all, then Platt scaling per label on a
+held-back fifth of the groups (`platt`, also used for the fine-tuned heads by `build.py`).
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 
-from safestack.datasets.examples import ATTACK_UNSPECIFIED, TASKS, Example, Task, task_labels
+from safestack.datasets.examples import ATTACK_UNSPECIFIED, Example, Task, task_labels
 from safestack.judge.builtin.heads import Activation, Head, Matrix
-from safestack.training.dataset import split_by_source
 
 MIN_POSITIVES = 20  # a label with fewer training positives gets no output (reported in the card)
 CALIBRATION_SHARE = 0.2  # of training groups, held back to fit Platt scaling
 REGULARISATION_C = 4.0  # inverse L2 strength; chosen on the calibration split, see the card
-TIERS = ("fast", "accurate")
 CALIBRATION_PRIOR = 0.2  # the share of positives calibrated probabilities assume, per label
 MULTI_LABEL: frozenset[str] = frozenset({"harm", "document-harm", "response-harm"})
 
@@ -39,53 +34,6 @@ class HeadReport:
     dropped_labels: dict[str, int] = field(default_factory=dict)
     train_examples: int = 0
     calibration_examples: int = 0
-
-
-def embedder_for(tier: str) -> Callable[[Sequence[str]], Matrix]:
-    from safestack.judge.builtin.embedders import encoder, static_embedder
-
-    # One thread: ONNX Runtime's multi-threaded sums differ in the last bits between runs, and the
-    # heads should rebuild identically from a fresh clone.
-    model = static_embedder() if tier == "fast" else encoder(threads=1)
-    return model.encode
-
-
-def embedder_name(tier: str) -> str:
-    from safestack.judge.builtin.embedders import encoder, static_embedder
-
-    return (static_embedder() if tier == "fast" else encoder()).name
-
-
-class EmbeddingCache:
-    """Embeddings of training texts per tier, kept on disk between builds (keyed by text hash)."""
-
-    def __init__(self, directory: Path):
-        self.directory = directory
-        directory.mkdir(parents=True, exist_ok=True)
-
-    def embed(
-        self, tier: str, texts: Sequence[str], progress: Callable[[int], None] | None = None
-    ) -> Matrix:
-        path = self.directory / f"{tier}-{embedder_name(tier)}.npz"
-        cached: dict[str, NDArray[np.float32]] = {}
-        if path.exists():
-            with np.load(path) as data:
-                cached = dict(zip(data["keys"].tolist(), data["vectors"], strict=True))
-        keys = [hashlib.sha256(t.encode()).hexdigest()[:24] for t in texts]
-        missing = sorted(
-            {k: t for k, t in zip(keys, texts, strict=True) if k not in cached}.items()
-        )
-        encode = embedder_for(tier)
-        for start in range(0, len(missing), 256):
-            batch = missing[start : start + 256]
-            vectors = encode([t for _, t in batch])
-            cached.update(zip((k for k, _ in batch), vectors, strict=True))
-            if progress is not None:
-                progress(len(batch))
-        if missing:
-            ordered = sorted(cached)
-            np.savez(path, keys=np.array(ordered), vectors=np.stack([cached[k] for k in ordered]))
-        return np.stack([cached[k] for k in keys]).astype(np.float32)
 
 
 def targets(examples: Sequence[Example], task: Task) -> tuple[list[str], NDArray[np.int8]]:
@@ -227,33 +175,3 @@ def platt(
             model.fit(logits[:, j : j + 1], y[:, j], sample_weight=weights)
             a[j], b[j] = float(model.coef_[0, 0]), float(model.intercept_[0])
     return a, b
-
-
-def train_all(
-    examples: Sequence[Example],
-    heads_dir: Path,
-    cache: EmbeddingCache,
-    *,
-    progress: Callable[[str, int, int], None] | None = None,
-) -> list[HeadReport]:
-    """Train and save every task's fast and accurate heads; returns what each head learned."""
-    heads_dir.mkdir(parents=True, exist_ok=True)
-    reports = []
-    for task in TASKS:
-        train = split_by_source(examples, task).train
-        for tier in TIERS:
-            done = 0
-
-            def advance(
-                n: int, label: str = f"embedding {task} ({tier})", total: int = len(train)
-            ) -> None:
-                nonlocal done
-                done += n
-                if progress is not None:
-                    progress(label, done, total)
-
-            x = cache.embed(tier, [e.text for e in train], advance)
-            head, report = fit_head(task, tier, train, x, embedder_name(tier))
-            head.save(heads_dir / f"{task}-{tier}.npz")
-            reports.append(report)
-    return reports

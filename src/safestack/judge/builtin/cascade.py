@@ -140,8 +140,11 @@ class BuiltinDetector(Detector):
         x = model.encode([c.text for c in chunks]) if ids is None else model.encode_ids(ids)
         if not self.pair:
             return x
-        requests = model.encode([samples[c.sample].request or "" for c in chunks])
-        return pair_features(requests, x)
+        # Each sample's request once, however many chunks its response was cut into.
+        owners = sorted({c.sample for c in chunks})
+        encoded = model.encode([samples[i].request or "" for i in owners])
+        row = {sample: n for n, sample in enumerate(owners)}
+        return pair_features(encoded[[row[c.sample] for c in chunks]], x)
 
     def _escalate(
         self,
@@ -180,7 +183,7 @@ class BuiltinDetector(Detector):
         accurate = head.predict(
             self._features("accurate", samples, [chunks[i] for i in rows], row_ids)
         )
-        probs[rows] = _aligned(head, heads["fast"], accurate)
+        probs[rows] = align_labels(head, heads["fast"], accurate)
         tier_of[rows] = "accurate"
 
     def _findings(
@@ -373,8 +376,9 @@ def _embedder(tier: Tier) -> StaticEmbedder | OnnxEncoder:
     return static_embedder() if tier == "fast" else encoder()
 
 
-def _aligned(source: Head, target: Head, probs: Matrix) -> Matrix:
-    """`probs` of `source`'s labels laid out as `target`'s (a label one tier lacks scores 0)."""
+def align_labels(source: Head, target: Head, probs: Matrix) -> Matrix:
+    """`probs` of `source`'s labels laid out as `target`'s (a label one tier lacks scores 0):
+    the tiers' heads may differ when a label was too thin to train for one of them."""
     if source.labels == target.labels:
         return probs
     out = np.zeros((len(probs), len(target.labels)), dtype=np.float32)

@@ -104,15 +104,15 @@ class Vocabulary:
     def installed(cls, pins: dict[str, str] | None = None) -> Vocabulary:
         return cls(verified_file(WEIGHTS, pins), verified_file(SENTENCEPIECE, pins))
 
-    def ids(self, texts: Sequence[str]) -> list[list[int]]:
-        """Piece ids with the sentence markers, at most MAX_PIECES per text (cut in the middle)."""
+    def ids(self, texts: Sequence[str], max_pieces: int = MAX_PIECES) -> list[list[int]]:
+        """Piece ids with the sentence markers, at most `max_pieces` per text (cut in the middle)."""
         # One call per text: the list form starts a thread pool, 20x slower for a single message.
         with self._lock:
             pieces: list[list[int]] = [self._sp.encode_as_ids(text) for text in texts]
         out = []
         for row in pieces:
-            if len(row) > MAX_PIECES - 2:
-                half = (MAX_PIECES - 2) // 2
+            if len(row) > max_pieces - 2:
+                half = (max_pieces - 2) // 2
                 row = row[:half] + row[-half:]
             out.append([BOS, *row, EOS])
         return out
