@@ -28,7 +28,10 @@ _DEFAULT_GUARD_DETECTORS: dict[GuardScope, list[str]] = {
     "tool": ["rules", "attack", "indirect-injection"],
     "retrieval": ["rules", "attack", "indirect-injection"],
     "history": ["rules", "attack", "harm"],
-    "output": ["rules", "response-harm", "pii", "elections"],
+    # `harm`, not `response-harm`: judged with its request, response-harm flags 28% of harmless
+    # held-out answers (docs/models/response-harm.md), too many to block on; the red-team
+    # `harm-severity` scorer uses it. A policy can put it here (it reads GuardContext.request).
+    "output": ["rules", "harm", "pii", "elections"],
 }
 
 
