@@ -17,8 +17,8 @@ from safestack.cli.app import app
 from safestack.data.eval_corpus import corpus_path
 from safestack.data.eval_heldout import EMAIL_DOMAINS, build, heldout_path
 from safestack.data.evaluate import EvalReport, evaluate_heldout
-from safestack.stats import wilson_interval as wilson
 from safestack.policy import default_policy
+from safestack.stats import wilson_interval as wilson
 
 LABELS = {
     "keep",
