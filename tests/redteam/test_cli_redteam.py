@@ -55,6 +55,16 @@ def test_plan_shows_the_work_and_the_estimate_without_calling(
     assert "harmbench@" in result.stderr and "requests" in result.stderr
 
 
+def test_plan_says_which_scorer_it_added_for_an_attack(tmp_path: Path, env: dict[str, str]) -> None:
+    path = _campaign(tmp_path)
+    path.write_text(
+        path.read_text() + "attacks: [{name: prompt-injection, options: {include_garak: false}}]\n"
+    )
+    result = CliRunner().invoke(app, ["redteam", "plan", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "added scorer injection-success: prompt-injection need it" in result.stderr
+
+
 def test_a_bad_campaign_is_one_line_with_its_location(tmp_path: Path, env: dict[str, str]) -> None:
     path = _campaign(tmp_path)
     path.write_text(path.read_text().replace("kind: scripted", "kind: scriptd"))

@@ -16,6 +16,7 @@ from safestack.models.scripted import ScriptedModel
 from safestack.policy import Policy
 from safestack.records import AttemptStatus, Role
 from safestack.redteam.campaign import parse_campaign
+from safestack.redteam.metrics import compute_metrics
 from safestack.redteam.runner import Runner, RunResult
 from safestack.store import Store
 
@@ -149,3 +150,29 @@ def test_the_same_converter_with_other_options_is_another_probe(store: Store) ->
     # baseline 4 (3 harmful + 1 benign); each converted variant its own 3 harmful probes
     assert len(runner.plan.work) == 13
     assert len({w.probe.id for w in runner.plan.work}) == 13
+
+
+def test_an_injection_campaign_without_its_scorer_gets_it_and_reports_no_errors(
+    store: Store,
+) -> None:
+    data = campaign(attacks=[{"name": "prompt-injection", "options": {"include_garak": False}}])
+    data["targets"][0]["options"]["default"] = "Je ne peux pas."
+    runner, result = _run(store, data)
+    asr = {r.key: r.asr for r in compute_metrics(result.attempts).asr if r.by == "attack"}
+    assert result.errors == 0
+    assert (asr["prompt-injection"].n, asr["prompt-injection"].errors) == (18, 0)
+    assert [(a.scorer, a.attacks) for a in runner.plan.added] == [
+        ("injection-success", ("prompt-injection",))
+    ]
+    # Stored with the run, so `rescore` without --campaign judges with the same scorers.
+    stored = store.runs.get("unit")
+    assert stored is not None and "injection-success" in str(stored.campaign["scorers"])
+
+
+def test_a_campaign_listing_a_judging_scorer_gets_nothing_added(store: Store) -> None:
+    data = campaign(
+        attacks=[{"name": "system-prompt-extraction", "options": {"limit": 1}}],
+        scorers=["test-complied", "prompt-overlap"],
+    )
+    runner = Runner(parse_campaign(data), store, Policy.default())
+    assert runner.plan.added == []

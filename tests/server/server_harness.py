@@ -97,6 +97,7 @@ class FakeUpstream:
     delay: float = 0.0  # before answering
     chunk_delay: float = 0.0  # between stream chunks
     tool_call: dict[str, Any] | None = None  # {"name": ..., "arguments": ...}
+    die_after: int | None = None  # content chunks streamed before the upstream dies mid-body
     requests: list[dict[str, Any]] = field(default_factory=list)
     authorizations: list[str | None] = field(default_factory=list)
 
@@ -166,6 +167,8 @@ class FakeUpstream:
         for start in range(0, len(text), self.chunk_size):
             if self.chunk_delay:
                 await asyncio.sleep(self.chunk_delay)
+            if self.die_after is not None and start >= self.die_after * self.chunk_size:
+                raise RuntimeError("the fake upstream dies mid-stream")  # uvicorn cuts the body
             yield event({"content": text[start : start + self.chunk_size]})
         if self.tool_call is not None:  # OpenAI's shape: the call, then its arguments in pieces
             call = {"index": 0, "id": "call_1", "type": "function"}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from urllib.parse import urlsplit
 
 import httpx
@@ -95,3 +96,20 @@ def test_requests_uvicorn_rejects_are_400_in_openai_shape(
     status = int(head.split(b" ", 2)[1])
     assert b"content-type: application/json" in head.lower()
     assert_openai_error(status, body)
+
+
+def test_a_client_that_leaves_mid_body_is_audited_as_a_client_error(gateway: Gateway) -> None:
+    address = urlsplit(gateway.url)
+    body = chat()
+    head = (
+        f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {gateway.key()}"
+        f"\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
+        sock.sendall(head.encode() + body[: len(body) // 2])
+    deadline = time.monotonic() + 10
+    while not (events := gateway.audit()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [event] = events
+    assert event.status_code == 499
+    assert event.error is not None and "closed the connection" in event.error

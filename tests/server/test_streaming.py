@@ -3,8 +3,11 @@ and a final event tells the client what happened."""
 
 from __future__ import annotations
 
+import json
+import time
 from typing import Any
 
+import httpx
 from server_harness import ANSWER, FakeUpstream, Gateway, system, user
 
 
@@ -113,3 +116,50 @@ def test_a_leak_through_streamed_tool_call_arguments_is_reported_as_leaked(
     assert end["finish_reason"] == "content_filter" and end["action"] == "block"
     assert end["message"] and end["message"] in text
     assert any(r["category"] == "system-prompt-extraction" for r in end["reasons"])
+
+
+def test_a_stream_whose_upstream_dies_midway_is_audited_as_failed(
+    gateway: Gateway, upstream: FakeUpstream
+) -> None:
+    upstream.die_after = 5
+    with httpx.stream(
+        "POST",
+        gateway.url + "/v1/chat/completions",
+        json={
+            "model": "acme-chat",
+            "messages": [user("How do I reset my router?")],
+            "stream": True,
+        },
+        headers={"authorization": f"Bearer {gateway.key()}"},
+        timeout=30,
+    ) as response:
+        events = [line for line in response.iter_lines() if line.startswith("data:")]
+    assert response.status_code == 200  # the status line left with the first chunk
+    error = json.loads(events[-2][5:])["error"]
+    assert error["code"] == "upstream_unreachable"
+    [event] = gateway.audit()
+    assert event.stream and event.status_code == 502
+    assert event.error is not None and "mid-stream" in event.error
+
+
+def test_a_stream_the_client_leaves_is_audited_as_a_client_error(
+    gateway: Gateway, upstream: FakeUpstream
+) -> None:
+    upstream.chunk_delay = 0.05
+    with httpx.stream(
+        "POST",
+        gateway.url + "/v1/chat/completions",
+        json={
+            "model": "acme-chat",
+            "messages": [user("How do I reset my router?")],
+            "stream": True,
+        },
+        headers={"authorization": f"Bearer {gateway.key()}"},
+        timeout=30,
+    ) as response:
+        next(response.iter_lines())  # the first event, then the client hangs up
+    deadline = time.monotonic() + 10
+    while not (events := gateway.audit()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [event] = events
+    assert event.status_code == 499 and "went away" in (event.error or "")

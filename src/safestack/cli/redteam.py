@@ -67,6 +67,8 @@ def _show_plan(runner: Runner, pending: list[Work], done: int) -> None:
     for label, count in plan.by_attack().items():
         table.add_row(escape(label), f"{count:,}")
     err_console.print(table)
+    for added in plan.added:
+        err_console.print(escape(added.message()))
     for skipped in plan.skipped:
         err_console.print(
             f"skipped {skipped.attack} on {skipped.target} ({skipped.probes} probes): {skipped.reason}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from safestack.judge.canary import CanaryWatch
-from safestack.judge.overlap import OverlapTracker, Shingles
+from safestack.judge.overlap import OverlapCheck
 from safestack.policy.model import OverlapSettings
 
 
@@ -27,8 +27,8 @@ class LeakScanner:
     def __init__(self, canary: str | None, protected: tuple[str, ...], settings: OverlapSettings):
         self.settings = settings
         self._canary = CanaryWatch(canary) if canary else None
-        self._overlap = OverlapTracker(
-            [Shingles.of(text, settings.ngram) for text in protected], settings.ngram
+        self._overlap = OverlapCheck(
+            protected, settings.ngram, settings.threshold, settings.min_ngrams
         )
         self._recent = ""
 
@@ -49,15 +49,14 @@ class LeakScanner:
         return self._overlap_leak()
 
     def _overlap_leak(self) -> Leak | None:
-        overlap = self._overlap.best()
-        if overlap is None:
+        found = self._overlap.leak()
+        if found is None:
             return None
-        if overlap.share >= self.settings.threshold and overlap.matched >= self.settings.min_ngrams:
-            return Leak(
-                "overlap",
-                5,
-                f"{overlap.share:.0%} of the system prompt's {self.settings.ngram}-word sequences "
-                f"({overlap.matched} of {overlap.total}) repeated in the output "
-                f"(threshold {self.settings.threshold:.0%})",
-            )
-        return None
+        overlap = found.overlap
+        return Leak(
+            "overlap",
+            5,
+            f"{overlap.share:.0%} of the system prompt's {found.n}-word sequences "
+            f"({overlap.matched} of {overlap.total}) repeated in the output "
+            f"(threshold {found.threshold:.0%})",
+        )

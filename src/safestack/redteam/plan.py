@@ -1,7 +1,8 @@
 """Planning a campaign: load the behaviour sets, let each attack plan its probes, drop what a target
 cannot take (with the reason), apply the sampling budget, and estimate requests and tokens.
 
-The plan is computed before any call, so a run knows its size, its hash and what to resume.
+The plan is computed before any call, so a run knows its size, its hash and what to resume. It
+also adds the scorer an attack needs to be judged when the campaign lists none (`Plan.added`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from safestack.models.base import Capabilities
 from safestack.redteam.attacks import Attack, Probe, attacks
 from safestack.redteam.behaviours import Behaviour, BehaviourSet, behaviour_sources
-from safestack.redteam.campaign import AttackSpec, Campaign
+from safestack.redteam.campaign import AttackSpec, Campaign, ScorerSpec
 
 # Rough prompt size of a templated request, in tokens, for the estimate shown before a run.
 _PROMPT_TOKENS_GUESS = 250
@@ -53,13 +54,28 @@ class Skipped:
     probes: int
 
 
+@dataclass(frozen=True)
+class AddedScorer:
+    """A scorer the campaign left out that its attacks need to decide success."""
+
+    scorer: str
+    attacks: tuple[str, ...]
+
+    def message(self) -> str:
+        return (
+            f"added scorer {self.scorer}: {', '.join(self.attacks)} need it to decide success "
+            f"(list it under `scorers:` to set its options)"
+        )
+
+
 @dataclass
 class Plan:
-    campaign: Campaign
+    campaign: Campaign  # as it runs: with the scorers in `added`, so they are stored and hashed
     behaviour_sets: list[BehaviourSet]
     attacks: list[PlannedAttack]
     work: list[Work]
     skipped: list[Skipped] = field(default_factory=list)
+    added: list[AddedScorer] = field(default_factory=list)
 
     @property
     def data_pins(self) -> dict[str, str]:
@@ -118,7 +134,11 @@ def plan_campaign(campaign: Campaign, capabilities: Mapping[str, Capabilities]) 
         planned.append(PlannedAttack(spec, attack))
         probes_per_attack.append(probes)
 
-    plan = Plan(campaign, sets, planned, [])
+    added = _missing_scorers(campaign, planned)
+    if added:
+        extra = tuple(ScorerSpec(name=a.scorer) for a in added)
+        campaign = campaign.model_copy(update={"scorers": (*campaign.scorers, *extra)})
+    plan = Plan(campaign, sets, planned, [], added=added)
     for target in campaign.targets:
         caps = capabilities[target.name]
         for index, (item, probes) in enumerate(zip(planned, probes_per_attack, strict=True)):
@@ -132,6 +152,17 @@ def plan_campaign(campaign: Campaign, capabilities: Mapping[str, Capabilities]) 
                 for sample in range(campaign.samples)
             )
     return plan
+
+
+def _missing_scorers(campaign: Campaign, planned: Sequence[PlannedAttack]) -> list[AddedScorer]:
+    """The first of `judged_by` for each attack whose campaign lists none of them."""
+    listed = {s.name for s in campaign.scorers}
+    needed: dict[str, list[str]] = {}
+    for item in planned:
+        judged_by = item.attack.judged_by
+        if judged_by and not listed.intersection(judged_by):
+            needed.setdefault(judged_by[0], []).append(item.label)
+    return [AddedScorer(name, tuple(labels)) for name, labels in needed.items()]
 
 
 def _unsupported(attack: Attack, caps: Capabilities) -> str | None:

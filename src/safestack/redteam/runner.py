@@ -195,6 +195,8 @@ class Runner:
         self.plan: Plan = plan_campaign(
             campaign, {name: m.capabilities for name, m in self.targets.items()}
         )
+        # The plan may add a scorer an attack needs; the run stores and scores with that campaign.
+        self.campaign = self.plan.campaign
         self._generation: dict[int, tuple[GenerationSettings, dict[str, Any]]] = {}
 
     def pending(self) -> tuple[list[Work], int]:

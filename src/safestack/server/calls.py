@@ -18,14 +18,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from safestack.errors import InputError, PolicyError, StoreError
 from safestack.records import Action, AuditEvent
 from safestack.server.audit import digest, record
 from safestack.server.auth import Scope, authenticate, limit_rate, require_scope
-from safestack.server.errors import ApiError, bad_request, internal_error
+from safestack.server.errors import ApiError, bad_request, client_closed, internal_error
 from safestack.server.gateway import Gateway, gateway_of
 from safestack.store import ApiKey
 
@@ -116,6 +116,8 @@ async def handle(request: Request, endpoint: str, scope: Scope, work: Work) -> R
         response = await work(gateway, call, request)
     except ApiError as error:
         response = _error(call, error)
+    except ClientDisconnect:  # the client left before its body arrived: its doing, not a 500
+        response = _error(call, client_closed())
     except InputError as exc:  # a message the judge cannot take (too long, undecodable)
         response = _error(call, bad_request(str(exc), param=exc.field, code="invalid_input"))
     except PolicyError as exc:

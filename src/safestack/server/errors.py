@@ -55,6 +55,16 @@ def bad_request(message: str, *, param: str | None = None, code: str | None = No
     return ApiError(400, message, param=param, code=code)
 
 
+def client_closed() -> ApiError:
+    """The client closed the connection before sending its whole request. 499 is nginx's
+    "client closed request": nobody reads the answer, but the audit event says whose fault it was."""
+    return ApiError(
+        499,
+        "the client closed the connection before sending the whole request body",
+        code="client_closed_request",
+    )
+
+
 def internal_error(exc: BaseException, request_id: str) -> ApiError:
     """An unexpected failure: the class name only (messages may quote content), and the id the
     audit event and the log carry."""

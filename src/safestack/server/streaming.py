@@ -5,7 +5,8 @@ hold-back window once it is checked; role deltas pass at once; tool-call argumen
 checked whole when their choice ends. A violation stops reading the upstream and ends the choice
 with the policy's message and `finish_reason: content_filter`. Before the last events leave, the
 audit event is written; then a final chunk (`choices: []`, with a `safestack` field holding each
-choice's StreamEnd) and `[DONE]`.
+choice's StreamEnd) and `[DONE]`. A stream that fails midway is audited with the failure's status
+(502, 504, ...; 499 when the client left), although the client already saw 200.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from safestack.guard import (
 )
 from safestack.records import Action, Conversation
 from safestack.server.calls import Call, conclude
-from safestack.server.errors import ApiError, internal_error
+from safestack.server.errors import ApiError, client_closed, internal_error
 from safestack.server.gateway import Gateway
 from safestack.server.messages import ChatRequest
 from safestack.server.upstream import UpstreamStream
@@ -150,6 +151,7 @@ class _Relay:
                 await upstream.aclose()
                 if not ended:  # the client went away: nothing more can be sent, audit what was
                     self.call.error = "the client went away before the end of the stream"
+                    self.call.status = client_closed().status
                     self._note_output()
                     await conclude(self.gateway, self.call)
         async for event in self.close(failure):
@@ -158,6 +160,8 @@ class _Relay:
     async def close(self, failure: ApiError | None = None) -> AsyncIterator[bytes]:
         """Audit, then the last events: the final chunk (or the error) and [DONE]."""
         if failure is not None:
+            # The 200 status line has already left; the audit event records what really happened.
+            self.call.status = failure.status
             self.call.error = f"{failure.status} {failure.code}: {failure.message} (mid-stream)"
         self._note_output()
         with anyio.CancelScope(shield=True):

@@ -73,6 +73,10 @@ class Attack(Plugin, ABC):
     needs_multi_turn: ClassVar[bool] = False
     needs_attacker: ClassVar[bool] = False
     uses_behaviours: ClassVar[bool] = True
+    # The scorers that decide whether a probe succeeded (`metrics.attack_outcome`), any one enough.
+    # The plan adds the first when a campaign lists none, or the report counts every attempt as
+    # an error. Empty: success is the harm scorer's call, which a campaign may replace by its own.
+    judged_by: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, options: AttackOptions | None = None) -> None:
         super().__init__(options)

