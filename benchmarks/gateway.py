@@ -1,12 +1,20 @@
 """What the gateway adds in front of an upstream that answers instantly, per policy.
 
-Run: .venv/bin/python benchmarks/gateway.py [--requests 300] [--seconds 10] [--policies default,fast,patterns]
+Run: .venv/bin/python benchmarks/gateway.py [--requests 300] [--seconds 10]
+         [--policies default,fast,patterns] [--workers 1,2] [--baseline-src ../main/src]
 
-Starts, on loopback only: an instant OpenAI-compatible upstream (its own process; a fixed ~450-
-character answer, streamed in 4-character chunks) and, per policy, `safestack serve` (its own
-process: SQLite audit log under a temporary SAFESTACK_HOME, in-memory rate limits, auth on with a
-key whose limit is out of the way). This process is the client. Everything shares the machine's
-cores (2 on the development machine).
+Starts, on loopback only: an instant OpenAI-compatible upstream (its own process; a ~450-character
+answer, streamed in 4-character chunks) and, per policy and worker count, `safestack serve` (its
+own processes: SQLite audit log under a temporary SAFESTACK_HOME, auth on with a key whose limit
+is out of the way; rate limits in memory for one worker, in Redis (`--redis`) for several). This
+process is the client. Everything shares the machine's cores (2 on the development machine).
+
+Every request differs from the others as a chat's do: the latest user turn carries a ticket number
+and the upstream's answer ends with its own, while the earlier turns repeat (a chat client resends
+them each turn). So nothing is judged from a memory of the same request, but what a gateway may
+remember of earlier turns counts, as it would in service. `--baseline-src` also runs the gateway
+from another source tree (e.g. the main branch) with one worker, in the same run, for a before/
+after under the same load.
 
 Per policy it prints, for a three-turn chat (system, user, assistant, user):
 - added latency, non-streaming: p50/p99 of (via the gateway) minus p50/p99 of (direct to the
@@ -26,12 +34,14 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,27 +76,32 @@ CONCURRENCY = 16
 
 # -- the instant upstream (run in its own process) ------------------------------------------------
 def upstream_app() -> Any:
+    import itertools
+
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import JSONResponse, Response, StreamingResponse
     from starlette.routing import Route
 
-    completion = json.dumps(
-        {
-            "id": "chatcmpl-bench",
-            "object": "chat.completion",
-            "created": 0,
-            "model": "bench",
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": ANSWER},
-                    "finish_reason": "stop",
-                }
-            ],
-            "usage": {"prompt_tokens": 60, "completion_tokens": 100, "total_tokens": 160},
-        }
-    ).encode()
+    tickets = itertools.count(1)
+
+    def completion(answer: str) -> bytes:
+        return json.dumps(
+            {
+                "id": "chatcmpl-bench",
+                "object": "chat.completion",
+                "created": 0,
+                "model": "bench",
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": answer},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {"prompt_tokens": 60, "completion_tokens": 100, "total_tokens": 160},
+            }
+        ).encode()
 
     def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
         body = {
@@ -98,23 +113,25 @@ def upstream_app() -> Any:
         }
         return b"data: " + json.dumps(body).encode() + b"\n\n"
 
-    events = [chunk({"role": "assistant", "content": ""})]
-    events += [chunk({"content": ANSWER[i : i + 4]}) for i in range(0, len(ANSWER), 4)]
-    events += [chunk({}, "stop"), b"data: [DONE]\n\n"]
+    def events(answer: str) -> list[bytes]:
+        out = [chunk({"role": "assistant", "content": ""})]
+        out += [chunk({"content": answer[i : i + 4]}) for i in range(0, len(answer), 4)]
+        return [*out, chunk({}, "stop"), b"data: [DONE]\n\n"]
 
     async def models(request: Request) -> Response:
         return JSONResponse({"object": "list", "data": [{"id": "bench", "object": "model"}]})
 
     async def completions(request: Request) -> Response:
         body = await request.json()
+        answer = f"{ANSWER} Ticket {next(tickets)}."
         if body.get("stream"):
 
             async def stream() -> Any:
-                for event in events:
+                for event in events(answer):
                     yield event
 
             return StreamingResponse(stream(), media_type="text/event-stream")
-        return Response(completion, media_type="application/json")
+        return Response(completion(answer), media_type="application/json")
 
     return Starlette(
         routes=[
@@ -182,15 +199,31 @@ def wait_for(url: str, process: subprocess.Popen[bytes], seconds: float = 90) ->
     raise SystemExit(f"{url} did not come up")
 
 
+_tickets = iter(range(1, 10**9))
+
+
+def chat_body(stream: bool = False) -> dict[str, Any]:
+    """The three-turn chat, its latest user turn numbered (earlier turns repeat, as in a chat)."""
+    messages = [
+        *MESSAGES[:3],
+        {"role": "user", "content": f"{MESSAGES[3]['content']} (ticket {next(_tickets)})"},
+    ]
+    return {"model": "bench", "messages": messages, "stream": stream}
+
+
+def moderation_body() -> dict[str, Any]:
+    return {"input": f"{MESSAGES[3]['content']} (ticket {next(_tickets)})"}
+
+
 def percentile(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def latencies(client: httpx.Client, url: str, headers: dict[str, str], count: int) -> list[float]:
-    body = {"model": "bench", "messages": MESSAGES}
     samples = []
     for _ in range(count):
+        body = chat_body()
         started = time.perf_counter()
         response = client.post(url, json=body, headers=headers)
         samples.append((time.perf_counter() - started) * 1000)
@@ -201,9 +234,9 @@ def latencies(client: httpx.Client, url: str, headers: dict[str, str], count: in
 def first_tokens(
     client: httpx.Client, url: str, headers: dict[str, str], count: int
 ) -> list[float]:
-    body = {"model": "bench", "messages": MESSAGES, "stream": True}
     samples = []
     for _ in range(count):
+        body = chat_body(stream=True)
         started = time.perf_counter()
         first = None
         with client.stream("POST", url, json=body, headers=headers) as response:
@@ -222,7 +255,11 @@ def first_tokens(
 
 
 async def sustained(
-    url: str, headers: dict[str, str], body: dict[str, Any], seconds: float, limit: int
+    url: str,
+    headers: dict[str, str],
+    body: Callable[[], dict[str, Any]],
+    seconds: float,
+    limit: int,
 ) -> tuple[float, int, int]:
     """(requests/s, requests done, failures) with CONCURRENCY clients for `seconds` at most."""
     done = failures = 0
@@ -233,7 +270,7 @@ async def sustained(
         async def worker() -> None:
             nonlocal done, failures
             while time.perf_counter() < deadline and done + failures < limit:
-                response = await client.post(url, json=body, headers=headers)
+                response = await client.post(url, json=body(), headers=headers)
                 if response.status_code == 200:
                     done += 1
                 else:
@@ -254,52 +291,77 @@ def row(label: str, via: list[float], direct: list[float]) -> str:
     )
 
 
-def bench_policy(name: str, upstream: str, args: argparse.Namespace, home: Path) -> None:
+def bench_policy(
+    name: str,
+    upstream: str,
+    args: argparse.Namespace,
+    home: Path,
+    workers: int,
+    source: str | None = None,
+) -> None:
     from safestack.store import Store
 
     policy = write_policy(name, home)
     port = free_port()
+    label = f"{name}-{workers}w" + ("-baseline" if source else "")
     env = {k: v for k, v in os.environ.items() if not k.startswith("SAFESTACK_")}
-    env["SAFESTACK_HOME"] = str(home / name)
+    env["SAFESTACK_HOME"] = str(home / label)
+    if source is not None:
+        env["PYTHONPATH"] = source
     command = [str(Path(sys.executable).parent / "safestack"), "serve", "--port", str(port)]
     command += ["--upstream", upstream, "--log-level", "warning"]
+    if workers > 1:
+        command += ["--workers", str(workers)]
+        env["SAFESTACK_REDIS_URL"] = args.redis
     if policy is not None:
         command += ["--policy", str(policy)]
-    gateway = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+    # Its own process group: stopping it stops its workers too.
+    (home / label).mkdir(parents=True, exist_ok=True)
+    output = home / label / "serve.log"
+    with output.open("wb") as log:
+        gateway = subprocess.Popen(command, env=env, stdout=log, start_new_session=True)
     try:
         base = f"http://127.0.0.1:{port}"
-        wait_for(base + "/healthz", gateway)
-        with Store.open(f"sqlite:///{home / name / 'safestack.db'}") as store:
+        wait_for(base + "/healthz", gateway, seconds=300)
+        deadline = time.monotonic() + 300
+        while workers > 1 and "workers serve" not in output.read_text(errors="replace"):
+            if time.monotonic() > deadline or gateway.poll() is not None:
+                raise SystemExit(f"the {workers} workers did not all start: see {output}")
+            time.sleep(0.5)
+        with Store.open(f"sqlite:///{home / label / 'safestack.db'}") as store:
             _, secret = store.keys.create(
                 "bench", ["chat", "moderate"], rate_per_minute=10**9, burst=10**6
             )
         headers = {"authorization": f"Bearer {secret}"}
         chat, direct = base + "/v1/chat/completions", upstream + "/chat/completions"
+        limit = 20 * args.requests
+        # Warm every worker: connections, caches, the model list.
+        asyncio.run(sustained(chat, headers, chat_body, 2.0, 40 * workers))
         with httpx.Client(timeout=60) as client:
-            latencies(client, chat, headers, 20)  # warm: connections, caches, the model list
+            latencies(client, chat, headers, 20)
             first_tokens(client, chat, headers, 5)
             via = latencies(client, chat, headers, args.requests)
             plain = latencies(client, direct, {}, args.requests)
             via_ttft = first_tokens(client, chat, headers, args.requests // 2)
             plain_ttft = first_tokens(client, direct, {}, args.requests // 2)
-        print(f"policy {name}")
+        print(
+            f"policy {name}, {workers} worker(s)" + (f", gateway from {source}" if source else "")
+        )
+        print(f"  load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         print(row("chat, non-streaming", via, plain))
         print(row("chat, streaming TTFT", via_ttft, plain_ttft))
-        limit = 20 * args.requests
-        body = {"model": "bench", "messages": MESSAGES}
-        rate, done, failed = asyncio.run(sustained(chat, headers, body, args.seconds, limit))
+        rate, done, failed = asyncio.run(sustained(chat, headers, chat_body, args.seconds, limit))
         print(
             f"  sustained chat: {rate:7.1f} req/s ({done} ok, {failed} failed, {CONCURRENCY} concurrent)"
         )
-        body = {"input": MESSAGES[3]["content"]}
         rate, done, failed = asyncio.run(
-            sustained(base + "/v1/moderations", headers, body, args.seconds, limit)
+            sustained(base + "/v1/moderations", headers, moderation_body, args.seconds, limit)
         )
         print(f"  sustained moderations: {rate:7.1f} req/s ({done} ok, {failed} failed)")
         sys.stdout.flush()
     finally:
-        gateway.terminate()
-        gateway.wait(timeout=30)
+        os.killpg(gateway.pid, signal.SIGTERM)
+        gateway.wait(timeout=60)
 
 
 def main() -> None:
@@ -313,6 +375,18 @@ def main() -> None:
         "--seconds", type=float, default=10.0, help="at most this long per throughput figure"
     )
     parser.add_argument("--policies", default="default,fast,patterns")
+    parser.add_argument(
+        "--workers", default="1", help="gateway processes, a comma-separated list (e.g. 1,2)"
+    )
+    parser.add_argument(
+        "--redis",
+        default="redis://127.0.0.1:6379/0",
+        help="Redis for the rate limits when a gateway has several workers",
+    )
+    parser.add_argument(
+        "--baseline-src",
+        help="also run each policy with the gateway imported from this source tree, one worker",
+    )
     parser.add_argument("--upstream-server", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.upstream_server:
@@ -323,9 +397,14 @@ def main() -> None:
     upstream = subprocess.Popen([sys.executable, __file__, "--upstream-server", str(port)])
     try:
         wait_for(f"http://127.0.0.1:{port}/v1/models", upstream)
+        base = f"http://127.0.0.1:{port}/v1"
         with tempfile.TemporaryDirectory() as home:
             for name in args.policies.split(","):
-                bench_policy(name.strip(), f"http://127.0.0.1:{port}/v1", args, Path(home))
+                if args.baseline_src:
+                    source = str(Path(args.baseline_src).resolve())
+                    bench_policy(name.strip(), base, args, Path(home), 1, source)
+                for workers in args.workers.split(","):
+                    bench_policy(name.strip(), base, args, Path(home), int(workers))
     finally:
         upstream.terminate()
         upstream.wait(timeout=30)

@@ -55,6 +55,13 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         default=None, description="Redis for rate limits shared by replicas; in memory when unset."
     )
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Gateway processes sharing the port, each with its own models; more than one "
+        "needs `redis_url` (rate limits shared by the workers).",
+    )
     max_request_bytes: int = Field(
         default=1_048_576, gt=0, description="Larger request bodies are refused (413) unread."
     )

@@ -360,3 +360,107 @@ def test_an_encoded_blob_is_not_read_as_a_name(detector: PiiDetector) -> None:
     blob = base64.b64encode(b"ignore all previous instructions").decode()
     findings = detector.detect(Sample(normalise(blob)))
     assert not [f for f in findings if f.source == "text"]
+
+
+# -- names_alone: skip (the pattern screen in front of spaCy's entity model) ----------------------
+
+
+@pytest.fixture(scope="module")
+def screened(policy: Policy, detector: PiiDetector) -> PiiDetector:
+    det = create_detector("pii", policy, {"names_alone": "skip"})
+    assert isinstance(det, PiiDetector)
+    return det
+
+
+def acted_on(policy: Policy, det: PiiDetector, text: str) -> tuple[object, ...]:
+    """What the default policy does with `text` under `det`: action, findings it counts, redaction."""
+    from safestack.guard.redact import apply, redactions
+
+    verdict = Judge(policy, [det]).check(text)
+    counted = [
+        (f.label, f.span, f.score, f.severity)
+        for f in verdict.findings
+        if f.score >= policy.threshold("privacy")
+    ]
+    return (
+        verdict.action,
+        verdict.flagged_categories,
+        counted,
+        apply(text, redactions(verdict, policy)),
+    )
+
+
+SCREEN_CASES = [
+    "Who was Abraham Lincoln?",  # a name alone: reported at 0.3, skipped
+    "Abraham Lincoln, abe@example.com",  # with an email the name counts and is redacted
+    "My phone number is 212-555-0147, ask for Maria Gonzalez.",  # a phone raised by context
+    "The reference 212-555-0147 is on the parcel from Maria Gonzalez.",  # no context word
+    "My Acme X200 router keeps dropping the Wi-Fi.",  # a weak licence pattern, no context
+    "My driver license is X2004455, I live in Denver.",  # the same pattern with its context
+    "Charge my card 4111 1111 1111 1111, Bob Smith.",
+    f"Decode this for Maria Gonzalez: {base64.b64encode(b'john.smith@example.com').decode()}",
+    "Write to jo\u200bhn@exam\u200dple.com today",
+    "The quick brown fox jumps over the lazy dog.",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("text", SCREEN_CASES)
+def test_skipping_names_alone_keeps_every_decision(
+    policy: Policy, detector: PiiDetector, screened: PiiDetector, text: str
+) -> None:
+    assert acted_on(policy, screened, text) == acted_on(policy, detector, text)
+
+
+@pytest.mark.slow
+def test_skipping_names_alone_drops_only_the_capped_names(
+    detector: PiiDetector, screened: PiiDetector
+) -> None:
+    assert [f.label for f in detect(detector, "Who was Abraham Lincoln?")] == ["PERSON"]
+    assert detect(screened, "Who was Abraham Lincoln?") == []
+    text = "Abraham Lincoln, abe@example.com"
+    assert detect(screened, text) == detect(detector, text)  # identifiers: the full analysis
+
+
+@pytest.mark.slow
+def test_the_entity_model_runs_only_on_samples_with_an_identifier(
+    screened: PiiDetector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from presidio_analyzer import BatchAnalyzerEngine
+
+    analysed: list[str] = []
+    real = BatchAnalyzerEngine.analyze_iterator
+
+    def spy(self: Any, texts: Any, *args: Any, **kwargs: Any) -> Any:
+        texts = list(texts)
+        analysed.extend(texts)
+        return real(self, texts, *args, **kwargs)
+
+    monkeypatch.setattr(BatchAnalyzerEngine, "analyze_iterator", spy)
+    samples = [
+        Sample(normalise(t))
+        for t in ("Lunch with Maria Gonzalez?", "Mail maria@example.com", "My Acme X200 router")
+    ]
+    findings = screened.detect_batch(samples)
+    assert analysed == ["Mail maria@example.com"]
+    assert findings[0] == [] and findings[2] == []
+    assert [f.label for f in findings[1]] == ["EMAIL_ADDRESS"]
+
+
+@pytest.mark.slow
+def test_names_alone_are_looked_for_when_the_policy_counts_them(policy: Policy) -> None:
+    # A standalone score at the threshold would be acted on: skipping names would change decisions.
+    det = create_detector("pii", policy, {"names_alone": "skip", "standalone_score": 0.5})
+    assert [f.label for f in det.detect(Sample(normalise("Who was Abraham Lincoln?")))] == [
+        "PERSON"
+    ]
+
+
+@pytest.mark.slow
+def test_an_identifier_found_by_the_entity_model_turns_the_screen_off(policy: Policy) -> None:
+    # DATE_TIME comes from spaCy's entity model: no pattern screen can rule it out.
+    det = create_detector(
+        "pii", policy, {"names_alone": "skip", "entities": ["PERSON", "DATE_TIME"]}
+    )
+    found = det.detect(Sample(normalise("Maria Gonzalez was born on 4 July 1990.")))
+    assert {f.label for f in found} == {"PERSON", "DATE_TIME"}

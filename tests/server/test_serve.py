@@ -4,6 +4,7 @@ models; without an upstream it says in one line how to set one, and moderations 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -70,3 +71,71 @@ def test_serve_with_no_configuration(served: tuple[str, subprocess.Popen[str], P
     output = process.communicate(timeout=20)[0]
     assert NO_UPSTREAM in output.replace("\n", " ") or NO_UPSTREAM in output
     assert "safestack keys create" in output
+
+
+# -- several worker processes (`--workers`) --------------------------------------------------------
+
+
+def serve_env(home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SAFESTACK_")}
+    return {**env, "SAFESTACK_HOME": str(home), **extra}
+
+
+def test_several_workers_without_redis_are_refused_with_the_fix(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "safestack"), "serve", "--workers", "2"],
+        env=serve_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    message = " ".join(done.stderr.split())
+    assert "--workers 2 needs rate limits the workers share" in message
+    assert "SAFESTACK_REDIS_URL" in message and "Traceback" not in message
+
+
+@pytest.mark.slow
+def test_workers_share_the_store_and_the_rate_limits(tmp_path: Path) -> None:
+    from services import REDIS_URL
+
+    port = unused_port()
+    log = tmp_path / "serve.log"
+    command = [str(Path(sys.executable).parent / "safestack"), "serve", "--port", str(port)]
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [*command, "--workers", "2"],
+            env=serve_env(tmp_path, SAFESTACK_REDIS_URL=REDIS_URL),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    try:
+        deadline = time.monotonic() + 240
+        while "all 2 workers serve" not in log.read_text():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"the workers did not start:\n{log.read_text()}")
+            time.sleep(0.5)
+        with Store.open(f"sqlite:///{tmp_path}/safestack.db") as store:
+            _, secret = store.keys.create("workers", ["moderate"], rate_per_minute=1, burst=3)
+        headers = {"authorization": f"Bearer {secret}"}
+        # A new connection each time, so both workers take requests; the bucket is in Redis.
+        statuses = [
+            httpx.post(
+                f"http://127.0.0.1:{port}/v1/moderations", json={"input": "hi"}, headers=headers
+            ).status_code
+            for _ in range(8)
+        ]
+        assert sorted(statuses) == [200] * 3 + [429] * 5
+        with Store.open(f"sqlite:///{tmp_path}/safestack.db") as store:
+            assert sorted(e.status_code for e in store.audit.events()) == sorted(statuses)
+        workers = [
+            int(pid) for pid in re.findall(r"Started server process \[(\d+)\]", log.read_text())
+        ]
+        assert len(workers) == 2
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+    for pid in workers:  # stopping the supervisor stops its workers
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException
@@ -42,9 +42,11 @@ def create_app(
     upstream: Upstream | None = None,
     require_auth: bool = True,
     models_ttl: float = 60.0,
+    on_shutdown: Callable[[], Awaitable[None]] | None = None,
 ) -> FastAPI:
     """The gateway. `upstream=None` serves moderations only (chat answers 503 and says why);
-    `require_auth=False` lets every request in without a key (local development only)."""
+    `require_auth=False` lets every request in without a key (local development only);
+    `on_shutdown` runs last when the app stops (a worker process closing what it opened)."""
     gateway = Gateway(
         settings=settings,
         store=store,
@@ -71,6 +73,8 @@ def create_app(
                 purging.cancel()
             if upstream is not None:
                 await upstream.aclose()
+            if on_shutdown is not None:
+                await on_shutdown()
 
     app = FastAPI(
         title="safestack gateway",

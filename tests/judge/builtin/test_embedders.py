@@ -59,7 +59,8 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
 def loaded() -> dict[str, Embedder]:
     return {
         "static": StaticEmbedder(vocabulary()),
-        "encoder": OnnxEncoder(models_dir() / "encoder", vocabulary()),
+        # No memory of recent texts: each test here measures the model, not the memo.
+        "encoder": OnnxEncoder(models_dir() / "encoder", vocabulary(), recent=0),
     }
 
 
@@ -138,6 +139,33 @@ def test_batch_gives_the_same_vectors_as_one_at_a_time(
     batched = model.encode(texts)
     single = np.vstack([model.encode([t]) for t in texts])
     np.testing.assert_allclose(batched, single, atol=1e-4)
+
+
+def test_recent_texts_are_not_run_again(
+    loaded: dict[str, Embedder], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    encoder = OnnxEncoder(models_dir() / "encoder", vocabulary(), recent=3)
+    runs: list[int] = []
+    real = OnnxEncoder._run
+
+    def counting(self: OnnxEncoder, rows: list[list[int]]) -> Any:
+        runs.append(len(rows))
+        return real(self, rows)
+
+    monkeypatch.setattr(OnnxEncoder, "_run", counting)
+    texts = TEXTS[:4]
+    first = encoder.encode(texts)
+    assert runs == [4]
+    np.testing.assert_allclose(first, loaded["encoder"].encode(texts), atol=1e-5)
+    runs.clear()
+    again = encoder.encode([texts[3], texts[2], "a new text"])
+    assert runs == [1]  # only the new text ran
+    np.testing.assert_array_equal(again[:2], first[[3, 2]])
+    # It keeps 3: texts[0] went with the first call, texts[1] (least recently used) with the second.
+    encoder.encode([texts[3], texts[2]])
+    assert runs == [1]
+    encoder.encode([texts[1]])
+    assert runs == [1, 1]
 
 
 @pytest.mark.parametrize("tier", TIERS)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
@@ -80,6 +81,7 @@ class OnnxEncoder:
         threads: int = 1,
         batch_size: int = 32,
         max_batch_tokens: int = 2048,
+        recent: int = 4096,
     ):
         _require(directory, ENCODER_FILES)
         import onnxruntime as ort  # type: ignore[import-not-found, import-untyped, unused-ignore]
@@ -113,6 +115,10 @@ class OnnxEncoder:
         self._max_batch_tokens = max_batch_tokens
         self.dim = 512
         self.name = f"use-m3-ft@{digest[:12]}"
+        # Piece ids -> embedding, least recently used dropped first (2 KB each).
+        self._recent: OrderedDict[tuple[int, ...], Matrix] = OrderedDict()
+        self._recent_size = recent
+        self._recent_lock = threading.Lock()
 
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
         """Piece ids (at most MAX_PIECES); their count is what the encoder's latency grows with."""
@@ -122,11 +128,22 @@ class OnnxEncoder:
         return self.encode_ids(self.tokenize(texts))
 
     def encode_ids(self, ids: Sequence[list[int]]) -> Matrix:
-        """Embeddings of already tokenized texts (see `tokenize`)."""
+        """Embeddings of already tokenized texts (see `tokenize`). Texts seen lately are not run
+        again: harm and attack escalate the same message, a chat resends its earlier turns."""
         out = np.zeros((len(ids), self.dim), dtype=np.float32)
+        keys = [tuple(row) for row in ids]
+        with self._recent_lock:
+            todo = []
+            for i, key in enumerate(keys):
+                vector = self._recent.get(key)
+                if vector is None:
+                    todo.append(i)
+                else:
+                    self._recent.move_to_end(key)
+                    out[i] = vector
         # Shortest first, so a batch's newest member is its longest (its padded width).
         batch: list[int] = []
-        for i in sorted(range(len(ids)), key=lambda i: len(ids[i])):
+        for i in sorted(todo, key=lambda i: len(ids[i])):
             full = len(batch) == self._batch_size
             if batch and (full or (len(batch) + 1) * len(ids[i]) > self._max_batch_tokens):
                 out[batch] = self._run([ids[j] for j in batch])
@@ -134,6 +151,11 @@ class OnnxEncoder:
             batch.append(i)
         if batch:
             out[batch] = self._run([ids[j] for j in batch])
+        with self._recent_lock:
+            for i in todo:
+                self._recent[keys[i]] = out[i].copy()
+            while len(self._recent) > self._recent_size:
+                self._recent.popitem(last=False)
         return out
 
     def _run(self, rows: list[list[int]]) -> Matrix:

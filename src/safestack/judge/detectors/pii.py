@@ -18,6 +18,7 @@ from pydantic import Field, field_validator
 
 from safestack.errors import DetectorError
 from safestack.judge.detector import Detector, DetectorOptions, Sample, detector
+from safestack.judge.detectors.pii_screen import Screen, stages
 from safestack.judge.normalise import View
 from safestack.policy import Policy
 from safestack.records import Finding
@@ -107,6 +108,14 @@ class PiiOptions(DetectorOptions):
         description="Highest score a context entity gets when nothing else in the input is PII "
         "(below the default threshold: 'Who was Lincoln?' is not a privacy problem).",
     )
+    names_alone: Literal["report", "skip"] = Field(
+        default="report",
+        description="Context entities in an input with no identifier or contact detail: 'report' "
+        "them at standalone_score, or 'skip' them. With 'skip', spaCy's entity model runs only on "
+        "inputs where presidio's pattern recognizers find an identifier (pii_screen.py), a "
+        "fraction of the cost; decisions are the same while standalone_score is below the "
+        "policy's privacy threshold (otherwise names alone count and are always looked for).",
+    )
 
     @field_validator("entities")
     @classmethod
@@ -130,6 +139,11 @@ class PiiDetector(Detector):
         super().__init__(policy, options)
         if not isinstance(self.options, PiiOptions):
             self.options = PiiOptions.model_validate(self.options.model_dump())
+        # Names alone are never acted on while their capped score stays under the threshold.
+        self._skip_names_alone = (
+            self.options.names_alone == "skip"
+            and self.options.standalone_score < policy.threshold("privacy")
+        )
 
     def detect(self, sample: Sample) -> list[Finding]:
         return self.detect_batch([sample])[0]
@@ -138,7 +152,11 @@ class PiiDetector(Detector):
         """All views of all samples go through one spaCy `nlp.pipe()` (presidio's batch engine)."""
         views = [(index, view) for index, s in enumerate(samples) for view in s.normalised.views()]
         results = _analyze(
-            [view.text for _, view in views], self.options, self.batch_size, self.name
+            [view.text for _, view in views],
+            self.options,
+            self.batch_size,
+            self.name,
+            owners=[index for index, _ in views] if self._skip_names_alone else None,
         )
         findings: list[list[Finding]] = [[] for _ in samples]
         for (index, view), found in zip(views, results, strict=True):
@@ -193,14 +211,23 @@ def mask(value: str) -> str:
 # -- the presidio engine: built on first use, once per process and language -----------------------
 
 _engines: dict[str, AnalyzerEngine] = {}
+# Per engine and options: the pattern screen (None: the engine has parts it cannot reason about).
+_screens: dict[tuple[int, str, tuple[str, ...], tuple[str, ...]], Screen | None] = {}
 # One lock for building and running: spaCy does not promise thread-safe inference, and with the
 # GIL, serialising costs little throughput.
 _engine_lock = threading.Lock()
 
 
 def _analyze(
-    texts: list[str], options: PiiOptions, batch_size: int, name: str
+    texts: list[str],
+    options: PiiOptions,
+    batch_size: int,
+    name: str,
+    *,
+    owners: list[int] | None = None,
 ) -> list[list[RecognizerResult]]:
+    """Presidio's results per text. With `owners` (the sample each text is a view of), texts of
+    samples without an identifier get no results and no spaCy entity pass (`names_alone: skip`)."""
     if not texts:
         return []
     with _engine_lock:
@@ -219,12 +246,19 @@ def _analyze(
         try:
             from presidio_analyzer import BatchAnalyzerEngine
 
-            results: list[list[RecognizerResult]] = BatchAnalyzerEngine(engine).analyze_iterator(
-                texts,
+            full = [True] * len(texts)
+            if owners is not None:
+                screen = _screen(engine, options)
+                if screen is not None:
+                    full = stages(screen, texts, owners, options.min_score, batch_size)
+            analysed: list[list[RecognizerResult]] = BatchAnalyzerEngine(engine).analyze_iterator(
+                [text for text, needed in zip(texts, full, strict=True) if needed],
                 language=options.language,
                 batch_size=batch_size,
                 entities=list(options.entities),
             )
+            found = iter(analysed)
+            results = [next(found) if needed else [] for needed in full]
         except Exception as exc:
             raise DetectorError(
                 name,
@@ -232,6 +266,15 @@ def _analyze(
                 f"if this persists, {_INSTALL_HINT}",
             ) from exc
     return results
+
+
+def _screen(engine: AnalyzerEngine, options: PiiOptions) -> Screen | None:
+    key = (id(engine), options.language, options.entities, options.context_entities)
+    if key not in _screens:
+        _screens[key] = Screen.build(
+            engine, options.language, options.entities, options.context_entities
+        )
+    return _screens[key]
 
 
 def model_path() -> Path:
