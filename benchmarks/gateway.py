@@ -282,6 +282,50 @@ async def sustained(
     return done / elapsed, done, failures
 
 
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by `pid` and its live descendants (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    used: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+        used[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    total, pending = 0.0, [pid]
+    while pending:
+        current = pending.pop()
+        total += used.get(current, 0.0)
+        pending.extend(children.get(current, []))
+    return total
+
+
+def throughput(
+    label: str,
+    run: Callable[[], tuple[float, int, int]],
+    gateway: int,
+    upstream: int,
+) -> None:
+    """Run a sustained phase; print its rate and the CPU each request cost, per process, and
+    the rate those costs allow on this machine's cores when nothing else runs (a shared machine's
+    measured rate is lower by what the other processes take)."""
+    before = (tree_cpu(gateway), tree_cpu(upstream), sum(os.times()[:2]))
+    rate, done, failed = run()
+    after = (tree_cpu(gateway), tree_cpu(upstream), sum(os.times()[:2]))
+    cost = [1000 * (b - a) / max(1, done + failed) for a, b in zip(before, after, strict=True)]
+    bound = 1000 * (os.cpu_count() or 1) / max(1e-9, sum(cost))
+    print(
+        f"  sustained {label}: {rate:7.1f} req/s ({done} ok, {failed} failed, {CONCURRENCY} "
+        f"concurrent) | CPU ms/request: gateway {cost[0]:.2f}, upstream {cost[1]:.2f}, client "
+        f"{cost[2]:.2f} -> at most {bound:.0f} req/s on {os.cpu_count()} idle cores"
+    )
+
+
 def row(label: str, via: list[float], direct: list[float]) -> str:
     p50, p99 = statistics.median(via), percentile(via, 0.99)
     d50, d99 = statistics.median(direct), percentile(direct, 0.99)
@@ -350,14 +394,21 @@ def bench_policy(
         print(f"  load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         print(row("chat, non-streaming", via, plain))
         print(row("chat, streaming TTFT", via_ttft, plain_ttft))
-        rate, done, failed = asyncio.run(sustained(chat, headers, chat_body, args.seconds, limit))
-        print(
-            f"  sustained chat: {rate:7.1f} req/s ({done} ok, {failed} failed, {CONCURRENCY} concurrent)"
+        throughput(
+            "chat",
+            lambda: asyncio.run(sustained(chat, headers, chat_body, args.seconds, limit)),
+            gateway.pid,
+            args.upstream_pid,
         )
-        rate, done, failed = asyncio.run(
-            sustained(base + "/v1/moderations", headers, moderation_body, args.seconds, limit)
+        moderations = base + "/v1/moderations"
+        throughput(
+            "moderations",
+            lambda: asyncio.run(
+                sustained(moderations, headers, moderation_body, args.seconds, limit)
+            ),
+            gateway.pid,
+            args.upstream_pid,
         )
-        print(f"  sustained moderations: {rate:7.1f} req/s ({done} ok, {failed} failed)")
         sys.stdout.flush()
     finally:
         os.killpg(gateway.pid, signal.SIGTERM)
@@ -395,6 +446,7 @@ def main() -> None:
     print(f"{os.cpu_count()} cores; client, gateway and upstream on this machine, loopback")
     port = free_port()
     upstream = subprocess.Popen([sys.executable, __file__, "--upstream-server", str(port)])
+    args.upstream_pid = upstream.pid
     try:
         wait_for(f"http://127.0.0.1:{port}/v1/models", upstream)
         base = f"http://127.0.0.1:{port}/v1"

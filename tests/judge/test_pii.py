@@ -464,3 +464,42 @@ def test_an_identifier_found_by_the_entity_model_turns_the_screen_off(policy: Po
     )
     found = det.detect(Sample(normalise("Maria Gonzalez was born on 4 July 1990.")))
     assert {f.label for f in found} == {"PERSON", "DATE_TIME"}
+
+
+@pytest.mark.slow
+def test_a_repeated_input_is_answered_from_memory(
+    policy: Policy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    det = PiiDetector(policy)
+    analysed: list[list[str]] = []
+    real = pii._analyze
+
+    def spy(texts: list[str], *args: Any, **kwargs: Any) -> Any:
+        analysed.append(list(texts))
+        return real(texts, *args, **kwargs)
+
+    monkeypatch.setattr(pii, "_analyze", spy)
+    turns = ["Hi, I'm Maria Gonzalez, maria@example.com", "Thanks, and my phone is 212-555-0147"]
+    first = det.detect_batch([Sample(normalise(turns[0]))])
+    # The next request of the chat resends the first turn: only the new one is analysed.
+    second = det.detect_batch([Sample(normalise(t)) for t in turns])
+    assert analysed == [[turns[0]], [turns[1]]]
+    assert second[0] == first[0] and {f.label for f in first[0]} == {"PERSON", "EMAIL_ADDRESS"}
+    assert {f.label for f in second[1]} == {"PHONE_NUMBER"}
+
+
+@pytest.mark.slow
+def test_a_failure_is_not_remembered(policy: Policy, monkeypatch: pytest.MonkeyPatch) -> None:
+    from presidio_analyzer import BatchAnalyzerEngine
+
+    det = PiiDetector(policy)
+    real = BatchAnalyzerEngine.analyze_iterator
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(BatchAnalyzerEngine, "analyze_iterator", broken)
+    with pytest.raises(DetectorError):
+        detect(det, "write to jane.doe@example.com")
+    monkeypatch.setattr(BatchAnalyzerEngine, "analyze_iterator", real)
+    assert [f.label for f in detect(det, "write to jane.doe@example.com")] == ["EMAIL_ADDRESS"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from importlib import metadata, resources
 from pathlib import Path
@@ -134,6 +135,7 @@ class PiiDetector(Detector):
     Options: ClassVar[type[DetectorOptions]] = PiiOptions
     options: PiiOptions
     batch_size: ClassVar[int] = 64  # texts per spaCy nlp.pipe() call
+    recent_size: ClassVar[int] = 4096  # inputs whose findings are remembered (a chat resends turns)
 
     def __init__(self, policy: Policy, options: DetectorOptions | None = None):
         super().__init__(policy, options)
@@ -144,11 +146,35 @@ class PiiDetector(Detector):
             self.options.names_alone == "skip"
             and self.options.standalone_score < policy.threshold("privacy")
         )
+        # Original text -> findings, least recently used dropped first; presidio is deterministic.
+        self._recent: OrderedDict[str, list[Finding]] = OrderedDict()
+        self._recent_lock = threading.Lock()
 
     def detect(self, sample: Sample) -> list[Finding]:
         return self.detect_batch([sample])[0]
 
     def detect_batch(self, samples: Sequence[Sample]) -> list[list[Finding]]:
+        """Findings per sample; inputs seen lately are answered from memory, the others analysed
+        together (`_analyze_batch`)."""
+        out: list[list[Finding] | None] = []
+        with self._recent_lock:
+            for sample in samples:
+                found = self._recent.get(sample.normalised.original)
+                if found is not None:
+                    self._recent.move_to_end(sample.normalised.original)
+                out.append(found)
+        todo = [i for i, found in enumerate(out) if found is None]
+        if todo:
+            fresh = self._analyze_batch([samples[i] for i in todo])
+            with self._recent_lock:
+                for i, found in zip(todo, fresh, strict=True):
+                    out[i] = found
+                    self._recent[samples[i].normalised.original] = found
+                while len(self._recent) > self.recent_size:
+                    self._recent.popitem(last=False)
+        return [list(found or ()) for found in out]
+
+    def _analyze_batch(self, samples: Sequence[Sample]) -> list[list[Finding]]:
         """All views of all samples go through one spaCy `nlp.pipe()` (presidio's batch engine)."""
         views = [(index, view) for index, s in enumerate(samples) for view in s.normalised.views()]
         results = _analyze(
