@@ -12,7 +12,8 @@ process is the client. Everything shares the machine's cores (2 on the developme
 Every request differs from the others as a chat's do: the latest user turn carries a ticket number
 and the upstream's answer ends with its own, while the earlier turns repeat (a chat client resends
 them each turn). So nothing is judged from a memory of the same request, but what a gateway may
-remember of earlier turns counts, as it would in service. `--baseline-src` also runs the gateway
+remember of earlier turns counts, as it would in service (`--same-text` sends identical requests,
+as this benchmark did before the gateway remembered anything). `--baseline-src` also runs the gateway
 from another source tree (e.g. the main branch) with one worker, in the same run, for a before/
 after under the same load.
 
@@ -75,7 +76,7 @@ CONCURRENCY = 16
 
 
 # -- the instant upstream (run in its own process) ------------------------------------------------
-def upstream_app() -> Any:
+def upstream_app(same_text: bool = False) -> Any:
     import itertools
 
     from starlette.applications import Starlette
@@ -123,7 +124,7 @@ def upstream_app() -> Any:
 
     async def completions(request: Request) -> Response:
         body = await request.json()
-        answer = f"{ANSWER} Ticket {next(tickets)}."
+        answer = ANSWER if same_text else f"{ANSWER} Ticket {next(tickets)}."
         if body.get("stream"):
 
             async def stream() -> Any:
@@ -141,10 +142,12 @@ def upstream_app() -> Any:
     )
 
 
-def serve_upstream(port: int) -> None:
+def serve_upstream(port: int, same_text: bool) -> None:
     import uvicorn
 
-    uvicorn.run(upstream_app(), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    uvicorn.run(
+        upstream_app(same_text), host="127.0.0.1", port=port, log_level="warning", access_log=False
+    )
 
 
 # -- policies --------------------------------------------------------------------------------------
@@ -202,17 +205,21 @@ def wait_for(url: str, process: subprocess.Popen[bytes], seconds: float = 90) ->
 _tickets = iter(range(1, 10**9))
 
 
+SAME_TEXT = False  # --same-text: every request identical (what a gateway remembers counts fully)
+
+
+def _numbered(text: str) -> str:
+    return text if SAME_TEXT else f"{text} (ticket {next(_tickets)})"
+
+
 def chat_body(stream: bool = False) -> dict[str, Any]:
     """The three-turn chat, its latest user turn numbered (earlier turns repeat, as in a chat)."""
-    messages = [
-        *MESSAGES[:3],
-        {"role": "user", "content": f"{MESSAGES[3]['content']} (ticket {next(_tickets)})"},
-    ]
+    messages = [*MESSAGES[:3], {"role": "user", "content": _numbered(MESSAGES[3]["content"])}]
     return {"model": "bench", "messages": messages, "stream": stream}
 
 
 def moderation_body() -> dict[str, Any]:
-    return {"input": f"{MESSAGES[3]['content']} (ticket {next(_tickets)})"}
+    return {"input": _numbered(MESSAGES[3]["content"])}
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -438,14 +445,25 @@ def main() -> None:
         "--baseline-src",
         help="also run each policy with the gateway imported from this source tree, one worker",
     )
+    parser.add_argument(
+        "--same-text",
+        action="store_true",
+        help="send the same chat and answer every time (the figures then show what a gateway "
+        "remembers, not what it judges)",
+    )
     parser.add_argument("--upstream-server", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.upstream_server:
-        serve_upstream(args.upstream_server)
+        serve_upstream(args.upstream_server, args.same_text)
         return
+    global SAME_TEXT
+    SAME_TEXT = args.same_text
     print(f"{os.cpu_count()} cores; client, gateway and upstream on this machine, loopback")
     port = free_port()
-    upstream = subprocess.Popen([sys.executable, __file__, "--upstream-server", str(port)])
+    upstream = subprocess.Popen(
+        [sys.executable, __file__, "--upstream-server", str(port)]
+        + (["--same-text"] if args.same_text else [])
+    )
     args.upstream_pid = upstream.pid
     try:
         wait_for(f"http://127.0.0.1:{port}/v1/models", upstream)

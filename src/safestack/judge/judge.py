@@ -76,7 +76,7 @@ class Judge:
                 "(judge.max_input_chars in the policy); split it or raise the limit",
                 field=field,
             )
-        if any(0xD800 <= ord(c) <= 0xDFFF for c in text):
+        if not text.isascii() and any(0xD800 <= ord(c) <= 0xDFFF for c in text):
             raise InputError(
                 "text is not valid UTF-8 (it holds undecodable bytes); re-encode it as UTF-8",
                 field=field,

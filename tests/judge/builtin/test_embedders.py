@@ -58,8 +58,8 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="module")
 def loaded() -> dict[str, Embedder]:
     return {
-        "static": StaticEmbedder(vocabulary()),
         # No memory of recent texts: each test here measures the model, not the memo.
+        "static": StaticEmbedder(vocabulary(), recent=0),
         "encoder": OnnxEncoder(models_dir() / "encoder", vocabulary(), recent=0),
     }
 
@@ -139,6 +139,26 @@ def test_batch_gives_the_same_vectors_as_one_at_a_time(
     batched = model.encode(texts)
     single = np.vstack([model.encode([t]) for t in texts])
     np.testing.assert_allclose(batched, single, atol=1e-4)
+
+
+def test_the_static_tier_remembers_recent_texts(loaded: dict[str, Embedder]) -> None:
+    static = StaticEmbedder(vocabulary(), recent=2)
+    tokenized: list[list[str]] = []
+    real = static.tokenize
+
+    def counting(texts: Any) -> Any:
+        tokenized.append(list(texts))
+        return real(texts)
+
+    static.tokenize = counting  # type: ignore[method-assign]
+    texts = [TEXTS[1], TEXTS[2], TEXTS[0]]
+    first = static.encode(TEXTS[:2])
+    again = static.encode(texts)
+    assert tokenized == [TEXTS[:2], [TEXTS[2]]]  # only the new text is embedded
+    np.testing.assert_array_equal(again[[0, 2]], first[[1, 0]])
+    np.testing.assert_allclose(again, loaded["static"].encode(texts), atol=1e-6)
+    static.encode([TEXTS[1]])  # the least recently used of three, dropped to keep two
+    assert tokenized[-1] == [TEXTS[1]]
 
 
 def test_recent_texts_are_not_run_again(

