@@ -373,12 +373,13 @@ def bench_policy(
         gateway = subprocess.Popen(command, env=env, stdout=log, start_new_session=True)
     try:
         base = f"http://127.0.0.1:{port}"
+        started = time.monotonic()
         wait_for(base + "/healthz", gateway, seconds=300)
-        deadline = time.monotonic() + 300
         while workers > 1 and "workers serve" not in output.read_text(errors="replace"):
-            if time.monotonic() > deadline or gateway.poll() is not None:
+            if time.monotonic() > started + 300 or gateway.poll() is not None:
                 raise SystemExit(f"the {workers} workers did not all start: see {output}")
             time.sleep(0.5)
+        startup = time.monotonic() - started
         with Store.open(f"sqlite:///{home / label / 'safestack.db'}") as store:
             _, secret = store.keys.create(
                 "bench", ["chat", "moderate"], rate_per_minute=10**9, burst=10**6
@@ -398,7 +399,10 @@ def bench_policy(
         print(
             f"policy {name}, {workers} worker(s)" + (f", gateway from {source}" if source else "")
         )
-        print(f"  load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        print(
+            f"  load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; serving "
+            f"{startup:.1f} s after start"
+        )
         print(row("chat, non-streaming", via, plain))
         print(row("chat, streaming TTFT", via_ttft, plain_ttft))
         throughput(

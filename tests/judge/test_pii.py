@@ -503,3 +503,28 @@ def test_a_failure_is_not_remembered(policy: Policy, monkeypatch: pytest.MonkeyP
         detect(det, "write to jane.doe@example.com")
     monkeypatch.setattr(BatchAnalyzerEngine, "analyze_iterator", real)
     assert [f.label for f in detect(det, "write to jane.doe@example.com")] == ["EMAIL_ADDRESS"]
+
+
+@pytest.mark.slow
+def test_loading_presidio_imports_neither_torch_nor_transformers() -> None:
+    # Both are installed with the `hf` and `train` extras; presidio and thinc would import them
+    # for nothing the spaCy pipeline uses (seconds and hundreds of MB per gateway worker).
+    import importlib.util
+    import json
+    import subprocess
+    import sys
+
+    code = (
+        "import importlib.util, sys\n"
+        "from safestack.judge.detectors import pii\n"
+        "pii.load_analyzer().analyze('mail jane.doe@example.com', 'en', ['EMAIL_ADDRESS'])\n"
+        "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))\n"
+        # Hidden only while presidio loaded: a later import (an hf-classifier) still works.
+        "import json; print(json.dumps([importlib.util.find_spec(m) is not None\n"
+        "    for m in ('torch', 'transformers')]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded, findable = out.stdout.splitlines()
+    assert loaded == "[]"
+    installed = [importlib.util.find_spec(m) is not None for m in ("torch", "transformers")]
+    assert json.loads(findable) == installed

@@ -154,6 +154,8 @@ class RulesDetector(Detector):
         self.lexicons = [name for name, terms in available.items() if terms is not None]
         self.terms = _merge_lexicons(self.lexicons)
         self.max_words = max((t.count(" ") + 1 for t in self.terms), default=1)
+        # Words that begin a term of several words: only there are longer phrases looked up.
+        self._phrase_starts = frozenset(t.split(" ", 1)[0] for t in self.terms if " " in t)
         self.rules = _patterns() if self.options.patterns else []
         for rule in self.rules:
             self.policy.category(rule.category)
@@ -175,11 +177,13 @@ class RulesDetector(Detector):
     def _lexicon_findings(self, view: View) -> Iterator[Finding]:
         text = view.folded.lower()
         words = list(_WORD.finditer(text))
+        tokens = [w.group() for w in words]
         hits: list[tuple[int, int, Term]] = []
         i = 0
         while i < len(words):
-            for size in range(min(self.max_words, len(words) - i), 0, -1):
-                phrase = " ".join(w.group() for w in words[i : i + size])
+            longest = min(self.max_words, len(words) - i) if tokens[i] in self._phrase_starts else 1
+            for size in range(longest, 0, -1):
+                phrase = " ".join(tokens[i : i + size])
                 term = self.terms.get(phrase) or (
                     self.terms.get(phrase.rstrip("s")) if size == 1 else None
                 )
