@@ -139,3 +139,42 @@ def test_workers_share_the_store_and_the_rate_limits(tmp_path: Path) -> None:
     for pid in workers:  # stopping the supervisor stops its workers
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_the_shared_port_gives_connections_without_nagle_delays() -> None:
+    # uvicorn's own bind_socket makes a protocol-0 socket; asyncio then leaves TCP_NODELAY off on
+    # the connections it accepts, and each answer waited 40 ms for the client's delayed ACK.
+    import asyncio
+    import socket
+
+    from safestack.cli.serve import listening_socket
+
+    sock = listening_socket("127.0.0.1", 0)
+    nodelay: list[int] = []
+
+    async def main() -> None:
+        def accepted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            raw = writer.get_extra_info("socket")
+            nodelay.append(raw.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            writer.close()
+
+        server = await asyncio.start_server(accepted, sock=sock)
+        async with server:
+            _, writer = await asyncio.open_connection(*sock.getsockname())
+            while not nodelay:
+                await asyncio.sleep(0.01)
+            writer.close()
+
+    asyncio.run(main())
+    assert nodelay == [1]
+
+
+def test_a_port_in_use_is_a_clear_error() -> None:
+    from safestack.cli.serve import listening_socket
+    from safestack.errors import SafestackError
+
+    taken = listening_socket("127.0.0.1", 0)
+    taken.listen()
+    with pytest.raises(SafestackError, match=r"cannot listen on 127\.0\.0\.1:\d+"):
+        listening_socket("127.0.0.1", taken.getsockname()[1])
+    taken.close()

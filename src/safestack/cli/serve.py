@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -233,7 +234,24 @@ def _serve_workers(settings: Settings, *, require_auth: bool, log_level: str) ->
                 self.announced = True
                 console.print(f"all {len(self.processes)} workers serve")
 
-    Workers(config, sockets=[config.bind_socket()]).run()
+    Workers(config, sockets=[listening_socket(settings.host, settings.port)]).run()
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """The port the workers share, bound here. Unlike uvicorn's `bind_socket` (protocol 0), it is
+    made with IPPROTO_TCP: asyncio sets TCP_NODELAY only on connections accepted from such a
+    socket, and without it Nagle's algorithm held each answer's last segment for the client's
+    delayed ACK, 40 ms per request."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise SafestackError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.set_inheritable(True)
+    return sock
 
 
 async def _ping(limiter: Any) -> None:
