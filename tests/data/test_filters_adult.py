@@ -173,3 +173,35 @@ def test_allow_domains_entries_are_validated(entry: str, problem: str) -> None:
             {"allow_domains": ["example.net", entry]}, where="filters[0].options"
         )
     assert problem in str(info.value)
+
+
+def test_extra_words_extend_the_lists() -> None:
+    options = AdultOptions(
+        content=False,
+        extra_url_words=["Fetish"],
+        extra_soft_words=["velvet", "lounge"],
+        extra_url_subwords=["hook up"],
+    )
+    extended = AdultFilter(default_policy(), options)
+    cases = {
+        "https://river-fetish.example/": ("adult.url_word", "fetish"),
+        "https://velvet-lounge.example/": ("adult.url_soft_words", "velvet, lounge"),
+        "https://tonighthookups.example/": ("adult.url_subword", "hookup"),
+    }
+    for url, expected in cases.items():
+        removal = url_removal(extended, url)
+        assert removal is not None and (removal.reason, removal.evidence) == expected, url
+        assert url_removal(AdultFilter(default_policy(), AdultOptions(content=False)), url) is None
+
+
+@pytest.mark.parametrize(
+    ("field", "entry", "problem"),
+    [
+        ("extra_url_words", "two words", "is not one word of letters and digits"),
+        ("extra_soft_words", "", "is not one word of letters and digits"),
+        ("extra_url_subwords", "x-x", "is too short for a subword"),
+    ],
+)
+def test_extra_words_are_validated(field: str, entry: str, problem: str) -> None:
+    with pytest.raises(RegistryError, match=rf"options\.{field}\.0: .*{problem}"):
+        AdultFilter.validate_options({field: [entry]})

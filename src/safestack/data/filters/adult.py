@@ -30,6 +30,8 @@ from safestack.data.filters.url_words import (
     BlocklistError,
     UrlWords,
     datatrove_asset,
+    datatrove_word_lists,
+    normalize,
 )
 from safestack.policy import Policy
 
@@ -144,6 +146,28 @@ def _allowed_domain(value: str) -> str:
     return host
 
 
+def _url_word(value: str) -> str:
+    """An extra URL word: one word of letters and digits, compared in lower case."""
+    word = value.strip().lower()
+    if not word or normalize(word) != word:
+        raise ValueError(
+            f"{value!r} is not one word of letters and digits (a URL is split at every other "
+            "character); put a phrase or a run-together name in extra_url_subwords"
+        )
+    return word
+
+
+def _url_subword(value: str) -> str:
+    """An extra subword, normalized as the URL is (separators dropped): 'two words' -> 'twowords'."""
+    word = normalize(value)
+    if len(word) < 4:
+        raise ValueError(
+            f"{value!r} is too short for a subword ({len(word)} letters or digits, at least 4): "
+            "it would match inside ordinary words; put it in extra_url_words instead"
+        )
+    return word
+
+
 class AdultOptions(FilterOptions):
     domain_list: bool = Field(default=True, description="Use the UT1 list shipped by datatrove.")
     extra_domains_file: Path | None = Field(
@@ -158,6 +182,16 @@ class AdultOptions(FilterOptions):
         ge=1,
         le=20,
         description="Distinct soft-banned words that remove a URL (datatrove's default, 2).",
+    )
+    extra_url_words: list[Annotated[str, AfterValidator(_url_word)]] = Field(
+        default_factory=list, description="More banned words (whole words of the URL)."
+    )
+    extra_soft_words: list[Annotated[str, AfterValidator(_url_word)]] = Field(
+        default_factory=list, description="More soft-banned words (whole words of the URL)."
+    )
+    extra_url_subwords: list[Annotated[str, AfterValidator(_url_subword)]] = Field(
+        default_factory=list,
+        description="More banned subwords, found anywhere in the URL with separators removed.",
     )
     allow_domains: list[Annotated[str, AfterValidator(_allowed_domain)]] = Field(
         default_factory=list,
@@ -200,11 +234,15 @@ class AdultFilter(ModelFilter):
             self.extra = {x.strip().lower() for x in lines if x.strip() and not x.startswith("#")}
             self.extra.discard("")
         self.allow = set(self.options.allow_domains)
-        self.words = (
-            UrlWords.from_datatrove(self.options.soft_word_threshold)
-            if self.options.url_words
-            else None
-        )
+        self.words: UrlWords | None = None
+        if self.options.url_words:
+            banned, subwords, soft = datatrove_word_lists()
+            self.words = UrlWords(
+                banned | set(self.options.extra_url_words),
+                subwords | set(self.options.extra_url_subwords),
+                soft | set(self.options.extra_soft_words),
+                self.options.soft_word_threshold,
+            )
 
     def apply(self, documents: Sequence[Document]) -> list[Removal | None]:
         out: list[Removal | None] = [self._url(d.url) if d.url else None for d in documents]
