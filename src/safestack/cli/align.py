@@ -43,7 +43,7 @@ def data_command(
     ctx: typer.Context,
     run_ids: list[str] = RUN_IDS,
     out: Path = typer.Option(..., "--out", help="Output directory.", show_default=False),
-    retain_ratio: float = typer.Option(
+    retain_ratio: float = typer.Option(  # align.retain.DEFAULT_RETAIN_RATIO (not imported here)
         3.0, "--retain-ratio", help="Retain (helpful) rows per safety row; docs/align.md."
     ),
     validation_ratio: float = typer.Option(
@@ -74,6 +74,8 @@ def data_command(
     policy_path: Path | None = POLICY,
 ) -> None:
     """Build SFT, preference, KTO and retain sets from the attacks that succeeded in stored runs.
+
+    Exit codes: 0 written (or already there), 2 bad input, 3 no attack succeeded (nothing written).
 
     Example: safestack align data demo --out data/round1
     """
@@ -143,7 +145,7 @@ def data_command(
         err_console.print(f"{out} already holds this set (version {result.version[:12]})")
     elif result.previous is not None:
         err_console.print(f"the previous set is kept in {result.previous}")
-    console.print(f"{stored.id} {result.version}")
+    console.print(f"{stored.id} {result.version}", soft_wrap=True)
 
 
 @align_app.command("regression")
