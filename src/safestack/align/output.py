@@ -111,6 +111,7 @@ def write_training_set(
         )
 
     manifest = build_manifest(training_set, version_hash)
+    out = out.resolve()  # `--out .` has no name to stage beside
     staging = out.parent / f".{out.name}.staging-{version_hash[:12]}"
     if staging.exists():
         shutil.rmtree(staging)  # left by a build that was killed; it never held a finished set
