@@ -1,7 +1,8 @@
 """The database layer every stage shares: a SQLite file by default, PostgreSQL by URL.
 
 `Store.open(settings.database_url())` connects and migrates; one repository per record family writes
-and reads them: `store.judgements`, `store.keys`, `store.audit`, `store.runs` (red-team attempts).
+and reads them: `store.judgements`, `store.keys`, `store.audit`, `store.runs` (red-team attempts),
+`store.training_sets` (break-fix training sets).
 """
 
 from safestack.store.attempts import RedteamRuns, StoredRun
@@ -11,6 +12,7 @@ from safestack.store.db import Store
 from safestack.store.judgements import Judgements, StoredJudgement
 from safestack.store.keys import SCOPES, ApiKey, ApiKeys, Scope
 from safestack.store.migrate import head_revision
+from safestack.store.training_sets import StoredTrainingSet, TrainingSets
 
 __all__ = [
     "SCOPES",
@@ -24,5 +26,7 @@ __all__ = [
     "Store",
     "StoredJudgement",
     "StoredRun",
+    "StoredTrainingSet",
+    "TrainingSets",
     "head_revision",
 ]

@@ -13,6 +13,7 @@ from safestack.store.audit import AuditLog
 from safestack.store.database import Database
 from safestack.store.judgements import Judgements
 from safestack.store.keys import ApiKeys
+from safestack.store.training_sets import TrainingSets
 
 
 class Store(Database):
@@ -24,3 +25,4 @@ class Store(Database):
         self.keys = ApiKeys(self)
         self.audit = AuditLog(self)
         self.runs = RedteamRuns(self)
+        self.training_sets = TrainingSets(self)
