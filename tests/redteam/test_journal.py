@@ -27,7 +27,7 @@ from safestack.policy import Policy
 from safestack.records import Attempt, AttemptStatus
 from safestack.redteam import journal as journal_module
 from safestack.redteam.campaign import parse_campaign
-from safestack.redteam.journal import Journal, Replay, read_journal, segments
+from safestack.redteam.journal import Entry, Journal, Replay, read_journal, segments
 from safestack.redteam.runner import Runner, RunResult
 from safestack.store import Store
 from services import fresh_postgres_database
@@ -288,34 +288,61 @@ def test_segments_go_once_committed_and_stay_while_not(
     planned = {(a.target, a.probe_id, a.sample) for a in answered}
     directory = tmp_path / "j"
 
-    def journal_all(confirm: int) -> list[Path]:
+    async def journal_all(confirm: int) -> list[Path]:
         journal = Journal(directory)
         entries = [journal.append(a) for a in [*answered, answered[0]]]  # 5 entries, 3 segments
-        journal.sync()
+        for entry in entries:
+            await journal.synced(entry)
         for entry in entries[:confirm]:
             journal.confirm(entry)
         left = segments(directory)
-        journal.close()
+        await journal.aclose()
         return left
 
     # 3 of 5 confirmed: the first segment (2 entries) is gone, the others hold the rest.
-    left = journal_all(confirm=3)
+    left = asyncio.run(journal_all(confirm=3))
     assert [p.name for p in left] == ["000002.jsonl", "000003.jsonl"]
     replay = read_journal(directory, "unit", answered[0].campaign_hash, set(), planned)
     assert [a.id for a in replay.attempts] == [answered[2].id, answered[3].id, answered[0].id]
 
     # A resume adopts those files: they go once its recovered attempts are confirmed.
-    journal = Journal(directory, replay.segments, recovered=3)
-    assert [p.name for p in segments(directory)] == ["000002.jsonl", "000003.jsonl", "000004.jsonl"]
-    for _ in range(3):
-        journal.confirm(journal.adopted)
-    assert [p.name for p in segments(directory)] == ["000004.jsonl"]  # its own, until closed
-    journal.close()
+    async def adopt() -> None:
+        journal = Journal(directory, replay.segments, recovered=3)
+        names = [p.name for p in segments(directory)]
+        assert names == ["000002.jsonl", "000003.jsonl", "000004.jsonl"]
+        for _ in range(3):
+            journal.confirm(Entry(journal.adopted, 0))
+        assert [p.name for p in segments(directory)] == ["000004.jsonl"]  # its own, until closed
+        await journal.aclose()
+
+    asyncio.run(adopt())
     assert not directory.exists()
 
-    left = journal_all(confirm=5)
+    left = asyncio.run(journal_all(confirm=5))
     assert [p.name for p in left] == ["000003.jsonl"]
     assert not directory.exists()
+
+
+def test_synced_waits_for_the_disk_and_one_sync_covers_many(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answered = _answered(tmp_path)
+    synced: list[int] = []
+    monkeypatch.setattr(journal_module, "_datasync", synced.append)
+
+    async def main() -> None:
+        journal = Journal(tmp_path / "j")
+        entries = [journal.append(a) for a in answered]  # no await between: one sync for all
+        assert synced == []  # written, not yet synced
+        await journal.synced(entries[-1])
+        assert len(synced) == 1
+        await journal.synced(entries[0])  # already covered
+        assert len(synced) == 1
+        for entry in entries:
+            journal.confirm(entry)
+        await journal.aclose()
+
+    asyncio.run(main())
 
 
 def test_an_unwritable_journal_stops_the_run_with_a_clear_error(tmp_path: Path) -> None:

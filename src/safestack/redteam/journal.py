@@ -1,8 +1,8 @@
 """The red-team journal: each answered Attempt is appended to a local JSON Lines file the moment the
-target has answered, and is on disk before the store commits it (the store's writer thread syncs the
-journal before each commit: one `fdatasync` for the batch). A run killed with `kill -9` re-asks only
-the calls that were in flight: resume (`read_journal`) hands the runner the journalled attempts the
-store lacks, to be scored and stored without asking again.
+target has answered, and synced to disk (one `fdatasync` for all entries appended meanwhile) before
+it is queued for the store. A run killed with `kill -9` re-asks only the calls that were in flight:
+resume (`read_journal`) hands the runner the journalled attempts the store lacks, to be scored and
+stored without asking again.
 
 One directory per run, next to a SQLite store (`<db file>.journals/<run id>/`) or under
 `SAFESTACK_HOME/journals/<store digest>/<run id>/` for PostgreSQL. Each process appends to its own
@@ -11,6 +11,7 @@ numbered segment file; a segment is deleted once every entry in it is committed 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
@@ -150,19 +151,30 @@ class Segment:
         self.closed = fd < 0  # no more appends; deleted once all its entries are committed
 
 
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One appended attempt: which segment holds it, and its place in this process's journal."""
+
+    segment: Segment
+    seq: int
+
+
 class Journal:
     """A run's journal in this process. `append` writes an entry at once (it survives the process
-    being killed), `sync` puts everything appended so far on disk (the store's writer thread calls
-    it before each commit: one sync for the whole batch), `confirm` says the store has it.
+    being killed); `await synced(entry)` returns once it is on disk, the entries appended while
+    one sync runs sharing the next; `confirm(entry)` once the store has committed it.
 
-    Segments from an earlier process (`adopted`: the files `read_journal` read) are deleted once
-    the `recovered` attempts taken from them are confirmed; with none, at once.
+    Segments from an earlier process (`adopted`: the files `read_journal` read) are synced once and
+    deleted when the `recovered` attempts taken from them are confirmed; with none, at once.
     """
 
     def __init__(self, directory: Path, adopted: Iterable[Path] = (), recovered: int = 0) -> None:
         self.directory = directory
         self._lock = threading.Lock()  # the segments' descriptors, between the loop and `sync`
         self._dir_dirty = True
+        self._written = self._synced = 0  # entries appended, and known to be on disk
+        self._syncing: asyncio.Task[None] | None = None
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self.adopted = Segment(list(adopted))
         self.adopted.outstanding = recovered
         self._segments = [self.adopted]
@@ -171,13 +183,18 @@ class Journal:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise _error("create", directory, exc) from None
+        for path in self.adopted.paths:  # the killed process may not have synced them
+            try:
+                _sync_path(path)
+            except OSError as exc:
+                raise _error("sync", path, exc) from None
         existing = segments(directory)
         self._next = int(existing[-1].stem) + 1 if existing else 1
         self._current = self._open_segment()
 
-    def append(self, attempt: Attempt) -> Segment:
+    def append(self, attempt: Attempt) -> Entry:
         """Write the attempt as one line; the OS holds it even if this process is killed now.
-        Returns the segment to `confirm` once the store has committed the attempt."""
+        A sync starts unless one is under way (then the next one covers it)."""
         line = attempt.model_dump_json().encode() + b"\n"
         segment = self._current
         if segment.entries >= SEGMENT_ENTRIES or segment.bytes + len(line) > SEGMENT_BYTES:
@@ -194,7 +211,20 @@ class Journal:
         segment.entries += 1
         segment.bytes += len(line)
         segment.outstanding += 1
-        return segment
+        self._written += 1
+        if self._syncing is None:
+            self._syncing = asyncio.get_running_loop().create_task(self._sync_appended())
+        return Entry(segment, self._written)
+
+    async def synced(self, entry: Entry) -> None:
+        """Return once the entry is on disk (it would survive a power cut too)."""
+        if entry.seq <= self._synced:
+            return
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((entry.seq, done))
+        if self._syncing is None:
+            self._syncing = asyncio.get_running_loop().create_task(self._sync_appended())
+        await done
 
     def sync(self) -> None:
         """Put every entry appended so far on disk (blocking; from any thread)."""
@@ -209,28 +239,28 @@ class Journal:
             for fd in fds:
                 _datasync(fd)
             if sync_dir:
-                fd = os.open(self.directory, os.O_RDONLY)
-                fds.append(fd)
-                os.fsync(fd)
+                _sync_path(self.directory)
         except OSError as exc:
             raise _error("sync", self.directory, exc) from None
         finally:
             for fd in fds:
                 os.close(fd)
 
-    def confirm(self, segment: Segment) -> None:
-        """One of the segment's entries is committed; a closed segment with nothing left goes."""
-        segment.outstanding -= 1
-        self._collect(segment)
+    def confirm(self, entry: Entry) -> None:
+        """The entry is committed to the store; a closed segment with nothing left goes."""
+        entry.segment.outstanding -= 1
+        self._collect(entry.segment)
 
     @property
     def outstanding(self) -> int:
         """Entries not yet committed to the store."""
         return sum(s.outstanding for s in self._segments)
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
         """Stop appending. When every entry is committed, the run's journal goes (its directory
         too, once empty); otherwise it stays for the next run to resume from."""
+        if self._syncing is not None:  # let a sync under way finish with its descriptors
+            await asyncio.gather(self._syncing, return_exceptions=True)
         done = self.outstanding == 0
         for segment in self._segments:
             segment.closed = True
@@ -240,6 +270,33 @@ class Journal:
         if done:
             with contextlib.suppress(OSError):  # not empty: another process's segments
                 self.directory.rmdir()
+
+    async def _sync_appended(self) -> None:
+        try:
+            while self._synced < self._written:
+                upto = self._written
+                try:
+                    await asyncio.to_thread(self.sync)
+                except SafestackError as exc:
+                    self._settle(exc)
+                    return
+                self._synced = upto
+                self._settle(None)
+        finally:
+            self._syncing = None
+
+    def _settle(self, error: SafestackError | None) -> None:
+        waiting = []
+        for seq, done in self._waiters:
+            if done.done():
+                continue
+            if error is not None:
+                done.set_exception(error)
+            elif seq <= self._synced:
+                done.set_result(None)
+            else:
+                waiting.append((seq, done))
+        self._waiters = waiting
 
     def _collect(self, segment: Segment) -> None:
         if segment.closed and segment.outstanding == 0:
@@ -267,6 +324,14 @@ class Journal:
             self._segments.append(segment)
             self._dir_dirty = True
         return segment
+
+
+def _sync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _error(doing: str, path: Path, exc: OSError) -> SafestackError:

@@ -30,7 +30,7 @@ from safestack.records import Attempt, AttemptStatus, Message, Role, Usage
 from safestack.redteam.attacks import AttackContext
 from safestack.redteam.campaign import Campaign, ModelSpec, Retries, TargetSpec
 from safestack.redteam.converters import Converter, converters
-from safestack.redteam.journal import Journal, Replay, Segment, journal_directory, read_journal
+from safestack.redteam.journal import Entry, Journal, Replay, journal_directory, read_journal
 from safestack.redteam.plan import Plan, Work, plan_campaign
 from safestack.redteam.scoring import ScoreBatcher, build_scorers, score_attempt
 from safestack.store import Store
@@ -261,11 +261,7 @@ class Runner:
             await self._close_models()
             raise
         batcher = ScoreBatcher(active)
-        # The writer syncs the journal before each commit (one fdatasync for the batch), so an
-        # attempt is on disk in the journal before the store has it and it counts as done.
-        writer = AttemptWriter(
-            self.store.runs.record_attempts, before_commit=journal.sync if journal else None
-        )
+        writer = AttemptWriter(self.store.runs.record_attempts)
 
         async def one(work: Work) -> None:
             async with limits[work.target]:
@@ -284,10 +280,12 @@ class Runner:
                 await answered.acquire()  # the target's slot is freed once there is room
             await finish(attempt, entry)
 
-        async def finish(attempt: Attempt, entry: Segment | None) -> None:
-            """Score and commit (after the journal's sync); then the attempt counts as done."""
+        async def finish(attempt: Attempt, entry: Entry | None) -> None:
+            """Score, and commit once journalled on disk; then the attempt counts as done."""
             try:
                 attempt = await score_attempt(attempt, active, batcher)
+                if journal and entry:
+                    await journal.synced(entry)  # usually long done: it began at the append
                 await writer.write(attempt)  # returns once committed
             finally:
                 answered.release()
@@ -303,7 +301,7 @@ class Runner:
 
         async def recover(attempt: Attempt) -> None:
             await answered.acquire()
-            await finish(attempt, journal.adopted if journal else None)
+            await finish(attempt, Entry(journal.adopted, 0) if journal else None)
             result.recovered += 1
 
         try:
@@ -317,7 +315,7 @@ class Runner:
             await batcher.aclose()
             await writer.close()
             if journal:
-                journal.close()
+                await journal.aclose()
             await self._close_models()
         return result
 

@@ -201,16 +201,8 @@ class AttemptWriter:
     at most what was waiting here, never an attempt `write` has returned for.
     """
 
-    def __init__(
-        self,
-        commit: Callable[[Sequence[Attempt]], None],
-        max_batch: int = 500,
-        *,
-        before_commit: Callable[[], None] | None = None,
-    ) -> None:
+    def __init__(self, commit: Callable[[Sequence[Attempt]], None], max_batch: int = 500) -> None:
         self._commit = commit
-        # Called in the thread before each commit, e.g. to sync a journal the batch is in.
-        self._before_commit = before_commit
         self._max_batch = max_batch
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._thread = threading.Thread(
@@ -248,8 +240,6 @@ class AttemptWriter:
                 batch.append(more)
             error: BaseException | None = None
             try:
-                if self._before_commit is not None:
-                    self._before_commit()
                 self._commit([item.attempt for item in batch])
             except BaseException as exc:  # handed to every waiting caller
                 error = exc
