@@ -217,7 +217,7 @@ def test_replay_is_idempotent_stored_and_duplicated_entries_are_not_stored_twice
     directory = runner.journal_directory
     assert directory is not None
     lines = [a.model_dump_json().encode() + b"\n" for a in answered]
-    # A kill while re-journalling leaves the same attempts in two segments.
+    # The same attempts in two segments (never written so, but replay must not mind).
     _write_segment(directory, 1, lines[:3])
     _write_segment(directory, 2, lines[:3])
     first, replay, _ = _resume(runner)
@@ -272,9 +272,11 @@ def test_read_journal_counts_what_it_skips(tmp_path: Path) -> None:
     planned = {(x.target, x.probe_id, x.sample) for x in answered}
     other = c.model_copy(update={"campaign_hash": "0" * 64})
     lines = [x.model_dump_json().encode() + b"\n" for x in (a, b, other)]
-    _write_segment(directory, 1, [*lines, b"not json\n", b"\n", b'{"target": 1}\n'])
+    broken = [b"not json\n", b"\n", b'{"target": 1}\n', b"[]\n"]
+    unhashable = json.dumps({**json.loads(lines[1]), "target": ["x"]}).encode() + b"\n"
+    _write_segment(directory, 1, [*lines, *broken, unhashable])
     replay = read_journal(directory, "unit", a.campaign_hash, {key}, planned)
-    assert (replay.stored, replay.stale, replay.unreadable) == (1, 1, 2)
+    assert (replay.stored, replay.stale, replay.unreadable) == (1, 1, 4)
     assert [x.id for x in replay.attempts] == [b.id]
     assert read_journal(tmp_path / "absent", "unit", a.campaign_hash, set(), planned).attempts == []
 

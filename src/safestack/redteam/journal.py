@@ -66,9 +66,8 @@ class Replay:
     """What a run's journal held when the run resumed."""
 
     directory: Path | None
-    segments: list[Path] = field(
-        default_factory=list
-    )  # the files read; superseded once re-journalled
+    # The files read: the next `Journal` adopts them and deletes them once `attempts` are stored.
+    segments: list[Path] = field(default_factory=list)
     attempts: list[Attempt] = field(default_factory=list)  # answered, not stored: not asked again
     stored: int = 0  # already committed to the store
     stale: int = 0  # from another campaign (a forced re-run) or not in the plan: dropped
@@ -82,7 +81,7 @@ class Replay:
             return []
         return [
             f"journal {self.directory}: skipped {self.unreadable} unreadable line(s), "
-            "a write cut short when the process was killed; their attempts are asked again"
+            "likely a write cut short when the process was killed; their attempts are asked again"
         ]
 
 
@@ -116,6 +115,7 @@ def read_journal(
             try:
                 data = json.loads(line)
                 key = (data["target"], data["probe_id"], data["sample"])
+                hash(key)  # a list or an object where a string belongs is not a key
                 same_run = data["run_id"] == run_id and data["campaign_hash"] == campaign_hash
             except (ValueError, KeyError, TypeError):
                 replay.unreadable += 1
@@ -124,7 +124,7 @@ def read_journal(
                 replay.stale += 1
             elif key in stored:
                 replay.stored += 1
-            elif key not in seen:  # a kill while re-journalling leaves a copy in two segments
+            elif key not in seen:  # one entry per key is expected; keep the first
                 try:
                     replay.attempts.append(Attempt.model_validate(data))
                 except ValidationError:
