@@ -23,7 +23,7 @@ def test_migrations_create_the_tables_at_head(db_url: str) -> None:
 
         store.upgrade()
 
-        assert store.revision() == head_revision() == "0004"
+        assert store.revision() == head_revision() == "0006"
         schema = inspect(store.engine)
         assert {
             "judgements",
@@ -32,6 +32,8 @@ def test_migrations_create_the_tables_at_head(db_url: str) -> None:
             "redteam_runs",
             "attempts",
             "training_sets",
+            "media_banks",
+            "media_hashes",
         } <= set(schema.get_table_names())
         columns = {column["name"] for column in schema.get_columns("judgements")}
         assert columns == {
@@ -72,7 +74,7 @@ def test_a_database_at_0001_upgrades_to_head_and_keeps_its_rows(
         old.judgements.record(blocked, "kept across the upgrade", kind="prompt", run_id="old")
 
     with Store.open(db_url) as store:
-        assert store.revision() == "0004"
+        assert store.revision() == "0006"
         assert store.judgements.count(run_id="old") == 1
         key, secret = store.keys.create("after-upgrade", ["chat"])
         assert store.keys.verify(secret) == key

@@ -2,7 +2,7 @@
 
 `Store.open(settings.database_url())` connects and migrates; one repository per record family writes
 and reads them: `store.judgements`, `store.keys`, `store.audit`, `store.runs` (red-team attempts),
-`store.training_sets` (break-fix training sets).
+`store.training_sets` (break-fix training sets), `store.media_banks` (hash banks for images).
 """
 
 from safestack.store.attempts import RedteamRuns, StoredRun
@@ -11,19 +11,33 @@ from safestack.store.database import Database
 from safestack.store.db import Store
 from safestack.store.judgements import Judgements, StoredJudgement
 from safestack.store.keys import SCOPES, ApiKey, ApiKeys, Scope
+from safestack.store.media_banks import (
+    ActiveHash,
+    BankEntry,
+    HashKind,
+    ImportCount,
+    MediaBanks,
+    StoredBank,
+)
 from safestack.store.migrate import head_revision
 from safestack.store.training_sets import StoredTrainingSet, TrainingSets
 
 __all__ = [
     "SCOPES",
+    "ActiveHash",
     "ApiKey",
     "ApiKeys",
     "AuditLog",
+    "BankEntry",
     "Database",
+    "HashKind",
+    "ImportCount",
     "Judgements",
+    "MediaBanks",
     "RedteamRuns",
     "Scope",
     "Store",
+    "StoredBank",
     "StoredJudgement",
     "StoredRun",
     "StoredTrainingSet",

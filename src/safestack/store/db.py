@@ -13,6 +13,7 @@ from safestack.store.audit import AuditLog
 from safestack.store.database import Database
 from safestack.store.judgements import Judgements
 from safestack.store.keys import ApiKeys
+from safestack.store.media_banks import MediaBanks
 from safestack.store.training_sets import TrainingSets
 
 
@@ -26,3 +27,4 @@ class Store(Database):
         self.audit = AuditLog(self)
         self.runs = RedteamRuns(self)
         self.training_sets = TrainingSets(self)
+        self.media_banks = MediaBanks(self)

@@ -16,6 +16,8 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     Double,
+    ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -187,3 +189,35 @@ class TrainingSetRow(Base):
     path: Mapped[str] = mapped_column(TextType())
     manifest: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
     schema_version: Mapped[int] = mapped_column(Integer())
+
+
+class MediaBankRow(Base):
+    """One hash bank (`safestack media bank import`): a named list of hashes of known material."""
+
+    __tablename__ = "media_banks"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    source: Mapped[str] = mapped_column(TextType())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    schema_version: Mapped[int] = mapped_column(Integer())
+
+
+class MediaHashRow(Base):
+    """One hash in a bank. Never deleted: a withdrawn hash gets `disabled_at` (a tombstone), so a
+    past match can always be traced to the entry it hit."""
+
+    __tablename__ = "media_hashes"
+    __table_args__ = (
+        CheckConstraint("kind IN ('pdq', 'md5', 'sha256')", name="kind"),
+        UniqueConstraint("bank_id", "kind", "value", name="uq_media_hashes_entry"),
+        Index("ix_media_hashes_kind_value", "kind", "value"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    bank_id: Mapped[str] = mapped_column(String(32), ForeignKey("media_banks.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    value: Mapped[str] = mapped_column(String(64))
+    quality: Mapped[int | None] = mapped_column(Integer())
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

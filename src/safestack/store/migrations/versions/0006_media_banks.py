@@ -1,0 +1,51 @@
+"""media_banks, media_hashes: hash banks of known material for image matching (`safestack media`).
+
+Revision ID: 0006
+Revises: 0004 (on merge: 0005, the revision main has by then)
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0006"
+down_revision: str | None = "0004"
+branch_labels: str | None = None
+depends_on: str | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "media_banks",
+        sa.Column("id", sa.String(32), nullable=False),
+        sa.Column("name", sa.String(200), nullable=False),
+        sa.Column("source", sa.Text(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("schema_version", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_media_banks"),
+        sa.UniqueConstraint("name", name="uq_media_banks_name"),
+    )
+    op.create_table(
+        "media_hashes",
+        sa.Column("id", sa.String(32), nullable=False),
+        sa.Column("bank_id", sa.String(32), nullable=False),
+        sa.Column("kind", sa.String(8), nullable=False),
+        sa.Column("value", sa.String(64), nullable=False),
+        sa.Column("quality", sa.Integer(), nullable=True),
+        sa.Column("added_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("disabled_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name="pk_media_hashes"),
+        sa.ForeignKeyConstraint(
+            ["bank_id"], ["media_banks.id"], name="fk_media_hashes_bank_id_media_banks"
+        ),
+        sa.UniqueConstraint("bank_id", "kind", "value", name="uq_media_hashes_entry"),
+        sa.CheckConstraint("kind IN ('pdq', 'md5', 'sha256')", name="ck_media_hashes_kind"),
+    )
+    op.create_index("ix_media_hashes_bank_id", "media_hashes", ["bank_id"])
+    op.create_index("ix_media_hashes_kind_value", "media_hashes", ["kind", "value"])
+
+
+def downgrade() -> None:
+    op.drop_table("media_hashes")
+    op.drop_table("media_banks")
