@@ -98,13 +98,14 @@ class MediaBanks:
                         }
                     ],
                 )
-            held = set(
-                session.execute(
+            held: set[tuple[str, str]] = {
+                (kind, value)
+                for kind, value in session.execute(
                     select(MediaHashRow.kind, MediaHashRow.value).where(
                         MediaHashRow.bank_id == bank_id
                     )
                 )
-            )
+            }
             fresh = iter(entries)
             while chunk := list(islice(fresh, BATCH_ROWS)):
                 rows = []
