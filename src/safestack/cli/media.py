@@ -159,12 +159,13 @@ def match_files(
                 if verdict.pdq_trusted
                 else f" (PDQ quality {verdict.hashes.quality}: exact only)"
             )
-            console.print(f"{escape(str(path))}: no match{note}", highlight=False)
+            console.print(f"{escape(str(path))}: no match{note}", highlight=False, soft_wrap=True)
         for m in verdict.matches:
             console.print(
                 f"{escape(str(path))}: [red]MATCH[/] bank '{escape(m.bank)}' {m.kind} {m.value} "
                 f"distance {m.distance} ({m.variant})",
                 highlight=False,
+                soft_wrap=True,  # one line a match: greppable
             )
     if failed:
         raise typer.Exit(2)

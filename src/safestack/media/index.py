@@ -100,7 +100,7 @@ class HashIndex:
         probes = (queries[:, None, :] ^ _FLIPS[None, :, :]).reshape(-1, PDQ_BITS // 8)
         # A probe is CHUNKS bits from its query at most, so a match is within this of the probe.
         limits, _, ids = self._index.range_search(probes, max_distance + CHUNKS + 1)
-        per_probe = np.diff(limits)
+        per_probe = np.diff(limits).astype(np.int64)
         rows = np.repeat(np.arange(len(probes)) // len(_FLIPS), per_probe)
         pairs = np.unique(np.stack([rows, ids]), axis=1)
         if not pairs.size:
