@@ -73,7 +73,8 @@ def test_json_list_object_and_lines(tmp_path: Path) -> None:
     lines.write_text(json.dumps({"signal_type": "md5", "signal_value": MD5}) + "\n{broken\n")
     parsed = read_bank_file(lines, "json")
     assert parsed.entries == [BankEntry(kind="md5", value=MD5)]
-    assert [str(p) for p in parsed.problems][0].startswith(f"{lines}:2: not JSON")
+    [problem] = parsed.problems
+    assert str(problem).startswith(f"{lines}:2: not JSON")
 
 
 def test_not_json_at_all_is_one_clear_error(tmp_path: Path) -> None:
