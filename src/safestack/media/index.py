@@ -47,44 +47,79 @@ class IndexHit:
 
 
 class HashIndex:
-    """Every active bank entry, ready to match. Built once, then read by any number of threads."""
+    """Every active bank entry, ready to match. Built once, then read by any number of threads.
+
+    PDQ entries are kept as columns (codes, ids, bank numbers, qualities), not as objects: a million
+    of them take about 100 MB here rather than about a gigabyte of records.
+    """
 
     def __init__(self, entries: Iterable[ActiveHash], *, min_quality: int = 50) -> None:
         self.exact: dict[tuple[str, str], list[ActiveHash]] = {}
-        self.pdq_entries: list[ActiveHash] = []
         self.untrusted = 0
-        codes: list[bytes] = []
+        banks: dict[str, int] = {}
+        ids: list[str] = []
+        bank_of: list[int] = []
+        qualities: list[int] = []
+        codes = bytearray()
         for entry in entries:
             if entry.kind != "pdq":
                 self.exact.setdefault((entry.kind, entry.value), []).append(entry)
             elif entry.quality is not None and entry.quality < min_quality:
                 self.untrusted += 1  # kept in the bank, but too bland to match on
             else:
-                self.pdq_entries.append(entry)
-                codes.append(bytes.fromhex(entry.value))
-        self.codes = (
-            np.frombuffer(b"".join(codes), dtype=np.uint8).reshape(-1, PDQ_BITS // 8)
-            if codes
-            else np.zeros((0, PDQ_BITS // 8), dtype=np.uint8)
+                ids.append(entry.id)
+                bank_of.append(banks.setdefault(entry.bank, len(banks)))
+                qualities.append(-1 if entry.quality is None else entry.quality)
+                codes += bytes.fromhex(entry.value)
+        self._finish(
+            np.frombuffer(bytes(codes), dtype=np.uint8).reshape(-1, PDQ_BITS // 8),
+            ids,
+            np.array(bank_of, dtype=np.int32),
+            list(banks),
+            np.array(qualities, dtype=np.int16),
         )
+
+    def _finish(
+        self,
+        codes: np.ndarray,
+        ids: list[str] | None,
+        bank_of: np.ndarray,
+        banks: list[str],
+        qualities: np.ndarray,
+    ) -> None:
+        self.codes = np.ascontiguousarray(codes, dtype=np.uint8)
+        self._ids = ids  # None: entries are named by their row (benchmarks)
+        self._bank_of = bank_of
+        self._banks = banks
+        self._qualities = qualities
         self._index = faiss.IndexBinaryMultiHash(PDQ_BITS, CHUNKS, CHUNK_BITS)
         self._index.nflip = 0
         if len(self.codes):
             self._index.add(self.codes)
 
     @classmethod
-    def from_codes(cls, codes: np.ndarray) -> HashIndex:
+    def from_codes(cls, codes: np.ndarray, bank: str = "bench") -> HashIndex:
         """An index over raw PDQ codes (n x 32 bytes), entries named by row: for benchmarks."""
-        entries = (
-            ActiveHash(
-                id=str(row), bank="bench", kind="pdq", value=code.tobytes().hex(), quality=None
-            )
-            for row, code in enumerate(codes)
+        index = cls.__new__(cls)
+        index.exact = {}
+        index.untrusted = 0
+        n = len(codes)
+        index._finish(codes, None, np.zeros(n, np.int32), [bank], np.full(n, -1, np.int16))
+        return index
+
+    def pdq_entry(self, row: int) -> ActiveHash:
+        """The PDQ entry at `row` of the index, as the store holds it."""
+        quality = int(self._qualities[row])
+        return ActiveHash(
+            id=str(row) if self._ids is None else self._ids[row],
+            bank=self._banks[int(self._bank_of[row])],
+            kind="pdq",
+            value=self.codes[row].tobytes().hex(),
+            quality=None if quality < 0 else quality,
         )
-        return cls(entries)
 
     def __len__(self) -> int:
-        return len(self.pdq_entries) + sum(len(v) for v in self.exact.values())
+        return len(self.codes) + sum(len(v) for v in self.exact.values())
 
     def lookup(self, kind: str, value: str) -> list[ActiveHash]:
         """Entries whose MD5 or SHA-256 is exactly `value`."""
@@ -110,7 +145,7 @@ class HashIndex:
         )
         keep = distances <= max_distance
         return [
-            IndexHit(entry=self.pdq_entries[int(i)], query=int(q), distance=int(d))
+            IndexHit(entry=self.pdq_entry(int(i)), query=int(q), distance=int(d))
             for q, i, d in zip(pairs[0][keep], pairs[1][keep], distances[keep], strict=True)
         ]
 
@@ -120,5 +155,5 @@ class HashIndex:
         for q, query in enumerate(queries):
             distances = np.bitwise_count(self.codes ^ query).sum(axis=1, dtype=np.int64)
             for i in np.flatnonzero(distances <= max_distance):
-                hits.append(IndexHit(self.pdq_entries[int(i)], q, int(distances[i])))
+                hits.append(IndexHit(self.pdq_entry(int(i)), q, int(distances[i])))
         return hits
