@@ -134,3 +134,20 @@ def test_screen_from_store_reload_and_tombstones(tmp_path: Path) -> None:
 def test_screen_refuses_what_it_cannot_decode(screen: MediaScreen) -> None:
     with pytest.raises(MediaError, match="upload: not a readable image"):
         screen.screen(b"GIF89a-not-really", name="upload")
+
+
+def test_a_matched_verdict_opens_a_case_without_the_image(tmp_path: Path) -> None:
+    from safestack.media import open_case
+
+    seed = BANKED[3]
+    data = encode(generated_image(seed), "JPEG", quality=85)
+    verdict = MediaScreen.from_entries([pdq_entry(seed)]).screen(data)
+    with Store.open(f"sqlite:///{tmp_path / 'cases.db'}") as store:
+        case = open_case(store, verdict, {"key_id": "ssk_1"})
+        assert case.status == "open"
+        assert case.sha256 == verdict.hashes.sha256
+        assert [m.entry_id for m in case.matches] == [f"e{seed}"]
+        assert data not in repr(case).encode()
+        unmatched = MediaScreen.from_entries([]).screen(data)
+        with pytest.raises(ValueError, match="only a verdict that matched"):
+            open_case(store, unmatched)

@@ -5,6 +5,7 @@ one `MediaScreen` and calls `screen(image_bytes) -> MediaVerdict` before anythin
 """
 
 from safestack.media.bank_files import FORMATS, BankFile, BankFormat, Problem, read_bank_file
+from safestack.media.cases import open_case
 from safestack.media.decode import ALLOWED_FORMATS, ImageLimits, decode_image
 from safestack.media.hashing import DIHEDRAL, ImageHashes, hash_image
 from safestack.media.index import HashIndex, IndexHit
@@ -27,5 +28,6 @@ __all__ = [
     "Problem",
     "decode_image",
     "hash_image",
+    "open_case",
     "read_bank_file",
 ]

@@ -2,7 +2,7 @@
 
 `Store.open(settings.database_url())` connects and migrates; one repository per record family writes
 and reads them: `store.judgements`, `store.keys`, `store.audit`, `store.runs` (red-team attempts),
-`store.training_sets` (break-fix training sets), `store.media_banks` (hash banks for images).
+`store.training_sets` (break-fix training sets), `store.media_banks` (hash banks for images), `store.media_cases` (their matches, for review).
 """
 
 from safestack.store.attempts import RedteamRuns, StoredRun
@@ -19,6 +19,7 @@ from safestack.store.media_banks import (
     MediaBanks,
     StoredBank,
 )
+from safestack.store.media_cases import CaseMatch, CaseStatus, MediaCase, MediaCases
 from safestack.store.migrate import head_revision
 from safestack.store.training_sets import StoredTrainingSet, TrainingSets
 
@@ -29,11 +30,15 @@ __all__ = [
     "ApiKeys",
     "AuditLog",
     "BankEntry",
+    "CaseMatch",
+    "CaseStatus",
     "Database",
     "HashKind",
     "ImportCount",
     "Judgements",
     "MediaBanks",
+    "MediaCase",
+    "MediaCases",
     "RedteamRuns",
     "Scope",
     "Store",

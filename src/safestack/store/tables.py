@@ -221,3 +221,27 @@ class MediaHashRow(Base):
     quality: Mapped[int | None] = mapped_column(Integer())
     added_at: Mapped[datetime] = mapped_column(UTCDateTime())
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class MediaCaseRow(Base):
+    """One image that matched a bank: the case a reviewer confirms or dismisses and a report is
+    made from. The image itself is never here, only its hashes and what matched."""
+
+    __tablename__ = "media_cases"
+    __table_args__ = (
+        CheckConstraint("status IN ('open', 'confirmed', 'dismissed', 'reported')", name="status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    md5: Mapped[str] = mapped_column(String(32))
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    pdq: Mapped[str | None] = mapped_column(String(64))
+    quality: Mapped[int | None] = mapped_column(Integer())
+    matches: Mapped[list[dict[str, Any]]] = mapped_column(JSONDocument)
+    context: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    reviewer: Mapped[str | None] = mapped_column(TextType())
+    decision_note: Mapped[str | None] = mapped_column(TextType())
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    schema_version: Mapped[int] = mapped_column(Integer())
