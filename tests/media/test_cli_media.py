@@ -81,3 +81,27 @@ def test_import_with_nothing_usable_and_unknown_bank_are_errors(tmp_path: Path) 
 def test_bank_list_when_empty() -> None:
     code, out, _ = run("media", "bank", "list")
     assert code == 0 and "no hash banks" in out
+
+
+def test_case_list_and_review(db_url: str) -> None:
+    from safestack.store import CaseMatch, Store
+
+    match = CaseMatch(
+        bank="demo", entry_id="e", kind="md5", value="a" * 32, distance=0, variant="bytes"
+    )
+    with Store.open(db_url) as store:
+        case = store.media_cases.open(
+            md5="a" * 32, sha256="b" * 64, pdq=None, quality=None, matches=[match]
+        )
+    code, out, _ = run("media", "case", "list", "--status", "open")
+    assert code == 0 and case.id in out and "demo" in out
+    code, out, err = run(
+        "media", "case", "review", case.id, "--status", "reported", "--reviewer", "ana"
+    )
+    assert code == 2 and "is open; it can become confirmed or dismissed, not reported" in err
+    code, out, _ = run(
+        "media", "case", "review", case.id, "--status", "confirmed", "--reviewer", "ana"
+    )
+    assert code == 0 and f"case {case.id}: confirmed by ana" in out
+    code, out, _ = run("media", "case", "list", "--status", "open")
+    assert "no media cases" in out

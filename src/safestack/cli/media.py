@@ -240,3 +240,70 @@ def list_banks(ctx: typer.Context) -> None:
             bank.created_at.strftime("%Y-%m-%d %H:%M"),
         )
     console.print(table)
+
+
+case_app = typer.Typer(
+    cls=SafestackGroup,
+    help="Match cases: images that matched a bank, for review and reporting.",
+    no_args_is_help=True,
+)
+media_app.add_typer(case_app, name="case")
+
+
+class StatusName(StrEnum):
+    OPEN = "open"
+    CONFIRMED = "confirmed"
+    DISMISSED = "dismissed"
+    REPORTED = "reported"
+
+
+@case_app.command("list")
+def list_cases(
+    ctx: typer.Context,
+    status: StatusName | None = typer.Option(
+        None, "--status", "-s", help="Only cases in this status."
+    ),
+    limit: int = typer.Option(100, "--limit", min=1, help="At most this many, oldest first."),
+) -> None:
+    """List match cases, oldest first (the review queue: --status open).
+
+    Example: safestack media case list --status open
+    """
+    with Store.open(state(ctx).settings.database_url()) as store:
+        cases = store.media_cases.find(status=status.value if status else None, limit=limit)
+    if not cases:
+        console.print("no media cases")
+        return
+    table = Table(title="media cases", box=box.SIMPLE_HEAD)
+    table.add_column("id", no_wrap=True)
+    for header in ("matched", "status", "banks", "closest", "reviewer"):
+        table.add_column(header, overflow="fold")
+    for case in cases:
+        table.add_row(
+            case.id,
+            case.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            case.status,
+            escape(", ".join(sorted({m.bank for m in case.matches}))),
+            str(min(m.distance for m in case.matches)),
+            escape(case.reviewer or ""),
+        )
+    console.print(table)
+
+
+@case_app.command("review")
+def review_case(
+    ctx: typer.Context,
+    case_id: str = typer.Argument(..., help="The case id from `safestack media case list`."),
+    status: StatusName = typer.Option(
+        ..., "--status", "-s", help="confirmed, dismissed or reported."
+    ),
+    reviewer: str = typer.Option(..., "--reviewer", "-r", help="Who decided."),
+    note: str | None = typer.Option(None, "--note", help="Why, kept with the case."),
+) -> None:
+    """Record a decision: open -> confirmed | dismissed; confirmed -> reported once filed by hand.
+
+    Example: safestack media case review 3f2a... --status confirmed --reviewer ana
+    """
+    with Store.open(state(ctx).settings.database_url()) as store:
+        case = store.media_cases.review(case_id, status=status.value, reviewer=reviewer, note=note)
+    console.print(f"case {case.id}: {case.status} by {escape(reviewer)}", highlight=False)
