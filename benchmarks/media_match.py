@@ -10,6 +10,7 @@ that still match, per edit, and how far crops can go.
 
     .venv/bin/python benchmarks/media_match.py                  # 1M hashes, 2000 images
     .venv/bin/python benchmarks/media_match.py --n 100000 --images 400 --json
+    .venv/bin/python benchmarks/media_match.py --skip-images --compare-faiss   # needs faiss-cpu
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import sys
 import time
 from pathlib import Path
 
-import faiss
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "media"))
@@ -84,6 +84,38 @@ def bench_index(args: argparse.Namespace) -> dict[str, object]:
         "query_p99_ms": round(float(np.percentile(latencies, 99)), 3),
         "planted_found": f"{found_planted}/{args.queries}",
         "recall_vs_brute_force": f"{agree}/{total}",
+    }
+
+
+def bench_faiss(args: argparse.Namespace) -> dict[str, object]:
+    """The same search on faiss' IndexBinaryMultiHash (16 x 16 bits), neighbours sent as probes."""
+    import faiss
+
+    faiss.omp_set_num_threads(1)
+    rng = np.random.default_rng(args.seed)
+    codes = rng.integers(0, 256, (args.n, 32), dtype=np.uint8)
+    before = rss_mb()
+    started = time.perf_counter()
+    index = faiss.IndexBinaryMultiHash(256, 16, 16)
+    index.add(codes)
+    build_s = time.perf_counter() - started
+    index_mb = rss_mb() - before
+    flips = np.zeros((17, 32), dtype=np.uint8)
+    for bit in range(16):
+        for chunk in range(16):
+            flips[bit + 1, 2 * chunk + bit // 8] |= 1 << (bit % 8)
+    latencies = []
+    for _ in range(min(args.queries, 200)):
+        queries = rng.integers(0, 256, (8, 32), dtype=np.uint8)
+        started = time.perf_counter()
+        probes = (queries[:, None, :] ^ flips[None]).reshape(-1, 32)
+        index.range_search(probes, 31 + 16 + 1)
+        latencies.append((time.perf_counter() - started) * 1000)
+    return {
+        "build_s": round(build_s, 2),
+        "index_rss_mb": round(index_mb, 1),
+        "query_p50_ms": round(float(np.percentile(latencies, 50)), 3),
+        "query_p99_ms": round(float(np.percentile(latencies, 99)), 3),
     }
 
 
@@ -149,17 +181,18 @@ def main() -> None:
     parser.add_argument("--recall-sample", type=int, default=100, help="queries brute-forced")
     parser.add_argument("--images", type=int, default=2000, help="generated images, half banked")
     parser.add_argument("--edit-sample", type=int, default=100, help="banked images edited")
-    parser.add_argument("--threads", type=int, default=1, help="faiss OpenMP threads")
+    parser.add_argument("--compare-faiss", action="store_true", help="also time faiss (faiss-cpu)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-images", action="store_true")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    faiss.omp_set_num_threads(args.threads)
     report: dict[str, object] = {
         "load_average": os.getloadavg()[0],
         "cores": os.cpu_count(),
         "index": bench_index(args),
     }
+    if args.compare_faiss:
+        report["faiss_multihash"] = bench_faiss(args)
     if not args.skip_images:
         report["images"] = bench_images(args)
     report["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)

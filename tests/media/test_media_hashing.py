@@ -119,6 +119,7 @@ def _bomb_png(width: int, height: int) -> bytes:
     )
 
 
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
 @pytest.mark.parametrize("side", [4_000, 8_000])  # over the limit; over twice it (Pillow errors)
 def test_a_decompression_bomb_is_refused_before_decoding(side: int) -> None:
     bomb = _bomb_png(side, side)

@@ -50,7 +50,6 @@ class KindName(StrEnum):
 
 def _require_media() -> None:
     try:
-        import faiss  # noqa: F401
         import pdqhash  # noqa: F401
         import PIL  # noqa: F401
     except ImportError as exc:

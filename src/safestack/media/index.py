@@ -1,11 +1,13 @@
 """The matching index: exact MD5/SHA-256 lookups and PDQ near-neighbour search by Hamming distance.
 
 PDQ search is multi-index hashing (Norouzi et al., "Fast search in Hamming space with multi-index
-hashing", CVPR 2012) on faiss' IndexBinaryMultiHash: the 256 bits are cut into 16 chunks of 16 bits.
-Two hashes at most 31 bits apart differ in at most one bit in some chunk (16 chunks x 2 bits = 32),
-so probing each chunk's bucket for the query and its 16 one-bit neighbours finds every match: recall
-is exact, not approximate. faiss' own neighbour probing (`nflip`) is slow, so the neighbours are
-sent as 16 extra queries with bit j of every chunk flipped, and distances re-measured here.
+hashing", CVPR 2012): the 256 bits are cut into 16 chunks of 16 bits, each with a table from chunk
+value to the rows holding it. Two hashes at most 31 bits apart differ in at most one bit in some
+chunk (16 chunks x 2 bits = 32), so looking up each chunk of the query and its 16 one-bit
+neighbours finds every match: recall is exact, not approximate. The tables are numpy arrays (rows
+sorted by chunk value, plus offsets), so a lookup is a slice and a query is a few vector operations.
+faiss' IndexBinaryMultiHash does the same and was measured 3-4x slower to query and 9x slower to
+build at a million hashes (benchmarks/media_match.py --compare-faiss).
 """
 
 from __future__ import annotations
@@ -13,28 +15,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import faiss
 import numpy as np
 
 from safestack.store import ActiveHash
 
 PDQ_BITS = 256
+PDQ_BYTES = PDQ_BITS // 8
 CHUNKS = 16
 CHUNK_BITS = PDQ_BITS // CHUNKS
-# This structure guarantees recall up to 2 * CHUNKS - 1 bits; farther hashes may be missed.
+# This structure guarantees recall up to 2 * CHUNKS - 1 bits; farther searches scan everything.
 MAX_EXACT_DISTANCE = 2 * CHUNKS - 1
-
-
-def _flip_masks() -> np.ndarray:
-    """Row 0: no flip; row j+1 flips bit j of every 16-bit chunk (bytes 2c and 2c+1)."""
-    masks = np.zeros((CHUNK_BITS + 1, PDQ_BITS // 8), dtype=np.uint8)
-    for bit in range(CHUNK_BITS):
-        for chunk in range(CHUNKS):
-            masks[bit + 1, 2 * chunk + bit // 8] |= 1 << (bit % 8)
-    return masks
-
-
-_FLIPS = _flip_masks()
+# A chunk value and its 16 one-bit neighbours.
+_FLIPS = np.concatenate([[0], 1 << np.arange(CHUNK_BITS)]).astype(np.int64)
+_CHUNK_OF = np.arange(CHUNKS)[None, :, None]
 
 
 @dataclass(frozen=True)
@@ -72,7 +65,7 @@ class HashIndex:
                 qualities.append(-1 if entry.quality is None else entry.quality)
                 codes += bytes.fromhex(entry.value)
         self._finish(
-            np.frombuffer(bytes(codes), dtype=np.uint8).reshape(-1, PDQ_BITS // 8),
+            np.frombuffer(bytes(codes), dtype=np.uint8).reshape(-1, PDQ_BYTES),
             ids,
             np.array(bank_of, dtype=np.int32),
             list(banks),
@@ -87,15 +80,19 @@ class HashIndex:
         banks: list[str],
         qualities: np.ndarray,
     ) -> None:
-        self.codes = np.ascontiguousarray(codes, dtype=np.uint8)
+        self.codes = np.ascontiguousarray(codes, dtype=np.uint8).reshape(-1, PDQ_BYTES)
         self._ids = ids  # None: entries are named by their row (benchmarks)
         self._bank_of = bank_of
         self._banks = banks
         self._qualities = qualities
-        self._index = faiss.IndexBinaryMultiHash(PDQ_BITS, CHUNKS, CHUNK_BITS)
-        self._index.nflip = 0
-        if len(self.codes):
-            self._index.add(self.codes)
+        self._words = self.codes.view(np.uint64)  # 4 words a hash, for popcounts
+        chunks = self.codes.view(">u2")  # 16 big-endian 16-bit chunks a hash
+        # Per chunk: the rows sorted by that chunk's value, and where each value's run starts.
+        self._rows = np.argsort(chunks, axis=0, kind="stable").astype(np.int32).T.copy()
+        self._starts = np.zeros((CHUNKS, (1 << CHUNK_BITS) + 1), dtype=np.int64)
+        for chunk in range(CHUNKS):
+            counts = np.bincount(chunks[:, chunk], minlength=1 << CHUNK_BITS)
+            np.cumsum(counts, out=self._starts[chunk, 1:])
 
     @classmethod
     def from_codes(cls, codes: np.ndarray, bank: str = "bench") -> HashIndex:
@@ -127,33 +124,45 @@ class HashIndex:
 
     def search(self, queries: np.ndarray, max_distance: int) -> list[IndexHit]:
         """Entries within `max_distance` bits of any row of `queries` (k x 32 bytes)."""
+        queries = np.ascontiguousarray(queries, dtype=np.uint8).reshape(-1, PDQ_BYTES)
         if not len(self.codes) or not len(queries):
             return []
         if max_distance > MAX_EXACT_DISTANCE:
             return self._scan(queries, max_distance)
-        queries = np.ascontiguousarray(queries, dtype=np.uint8)
-        probes = (queries[:, None, :] ^ _FLIPS[None, :, :]).reshape(-1, PDQ_BITS // 8)
-        # A probe is CHUNKS bits from its query at most, so a match is within this of the probe.
-        limits, _, ids = self._index.range_search(probes, max_distance + CHUNKS + 1)
-        per_probe = np.diff(limits).astype(np.int64)
-        rows = np.repeat(np.arange(len(probes)) // len(_FLIPS), per_probe)
-        pairs = np.unique(np.stack([rows, ids]), axis=1)
-        if not pairs.size:
-            return []
-        distances = np.bitwise_count(queries[pairs[0]] ^ self.codes[pairs[1]]).sum(
+        keys = queries.view(">u2").astype(np.int64)[:, :, None] ^ _FLIPS[None, None, :]
+        chunk_of = np.broadcast_to(_CHUNK_OF, keys.shape).ravel()
+        query_of = np.broadcast_to(np.arange(len(queries))[:, None, None], keys.shape).ravel()
+        keys = keys.ravel()
+        starts = self._starts[chunk_of, keys]
+        lengths = self._starts[chunk_of, keys + 1] - starts
+        # Every (bucket, position) pair, flattened: bucket b contributes lengths[b] rows.
+        bucket = np.repeat(np.arange(len(keys)), lengths)
+        offset = np.arange(len(bucket)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        rows = self._rows[chunk_of[bucket], starts[bucket] + offset]
+        asked = query_of[bucket]
+        distances = np.bitwise_count(self._words[rows] ^ queries.view(np.uint64)[asked]).sum(
             axis=1, dtype=np.int64
         )
         keep = distances <= max_distance
+        near = distances[keep]
+        # A row found through several chunks is one hit.
+        pairs, first = np.unique(asked[keep] * len(self.codes) + rows[keep], return_index=True)
         return [
-            IndexHit(entry=self.pdq_entry(int(i)), query=int(q), distance=int(d))
-            for q, i, d in zip(pairs[0][keep], pairs[1][keep], distances[keep], strict=True)
+            IndexHit(
+                entry=self.pdq_entry(int(pair % len(self.codes))),
+                query=int(pair // len(self.codes)),
+                distance=int(near[i]),
+            )
+            for pair, i in zip(pairs, first, strict=True)
         ]
 
     def _scan(self, queries: np.ndarray, max_distance: int) -> list[IndexHit]:
         """Every entry compared: for distances the chunked index cannot guarantee."""
         hits = []
         for q, query in enumerate(queries):
-            distances = np.bitwise_count(self.codes ^ query).sum(axis=1, dtype=np.int64)
+            distances = np.bitwise_count(self._words ^ query.view(np.uint64)).sum(
+                axis=1, dtype=np.int64
+            )
             for i in np.flatnonzero(distances <= max_distance):
                 hits.append(IndexHit(self.pdq_entry(int(i)), q, int(distances[i])))
         return hits
