@@ -26,10 +26,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "media"))
-from media_images import TRANSFORMS, crop, encode, generated_image  # noqa: E402
+from media_images import TRANSFORMS, crop, encode, generated_image
 
-from safestack.media import HashIndex, ImageLimits, MediaScreen, hash_image  # noqa: E402
-from safestack.store import ActiveHash  # noqa: E402
+from safestack.media import HashIndex, ImageLimits, MediaScreen, hash_image
+from safestack.store import ActiveHash
 
 
 def rss_mb() -> float:
