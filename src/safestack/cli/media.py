@@ -196,6 +196,7 @@ def import_bank(
 
     Example: safestack media bank import hashes.csv --name ncmec --source "NCMEC 2026-12"
     """
+    _require_media()
     from safestack.media.bank_files import read_bank_file
 
     parsed = read_bank_file(file, format.value, kind=kind.value)
