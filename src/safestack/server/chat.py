@@ -22,6 +22,7 @@ from safestack.records import Action, Conversation
 from safestack.server.calls import Call, handle, read_json
 from safestack.server.errors import json_response
 from safestack.server.gateway import Gateway
+from safestack.server.limits import WorkLimits
 from safestack.server.messages import ChatRequest, forward_payload, parse_chat_request
 from safestack.server.metrics import Metrics
 from safestack.server.streaming import relay, replay
@@ -39,9 +40,15 @@ async def chat_completions(request: Request) -> Response:
 
 async def _chat(gateway: Gateway, call: Call, request: Request) -> Response:
     payload = await read_json(request, call, gateway.settings.max_request_bytes)
+    model = payload.get("model")
+    call.model = model if isinstance(model, str) else None
+    limits = WorkLimits.of(call.key, gateway.settings)
+    limits.check_messages(payload.get("messages"))  # before each message is even looked at
     locale = request.headers.get("x-safestack-locale") or gateway.settings.locale
     chat = parse_chat_request(payload, locale=locale)
     call.model, call.stream = chat.model, chat.stream
+    chars = sum(len(message.content) for message in chat.conversation.messages)
+    await limits.charge_characters(gateway, call, chars, "messages")
     upstream, catalog = gateway.require_upstream()
     await catalog.check(call.key, chat.model)
     loaded = await gateway.policies.get(call.key.policy if call.key is not None else None)

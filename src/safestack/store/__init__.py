@@ -9,7 +9,7 @@ from safestack.store.audit import AuditLog
 from safestack.store.database import Database
 from safestack.store.db import Store
 from safestack.store.judgements import Judgements, StoredJudgement
-from safestack.store.keys import SCOPES, ApiKey, ApiKeys, Scope
+from safestack.store.keys import SCOPES, ApiKey, ApiKeys, KeyLimits, Scope
 from safestack.store.migrate import head_revision
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "AuditLog",
     "Database",
     "Judgements",
+    "KeyLimits",
     "RedteamRuns",
     "Scope",
     "Store",

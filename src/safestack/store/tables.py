@@ -105,6 +105,7 @@ class ApiKeyRow(Base):
     models: Mapped[list[str]] = mapped_column(JSONDocument)
     rate_per_minute: Mapped[int | None] = mapped_column(Integer())
     burst: Mapped[int | None] = mapped_column(Integer())
+    limits: Mapped[dict[str, int | None]] = mapped_column(JSONDocument)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
