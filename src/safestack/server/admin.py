@@ -12,14 +12,36 @@ from starlette.responses import Response
 from safestack.server.calls import Call, handle
 from safestack.server.errors import bad_request, json_response
 from safestack.server.gateway import Gateway
+from safestack.server.openapi import KEY_ERRORS, json_content, operation
 
 AUDIT = "/admin/audit"
 
 router = APIRouter()
 
 
-@router.get(AUDIT)
+@router.get(
+    AUDIT,
+    openapi_extra=operation(
+        ok=json_content("AuditEventList"),
+        errors=KEY_ERRORS,
+        parameters=[
+            {"name": "key_id", "in": "query", "schema": {"type": "string"}},
+            {
+                "name": "since",
+                "in": "query",
+                "description": "Events at or after this time; it needs a timezone.",
+                "schema": {"type": "string", "format": "date-time"},
+            },
+            {
+                "name": "limit",
+                "in": "query",
+                "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+            },
+        ],
+    ),
+)
 async def audit(request: Request) -> Response:
+    """Audit events, newest first (scope `admin`)."""
     return await handle(request, AUDIT, "admin", _audit)
 
 

@@ -25,6 +25,7 @@ from safestack.server.gateway import Gateway
 from safestack.server.limits import WorkLimits
 from safestack.server.messages import ChatRequest, forward_payload, parse_chat_request
 from safestack.server.metrics import Metrics
+from safestack.server.openapi import BODY_ERRORS, event_stream, json_content, operation
 from safestack.server.streaming import relay, replay
 from safestack.server.verdicts import input_scores, refusal, summary
 
@@ -33,8 +34,19 @@ CHAT = "/v1/chat/completions"
 router = APIRouter()
 
 
-@router.post(CHAT)
+@router.post(
+    CHAT,
+    openapi_extra=operation(
+        body="ChatCompletionRequest",
+        ok={
+            **json_content("ChatCompletion"),
+            "text/event-stream": event_stream("ChatCompletionChunk", "StreamError"),
+        },
+        errors=(*BODY_ERRORS, 404, 502, 504, "4XX"),
+    ),
+)
 async def chat_completions(request: Request) -> Response:
+    """Chat through the guard (scope `chat`): JSON, or server-sent events with `stream: true`."""
     return await handle(request, CHAT, "chat", _chat)
 
 

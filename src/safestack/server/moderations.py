@@ -25,14 +25,21 @@ from safestack.server.errors import ApiError, bad_request, json_response
 from safestack.server.gateway import Gateway
 from safestack.server.limits import WorkLimits
 from safestack.server.messages import text_of
+from safestack.server.openapi import BODY_ERRORS, json_content, operation
 
 MODERATIONS = "/v1/moderations"
 
 router = APIRouter()
 
 
-@router.post(MODERATIONS)
+@router.post(
+    MODERATIONS,
+    openapi_extra=operation(
+        body="ModerationRequest", ok=json_content("ModerationResponse"), errors=BODY_ERRORS
+    ),
+)
 async def moderations(request: Request) -> Response:
+    """Judge text with the key's policy (scope `moderate`), in OpenAI's moderation shape."""
     return await handle(request, MODERATIONS, "moderate", _moderate)
 
 
