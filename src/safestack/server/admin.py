@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import UTC, datetime
 
 from fastapi import APIRouter
 from starlette.requests import Request
@@ -57,6 +57,13 @@ async def _audit(gateway: Gateway, call: Call, request: Request) -> Response:
         raise bad_request("'limit' must be between 1 and 1000", param="limit")
     if since is not None and since.tzinfo is None:
         raise bad_request("'since' needs a timezone, e.g. 2026-01-31T00:00:00Z", param="since")
+    if since is not None:
+        try:
+            since = since.astimezone(UTC)
+        except OverflowError:  # 0001-01-01T00:00+01:00 is before the first representable UTC time
+            raise bad_request(
+                "'since' is out of range once converted to UTC", param="since"
+            ) from None
     events = await asyncio.to_thread(
         gateway.store.audit.events, key_id=query.get("key_id"), since=since, limit=limit
     )
