@@ -23,7 +23,7 @@ def test_migrations_create_the_tables_at_head(db_url: str) -> None:
 
         store.upgrade()
 
-        assert store.revision() == head_revision() == "0003"
+        assert store.revision() == head_revision() == "0004"
         schema = inspect(store.engine)
         assert {"judgements", "api_keys", "audit_events", "redteam_runs", "attempts"} <= set(
             schema.get_table_names()
@@ -67,7 +67,7 @@ def test_a_database_at_0001_upgrades_to_head_and_keeps_its_rows(
         old.judgements.record(blocked, "kept across the upgrade", kind="prompt", run_id="old")
 
     with Store.open(db_url) as store:
-        assert store.revision() == "0003"
+        assert store.revision() == "0004"
         assert store.judgements.count(run_id="old") == 1
         key, secret = store.keys.create("after-upgrade", ["chat"])
         assert store.keys.verify(secret) == key

@@ -1,13 +1,21 @@
 """The database layer every stage shares: a SQLite file by default, PostgreSQL by URL.
 
 `Store.open(settings.database_url())` connects and migrates; one repository per record family writes
-and reads them: `store.judgements`, `store.keys`, `store.audit`, `store.runs` (red-team attempts).
+and reads them: `store.judgements`, `store.keys`, `store.audit`, `store.runs` (red-team attempts),
+`store.gate` (the gate's evidence and decision log).
 """
 
 from safestack.store.attempts import RedteamRuns, StoredRun
 from safestack.store.audit import AuditLog
 from safestack.store.database import Database
 from safestack.store.db import Store
+from safestack.store.gate import (
+    GateRecords,
+    StoredEvidence,
+    StoredLogEntry,
+    StoredModelVersion,
+    StoredSigner,
+)
 from safestack.store.judgements import Judgements, StoredJudgement
 from safestack.store.keys import SCOPES, ApiKey, ApiKeys, Scope
 from safestack.store.migrate import head_revision
@@ -18,11 +26,16 @@ __all__ = [
     "ApiKeys",
     "AuditLog",
     "Database",
+    "GateRecords",
     "Judgements",
     "RedteamRuns",
     "Scope",
     "Store",
+    "StoredEvidence",
     "StoredJudgement",
+    "StoredLogEntry",
+    "StoredModelVersion",
     "StoredRun",
+    "StoredSigner",
     "head_revision",
 ]
