@@ -113,6 +113,15 @@ def test_end_to_end_assess_review_decide_check_card(tmp_path: Path) -> None:
     assert code == 0 and "gate check passed" in out, out
     code, out = invoke(db, "verify")
     assert code == 0 and "3 entries" in out
+    exported = tmp_path / "log.jsonl"
+    assert invoke(db, "export", "--out", str(exported))[0] == 0
+    signers = str(tmp_path / "log.signers.json")
+    assert invoke(db, "verify", "--log", str(exported), "--signers", signers)[0] == 0
+    lines = exported.read_text().splitlines()
+    lines[1] = lines[1].replace('"outcome": "deploy"', '"outcome": "do-not-deploy"')
+    exported.write_text("\n".join(lines) + "\n")
+    code, out = invoke(db, "verify", "--log", str(exported), "--signers", signers)
+    assert code == 1 and "entry 2 (decision by lee): its content does not match its hash" in out
 
     code, out = invoke(db, "card", "demo-model", "--out", str(tmp_path / "card"))
     assert code == 0, out
@@ -179,5 +188,7 @@ def test_nothing_signed_means_no_card(store: Store, tmp_path: Path) -> None:
     from gate_harness import demo_evidence
 
     demo_evidence(store, tmp_path)
-    with pytest.raises(GateError, match=r"nothing about model@1 under pf-beta-2023.* is signed yet"):
+    with pytest.raises(
+        GateError, match=r"nothing about model@1 under pf-beta-2023.* is signed yet"
+    ):
         build_card(store, load_framework("pf-beta-2023"), "model", "1")
