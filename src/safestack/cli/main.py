@@ -6,6 +6,7 @@ import platform
 
 import typer
 
+from safestack.cli.align import align_app
 from safestack.cli.app import app, console, state
 from safestack.cli.data import data_app
 from safestack.cli.db import db_app
@@ -24,6 +25,7 @@ app.add_typer(models_app, name="models")
 app.add_typer(keys_app, name="keys")
 app.add_typer(data_app, name="data")
 app.add_typer(redteam_app, name="redteam")
+app.add_typer(align_app, name="align")
 app.add_typer(gate_app, name="gate")
 
 

@@ -2,6 +2,7 @@
 
 `Store.open(settings.database_url())` connects and migrates; one repository per record family writes
 and reads them: `store.judgements`, `store.keys`, `store.audit`, `store.runs` (red-team attempts),
+`store.training_sets` (break-fix training sets),
 `store.gate` (the gate's evidence and decision log).
 """
 
@@ -19,6 +20,7 @@ from safestack.store.gate import (
 from safestack.store.judgements import Judgements, StoredJudgement
 from safestack.store.keys import SCOPES, ApiKey, ApiKeys, Scope
 from safestack.store.migrate import head_revision
+from safestack.store.training_sets import StoredTrainingSet, TrainingSets
 
 __all__ = [
     "SCOPES",
@@ -37,5 +39,7 @@ __all__ = [
     "StoredModelVersion",
     "StoredRun",
     "StoredSigner",
+    "StoredTrainingSet",
+    "TrainingSets",
     "head_revision",
 ]

@@ -14,6 +14,7 @@ from safestack.store.database import Database
 from safestack.store.gate import GateRecords
 from safestack.store.judgements import Judgements
 from safestack.store.keys import ApiKeys
+from safestack.store.training_sets import TrainingSets
 
 
 class Store(Database):
@@ -26,3 +27,4 @@ class Store(Database):
         self.audit = AuditLog(self)
         self.runs = RedteamRuns(self)
         self.gate = GateRecords(self)
+        self.training_sets = TrainingSets(self)

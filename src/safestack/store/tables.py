@@ -226,3 +226,20 @@ class GateLogRow(Base):
     entry: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
     entry_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class TrainingSetRow(Base):
+    """One break-fix training set (`safestack align data`): its content hash, what it was built
+    from and how many rows of each kind, so later rounds can name it by id or hash."""
+
+    __tablename__ = "training_sets"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    version: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    runs: Mapped[list[str]] = mapped_column(JSONDocument)
+    policy: Mapped[str] = mapped_column(String(200))
+    counts: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    path: Mapped[str] = mapped_column(TextType())
+    manifest: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    schema_version: Mapped[int] = mapped_column(Integer())
