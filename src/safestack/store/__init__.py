@@ -2,13 +2,21 @@
 
 `Store.open(settings.database_url())` connects and migrates; one repository per record family writes
 and reads them: `store.judgements`, `store.keys`, `store.audit`, `store.runs` (red-team attempts),
-`store.training_sets` (break-fix training sets).
+`store.training_sets` (break-fix training sets),
+`store.gate` (the gate's evidence and decision log).
 """
 
 from safestack.store.attempts import RedteamRuns, StoredRun
 from safestack.store.audit import AuditLog
 from safestack.store.database import Database
 from safestack.store.db import Store
+from safestack.store.gate import (
+    GateRecords,
+    StoredEvidence,
+    StoredLogEntry,
+    StoredModelVersion,
+    StoredSigner,
+)
 from safestack.store.judgements import Judgements, StoredJudgement
 from safestack.store.keys import SCOPES, ApiKey, ApiKeys, Scope
 from safestack.store.migrate import head_revision
@@ -20,12 +28,17 @@ __all__ = [
     "ApiKeys",
     "AuditLog",
     "Database",
+    "GateRecords",
     "Judgements",
     "RedteamRuns",
     "Scope",
     "Store",
+    "StoredEvidence",
     "StoredJudgement",
+    "StoredLogEntry",
+    "StoredModelVersion",
     "StoredRun",
+    "StoredSigner",
     "StoredTrainingSet",
     "TrainingSets",
     "head_revision",
