@@ -64,6 +64,10 @@ PROCESS_CACHES = {
     "safestack.data.filters.adult._host_levels": "host name splits",
     "safestack.data.filters.aggregator.people_search_domains": "a packaged domain list",
     "safestack.redteam.attacks.single_turn.jailbreak_templates": "template text",
+    "safestack.data.filters.url_words.datatrove_word_lists": "word lists from datatrove's wheel",
+    "safestack.align.retain._borderline_text": "a packaged YAML asset's text",
+    "safestack.align.templates.template_text": "a packaged YAML asset's text",
+    "safestack.align.templates.packaged_templates": "the templates parsed from it",
 }
 # Module-level tables that start empty and fill at import, by decorators: plugin tables, not caches.
 MODULE_TABLES = {
