@@ -8,8 +8,10 @@ points into the original input and whose evidence is masked.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from importlib import metadata, resources
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Literal
@@ -288,6 +290,32 @@ def load_analyzer(language: str = "en", name: str = "pii") -> AnalyzerEngine:
     its directory and handed to the engine already loaded (presidio then never calls `load()`), and
     the email recognizer is replaced by one using tldextract's bundled suffix-list snapshot.
     """
+    with _without_torch():
+        return _load_analyzer(language, name)
+
+
+# Optional imports presidio and spaCy (through thinc) make when the packages are installed, as they
+# are with the `hf` extra: 4-8 s of start-up (torch, transformers.pipelines) for GPU and
+# transformer NER support that the spaCy CPU pipeline loaded here never uses.
+_UNUSED_HEAVY_IMPORTS = ("torch", "transformers")
+
+
+@contextmanager
+def _without_torch() -> Iterator[None]:
+    """Make `import torch` and `import transformers` fail (ImportError) inside the block, unless
+    something imported them already. presidio and thinc catch the error and go without."""
+    blocked = [name for name in _UNUSED_HEAVY_IMPORTS if name not in sys.modules]
+    for name in blocked:
+        sys.modules[name] = None  # type: ignore[assignment]  # import raises ImportError
+    try:
+        yield
+    finally:
+        for name in blocked:
+            if sys.modules.get(name, ...) is None:
+                del sys.modules[name]
+
+
+def _load_analyzer(language: str, name: str) -> AnalyzerEngine:
     try:
         import spacy
         import tldextract
