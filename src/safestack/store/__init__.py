@@ -8,7 +8,7 @@ and reads them: `store.judgements`, `store.keys`, `store.audit`, `store.runs` (r
 
 from safestack.store.attempts import RedteamRuns, StoredRun
 from safestack.store.audit import AuditLog
-from safestack.store.database import Database
+from safestack.store.database import Database, create_database
 from safestack.store.db import Store
 from safestack.store.gate import (
     GateRecords,
@@ -41,5 +41,6 @@ __all__ = [
     "StoredSigner",
     "StoredTrainingSet",
     "TrainingSets",
+    "create_database",
     "head_revision",
 ]
