@@ -215,7 +215,8 @@ def _print_verdict(text: str, verdict: Verdict) -> None:
     style = _ACTION_STYLE[verdict.action]
     flagged = ", ".join(verdict.flagged_categories) or "nothing"
     console.print(
-        f"[{style}]{verdict.action.value.upper()}[/]  severity {verdict.severity}/7  flagged: {flagged}"
+        f"[{style}]{verdict.action.value.upper()}[/]  severity {verdict.severity}/7  flagged: {flagged}",
+        soft_wrap=True,
     )
     if verdict.normalisations:
         console.print(f"normalised: {', '.join(verdict.normalisations)}")
