@@ -387,3 +387,32 @@ def test_loading_presidio_does_not_import_torch_or_transformers() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["1", "False", "False"]
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("torch") is None, reason="torch is not installed (the `hf` extra)"
+)
+def test_only_the_thread_loading_presidio_goes_without_torch() -> None:
+    # Another thread (an hf-classifier loading in the guard's pool) must still get torch.
+    code = (
+        "import sys, threading\n"
+        "from safestack.judge.detectors.pii import _without_torch\n"
+        "inside, done, seen = threading.Event(), threading.Event(), []\n"
+        "def loading_presidio():\n"
+        "    with _without_torch():\n"
+        "        try:\n"
+        "            import torch\n"
+        "            seen.append('imported')\n"
+        "        except ImportError:\n"
+        "            seen.append('refused')\n"
+        "        inside.set(); done.wait(60)\n"
+        "thread = threading.Thread(target=loading_presidio); thread.start(); inside.wait(60)\n"
+        "import torch  # this thread, while the other is still inside the block\n"
+        "done.set(); thread.join()\n"
+        "print(seen[0], 'torch' in sys.modules, any('Refuse' in repr(f) for f in sys.meta_path))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["refused", "True", "False"]
