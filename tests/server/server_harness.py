@@ -29,7 +29,9 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from safestack.policy import default_policy
 from safestack.server import PolicyCache, Upstream, create_app
 from safestack.server.protocol import OpenAIH11Protocol
+from safestack.server.audit import AuditTrail
 from safestack.server.ratelimit import MemoryRateLimiter, RateLimiter
+from safestack.server.storecalls import database_timeouts
 from safestack.settings import Settings
 from safestack.store import Store
 
@@ -203,6 +205,7 @@ class Gateway:
     url: str
     store: Store
     settings: Settings
+    trail: AuditTrail
 
     def key(self, *scopes: str, **options: Any) -> str:
         """A new key's secret (scopes default to chat and moderate)."""
@@ -219,6 +222,8 @@ class Gateway:
         )
 
     def audit(self, **query: Any) -> list[Any]:
+        """The store's events, once this gateway's audit journal is drained into it."""
+        self.trail.drain_now()
         return self.store.audit.events(**query)
 
 
@@ -239,7 +244,10 @@ def start_gateway(policies: PolicyCache, tmp_path: Path) -> Iterator[GatewayFact
         **overrides: Any,
     ) -> Gateway:
         settings = Settings(home=tmp_path, **overrides)
-        store = Store.open(db_url or f"sqlite:///{tmp_path}/gateway-{len(stack)}.db")
+        store = Store.open(
+            db_url or f"sqlite:///{tmp_path}/gateway-{len(stack)}.db",
+            timeouts=database_timeouts(settings),
+        )
         upstream = (
             Upstream(
                 upstream_url,
@@ -261,7 +269,7 @@ def start_gateway(policies: PolicyCache, tmp_path: Path) -> Iterator[GatewayFact
         server = serving(app)
         url = server.__enter__()
         stack.append((server, store))
-        return Gateway(url, store, settings)
+        return Gateway(url, store, settings, app.state.gateway.audit)
 
     yield start
     for server, store in reversed(stack):

@@ -7,7 +7,7 @@ and reads them: `store.judgements`, `store.keys`, `store.audit`, `store.runs` (r
 
 from safestack.store.attempts import RedteamRuns, StoredRun
 from safestack.store.audit import AuditLog
-from safestack.store.database import Database
+from safestack.store.database import Database, Timeouts
 from safestack.store.db import Store
 from safestack.store.judgements import Judgements, StoredJudgement
 from safestack.store.keys import SCOPES, ApiKey, ApiKeys, Scope
@@ -27,6 +27,7 @@ __all__ = [
     "StoredJudgement",
     "StoredRun",
     "StoredTrainingSet",
+    "Timeouts",
     "TrainingSets",
     "head_revision",
 ]
