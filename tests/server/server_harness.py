@@ -206,6 +206,7 @@ class Gateway:
     store: Store
     settings: Settings
     trail: AuditTrail
+    stop: Callable[[], None]  # shut the server down (its lifespan ends), as a restart would
 
     def key(self, *scopes: str, **options: Any) -> str:
         """A new key's secret (scopes default to chat and moderate)."""
@@ -268,12 +269,18 @@ def start_gateway(policies: PolicyCache, tmp_path: Path) -> Iterator[GatewayFact
         )
         server = serving(app)
         url = server.__enter__()
-        stack.append((server, store))
-        return Gateway(url, store, settings, app.state.gateway.audit)
+        running = [server]
+
+        def stop() -> None:
+            if running:
+                running.pop().__exit__(None, None, None)
+
+        stack.append((stop, store))
+        return Gateway(url, store, settings, app.state.gateway.audit, stop)
 
     yield start
-    for server, store in reversed(stack):
-        server.__exit__(None, None, None)
+    for stop, store in reversed(stack):
+        stop()
         store.close()
 
 
