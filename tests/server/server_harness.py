@@ -28,8 +28,8 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from safestack.policy import default_policy
 from safestack.server import PolicyCache, Upstream, create_app
-from safestack.server.protocol import OpenAIH11Protocol
 from safestack.server.audit import AuditTrail
+from safestack.server.protocol import OpenAIH11Protocol
 from safestack.server.ratelimit import MemoryRateLimiter, RateLimiter
 from safestack.server.storecalls import database_timeouts
 from safestack.settings import Settings

@@ -39,6 +39,8 @@ class TcpProxy:
         self._closed.set()
         if self._listener is not None:
             with contextlib.suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept
+            with contextlib.suppress(OSError):
                 self._listener.close()
             self._listener = None
         with self._lock:

@@ -99,11 +99,11 @@ def test_another_sqlite_writer_holds_a_write_for_the_busy_timeout_only(tmp_path:
 def test_no_free_pooled_connection_is_a_store_error_after_the_pool_timeout(
     tmp_path: Path,
 ) -> None:
-    with Store.open(f"sqlite:///{tmp_path}/pool.db", timeouts=Timeouts(pool=0.3)) as store:
-        with ExitStack() as held:
-            for _ in range(15):  # SQLAlchemy's pool: 5 connections and 10 more on demand
-                held.enter_context(store.engine.connect())
-            started = time.monotonic()
-            with pytest.raises(StoreError, match="no free database connection"):
-                store.revision()
-            assert time.monotonic() - started < 2
+    url = f"sqlite:///{tmp_path}/pool.db"
+    with Store.open(url, timeouts=Timeouts(pool=0.3)) as store, ExitStack() as held:
+        for _ in range(15):  # SQLAlchemy's pool: 5 connections and 10 more on demand
+            held.enter_context(store.engine.connect())
+        started = time.monotonic()
+        with pytest.raises(StoreError, match="no free database connection"):
+            store.revision()
+        assert time.monotonic() - started < 2

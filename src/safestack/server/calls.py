@@ -64,6 +64,7 @@ class Call:
     deferred: bool = False
     headers: dict[str, str] = field(default_factory=dict)
     opening: asyncio.Future[None] | None = None  # the opening record's write, once begun
+    opening_waited: bool = False
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
@@ -165,9 +166,11 @@ async def conclude(gateway: Gateway, call: Call) -> ApiError | None:
         if call.opening is not None:  # the outcome follows its opening record
             with contextlib.suppress(Exception):  # a failed one was answered already
                 await call.opening
+        started = time.perf_counter()
         try:
             keep_content = call.keep_content or gateway.settings.audit_content
             await gateway.audit.write(call.audit_event(keep_content=keep_content))
+            gateway.metrics.audit_wait.labels("outcome").observe(time.perf_counter() - started)
         except ApiError as error:
             log.error("request %s: %s", call.id, error.message)
             failure = error
@@ -191,10 +194,19 @@ def begin(gateway: Gateway, call: Call) -> None:
         call.opening = asyncio.ensure_future(gateway.audit.write(event))
 
 
-async def opened(call: Call) -> None:
+async def opened(gateway: Gateway, call: Call) -> None:
     """Wait until the opening record is durable; 503 `audit_unavailable` when nothing took it."""
-    if call.opening is not None:
+    if call.opening is None:
+        return
+    if call.opening_waited:
+        await call.opening  # done: raises again if it failed
+        return
+    call.opening_waited = True
+    started = time.perf_counter()
+    try:
         await call.opening
+    finally:
+        gateway.metrics.audit_wait.labels("opening").observe(time.perf_counter() - started)
 
 
 def _audited(gateway: Gateway, call: Call) -> bool:

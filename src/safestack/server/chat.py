@@ -54,7 +54,7 @@ async def _chat(gateway: Gateway, call: Call, request: Request) -> Response:
     decision = await loaded.guard.acheck_input(chat.conversation, locale=locale)
     gateway.metrics.guard_latency.labels("input").observe(time.perf_counter() - started)
     call.act(decision.action, decision.flagged_categories, input_scores(decision))
-    await opened(call)  # no upstream call and no streamed byte without an audit record
+    await opened(gateway, call)  # no upstream call and no streamed byte without an audit record
     reasons = list(decision.reasons)
     if not decision.forward:
         if decision.action is Action.REDIRECT and decision.response:
