@@ -2,13 +2,15 @@
 
 `Store.open(settings.database_url())` connects and migrates; one repository per record family writes
 and reads them: `store.judgements`, `store.keys`, `store.audit`, `store.runs` (red-team attempts),
-`store.training_sets` (break-fix training sets).
+`store.training_sets` (break-fix training sets). `AuditJournal` is the gateway's write-ahead log of
+audit events on local disk, drained into `store.audit`.
 """
 
 from safestack.store.attempts import RedteamRuns, StoredRun
 from safestack.store.audit import AuditLog
 from safestack.store.database import Database, Timeouts
 from safestack.store.db import Store
+from safestack.store.journal import AuditJournal
 from safestack.store.judgements import Judgements, StoredJudgement
 from safestack.store.keys import SCOPES, ApiKey, ApiKeys, Scope
 from safestack.store.migrate import head_revision
@@ -17,6 +19,7 @@ from safestack.store.training_sets import StoredTrainingSet, TrainingSets
 __all__ = [
     "SCOPES",
     "ApiKey",
+    "AuditJournal",
     "ApiKeys",
     "AuditLog",
     "Database",
