@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from concurrent.futures import wait
 from datetime import UTC, datetime
@@ -229,3 +230,43 @@ def test_processes_appending_at_once_lose_and_duplicate_nothing(tmp_path: Path) 
         journal.close()
         store.close()
     assert len(ids) == len(set(ids)) == 800
+
+
+def test_an_unsynced_append_is_done_when_written_and_synced_with_its_batch(
+    journal: AuditJournal, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_sync = os.fdatasync
+    syncing = threading.Event()
+    release = threading.Event()
+
+    def slow_sync(fd: int) -> None:
+        syncing.set()
+        release.wait(10)
+        real_sync(fd)
+
+    monkeypatch.setattr(os, "fdatasync", slow_sync)
+    unsynced = journal.append(_completion("outcome"), sync=False)
+    synced = journal.append(_opening("opening"))
+    assert syncing.wait(10)
+    unsynced.result(timeout=10)  # written: the disk's sync is still under way
+    assert not synced.done()
+    release.set()
+    synced.result(timeout=10)
+    assert journal.drain(store.audit).records == 2
+
+
+def test_a_failed_sync_fails_the_synced_appends_and_keeps_what_was_written(
+    journal: AuditJournal, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken_sync(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "fdatasync", broken_sync)
+    synced = journal.append(_opening("a"))
+    wait([synced], timeout=10)
+    assert isinstance(synced.exception(), OSError)
+    monkeypatch.undo()
+    journal.append(_completion("b")).result(timeout=10)  # a fresh segment
+    journal.drain(store.audit)
+    # The caller of "a" wrote it to the store itself; the journal's copy adds nothing twice.
+    assert sorted(e.id for e in store.audit.events()) == ["a", "b"]

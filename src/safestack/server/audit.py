@@ -46,13 +46,15 @@ class AuditTrail:
         self.journal = journal
         self._store_failing = False  # for logging a drain failure once per outage
 
-    async def write(self, event: AuditEvent) -> None:
+    async def write(self, event: AuditEvent, *, synced: bool = True) -> None:
         """Make `event` durable; 503 `audit_unavailable` when neither the journal nor the store
-        takes it."""
+        takes it. `synced=False` (an outcome whose opening record is durable already): written
+        to the journal is enough to go on, its fdatasync follows at once; a power cut between
+        the two leaves the opening record, as a crash before the outcome would."""
         journal_error = None
         if self.journal is not None:
             try:
-                await asyncio.wrap_future(self.journal.append(event))
+                await asyncio.wrap_future(self.journal.append(event, sync=synced))
                 return
             except (OSError, StoreError) as exc:
                 journal_error = f"the journal in {self.journal.directory}: {exc}"

@@ -19,8 +19,8 @@ from safestack.store.training_sets import StoredTrainingSet, TrainingSets
 __all__ = [
     "SCOPES",
     "ApiKey",
-    "AuditJournal",
     "ApiKeys",
+    "AuditJournal",
     "AuditLog",
     "Database",
     "Judgements",

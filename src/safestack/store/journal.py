@@ -75,18 +75,22 @@ class _Segment:
         self.records = 0
 
     def write(self, data: bytes) -> None:
-        """Append `data` and make it durable; on failure cut the segment back to where it was,
-        so a half-written line never runs into the next one."""
+        """Append `data` (to the OS's cache: it survives this process, not a power cut); on
+        failure cut the segment back to where it was, so a half-written line never runs into
+        the next one."""
         written = 0
         try:
             while written < len(data):
                 written += os.write(self.fd, data[written:])
-            os.fdatasync(self.fd)
         except OSError:
             with contextlib.suppress(OSError):
                 os.ftruncate(self.fd, self.size)
             raise
         self.size += len(data)
+
+    def sync(self) -> None:
+        """Make what was written durable (it survives a power cut)."""
+        os.fdatasync(self.fd)
 
     def close(self) -> None:
         os.close(self.fd)  # releases the lock: the segment is now the drainer's
@@ -105,7 +109,7 @@ class AuditJournal:
                 f"cannot open the audit journal in {directory}: {exc.strerror or exc}; choose a "
                 "writable directory in SAFESTACK_AUDIT_JOURNAL_DIR"
             ) from None
-        self._pending: list[tuple[bytes, concurrent.futures.Future[None]]] = []
+        self._pending: list[tuple[bytes, bool, concurrent.futures.Future[None]]] = []
         self._wakeup = threading.Condition()
         self._io = threading.Lock()  # held while the writer writes, and to swap segments
         self._draining = threading.Lock()
@@ -116,14 +120,16 @@ class AuditJournal:
         self._writer.start()
 
     # -- appending -----------------------------------------------------------------------------
-    def append(self, event: AuditEvent) -> concurrent.futures.Future[None]:
-        """Queue `event`; the future is done when it is on disk, or fails with the OSError."""
+    def append(self, event: AuditEvent, *, sync: bool = True) -> concurrent.futures.Future[None]:
+        """Queue `event`; the future is done when it is on disk (fdatasync'd), or fails with the
+        OSError. `sync=False`: done once it is written (it survives this process dying, not a
+        power cut), made durable with the same batch right after."""
         future: concurrent.futures.Future[None] = concurrent.futures.Future()
         line = event.model_dump_json().encode() + b"\n"
         with self._wakeup:
             if self._closing:
                 raise StoreError("the audit journal is closed")
-            self._pending.append((line, future))
+            self._pending.append((line, sync, future))
             self._wakeup.notify()
         return future
 
@@ -135,21 +141,26 @@ class AuditJournal:
                 batch, self._pending = self._pending, []
                 if not batch and self._closing:
                     return
-            error: OSError | None = None
             with self._io:
                 try:
                     if self._segment is None:  # the last one failed; start afresh
                         self._segment = _Segment(self.directory)
-                    self._segment.write(b"".join(line for line, _ in batch))
+                    self._segment.write(b"".join(line for line, _, _ in batch))
                     self._segment.records += len(batch)
                 except OSError as exc:
-                    error = exc
                     self._retire()
-            for _, future in batch:
-                if error is None:
-                    future.set_result(None)
-                else:
-                    future.set_exception(error)
+                    _settle(batch, exc)
+                    continue
+                _settle([entry for entry in batch if not entry[1]], None)
+                try:
+                    self._segment.sync()
+                except OSError as exc:
+                    # What was written stays (drained later; the callers' fallback writes the
+                    # same events to the store, which takes each id once).
+                    self._retire()
+                    _settle([entry for entry in batch if entry[1]], exc)
+                    continue
+            _settle([entry for entry in batch if entry[1]], None)
 
     def _retire(self) -> None:
         """Give up the current segment after a failed write (called holding `_io`)."""
@@ -210,6 +221,16 @@ class AuditJournal:
         self._writer.join(timeout=30)
         with self._io:
             self._retire()
+
+
+def _settle(
+    entries: list[tuple[bytes, bool, concurrent.futures.Future[None]]], error: OSError | None
+) -> None:
+    for _, _, future in entries:
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
 
 
 def _drain_segment(path: Path, audit: AuditLog) -> tuple[int, int] | None:
