@@ -270,3 +270,22 @@ def test_a_failed_sync_fails_the_synced_appends_and_keeps_what_was_written(
     journal.drain(store.audit)
     # The caller of "a" wrote it to the store itself; the journal's copy adds nothing twice.
     assert sorted(e.id for e in store.audit.events()) == ["a", "b"]
+
+
+def test_an_outage_grows_one_segment_not_one_per_drain(
+    journal: AuditJournal, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("safestack.store.journal.DRAIN_BATCH", 2)  # several transactions
+    path = tmp_path / "busy.db"
+    with Store.open(f"sqlite:///{path}", timeouts=Timeouts(busy=0.05)) as store:
+        holder = sqlite3.connect(path, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        for n in range(5):
+            journal.append(_completion(f"e{n}")).result(timeout=10)
+            with pytest.raises(StoreError):
+                journal.drain(store.audit)
+        assert len(_segments(journal.directory)) == 2  # the one waiting, the one appended to
+        holder.execute("ROLLBACK")
+        holder.close()
+        assert journal.drain(store.audit).records == 5
+        assert len(store.audit.events()) == 5

@@ -36,6 +36,7 @@ from safestack.store.audit import AuditLog
 log = logging.getLogger("safestack.store")
 
 SEGMENT = ".jsonl"
+DRAIN_BATCH = 2000  # events per store transaction when draining (memory stays bounded)
 _OPENING = ".new"  # a segment being created: not yet locked, never drained
 
 
@@ -191,19 +192,30 @@ class AuditJournal:
         Repeating a drain after a crash between the commit and the delete adds nothing twice.
         """
         with self._draining:
+            # What is waiting first: while the store is down this fails before rotating, so an
+            # outage grows one segment rather than adding one per drain.
+            before = self._drain_closed(audit)
             try:
                 self.rotate()
             except OSError as exc:
                 log.warning("cannot rotate the audit journal: %s", exc)
-            records = segments = skipped = 0
-            for path in sorted(self.directory.glob("*" + SEGMENT)):
-                taken = _drain_segment(path, audit)
-                if taken is not None:
-                    records += taken[0]
-                    skipped += taken[1]
-                    segments += 1
+            after = self._drain_closed(audit)
             _remove_abandoned_openings(self.directory)
-            return Drained(records, segments, skipped)
+            return Drained(
+                before.records + after.records,
+                before.segments + after.segments,
+                before.skipped_lines + after.skipped_lines,
+            )
+
+    def _drain_closed(self, audit: AuditLog) -> Drained:
+        records = segments = skipped = 0
+        for path in sorted(self.directory.glob("*" + SEGMENT)):
+            taken = _drain_segment(path, audit)
+            if taken is not None:
+                records += taken[0]
+                skipped += taken[1]
+                segments += 1
+        return Drained(records, segments, skipped)
 
     def backlog(self) -> int:
         """Bytes in segments not yet drained (this process's open one included)."""
@@ -247,31 +259,39 @@ def _drain_segment(path: Path, audit: AuditLog) -> tuple[int, int] | None:
             return None  # a live process appends to it
         if os.fstat(fd).st_nlink == 0:
             return None  # another drainer took it while we waited
+        records = skipped = 0
+        batch: list[AuditEvent] = []
         with os.fdopen(os.dup(fd), "rb") as file:
-            data = file.read()
-        events, skipped = _parse(path, data)
-        if events:
-            audit.absorb(events)  # a StoreError leaves the segment for the next drain
+            for number, line in enumerate(file, 1):
+                event = _parse(path, number, line)
+                if event is None:
+                    if line.strip():
+                        skipped += 1
+                    continue
+                batch.append(event)
+                if len(batch) == DRAIN_BATCH:
+                    audit.absorb(batch)  # a StoreError leaves the segment for the next drain
+                    records += len(batch)
+                    batch = []
+        if batch:
+            audit.absorb(batch)
+            records += len(batch)
         os.unlink(path)
-        return len(events), skipped
+        return records, skipped
     finally:
         os.close(fd)
 
 
-def _parse(path: Path, data: bytes) -> tuple[list[AuditEvent], int]:
-    events = []
-    skipped = 0
-    for number, line in enumerate(data.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            events.append(AuditEvent.model_validate_json(line))
-        except ValidationError as exc:
-            # Only a write cut short by a crash or a full disk leaves one, and then it was never
-            # acknowledged: no request went on on its strength.
-            skipped += 1
-            log.warning("%s:%d: not an audit event, skipped: %s", path, number, exc.errors()[0])
-    return events, skipped
+def _parse(path: Path, number: int, line: bytes) -> AuditEvent | None:
+    if not line.strip():
+        return None
+    try:
+        return AuditEvent.model_validate_json(line)
+    except ValidationError as exc:
+        # Only a write cut short by a crash leaves one (a failed write is cut back), and then it
+        # was never acknowledged: no request went on on its strength.
+        log.warning("%s:%d: not an audit event, skipped: %s", path, number, exc.errors()[0])
+        return None
 
 
 def _remove_abandoned_openings(directory: Path) -> None:
