@@ -216,7 +216,8 @@ def test_a_gateway_killed_mid_request_leaves_every_record_for_the_next_one(
             timeout=30,
         ) as streaming:
             ids.append(streaming.headers["x-safestack-request-id"])
-            next(streaming.iter_lines())  # the stream is under way
+            lines = streaming.iter_lines()  # kept: dropping it would close the connection
+            next(lines)  # the stream is under way
             process.kill()
             process.wait(timeout=10)
     finally:
