@@ -15,6 +15,7 @@ import pytest
 
 from safestack.errors import DetectorError, PolicyError
 from safestack.judge import Judge, Sample, create_detector, normalise
+from safestack.judge.builtin import BuiltinModels
 from safestack.judge.detectors import pii
 from safestack.judge.detectors.pii import PiiDetector, PiiOptions, mask
 from safestack.policy import Policy
@@ -28,7 +29,8 @@ def policy() -> Policy:
 
 @pytest.fixture(scope="module")
 def detector(policy: Policy) -> PiiDetector:
-    """One detector for the module; the first call loads presidio and spaCy (cached per process)."""
+    """One detector for the module; the first call loads presidio and spaCy (kept by the process's
+    default BuiltinModels)."""
     det = PiiDetector(policy)
     det.detect(Sample(normalise("Warm-up, so that the engine loads once.")))
     return det
@@ -200,9 +202,9 @@ def test_detect_batch_matches_detect_per_sample(detector: PiiDetector) -> None:
 
 @pytest.mark.slow
 def test_engine_is_built_once_when_threads_race_for_it(
-    detector: PiiDetector, monkeypatch: pytest.MonkeyPatch
+    policy: Policy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(pii, "_engines", {})
+    detector = PiiDetector(policy, models=BuiltinModels())  # its own models: nothing loaded yet
     builds: list[str] = []
     real_load = pii.load_analyzer
 
@@ -266,7 +268,7 @@ def test_loading_and_running_never_download_or_touch_the_network(
     monkeypatch.setattr(spacy.cli, "download", no_download)
     monkeypatch.setattr(SpacyNlpEngine, "load", no_engine_load)
 
-    analyzer = pii.load_analyzer()  # a fresh engine, not the process-wide cached one
+    analyzer = pii.load_analyzer()  # a fresh engine, not one a BuiltinModels keeps
     results = analyzer.analyze("reach me at jane.doe@example.com", "en", ["EMAIL_ADDRESS"])
     assert [r.entity_type for r in results] == ["EMAIL_ADDRESS"]
     assert network_attempts == []

@@ -23,7 +23,7 @@ def test_migrations_create_the_tables_at_head(db_url: str) -> None:
 
         store.upgrade()
 
-        assert store.revision() == head_revision() == "0005"
+        assert store.revision() == head_revision()
         schema = inspect(store.engine)
         assert {
             "judgements",
@@ -72,7 +72,7 @@ def test_a_database_at_0001_upgrades_to_head_and_keeps_its_rows(
         old.judgements.record(blocked, "kept across the upgrade", kind="prompt", run_id="old")
 
     with Store.open(db_url) as store:
-        assert store.revision() == "0005"
+        assert store.revision() == head_revision()
         assert store.judgements.count(run_id="old") == 1
         key, secret = store.keys.create("after-upgrade", ["chat"])
         assert store.keys.verify(secret) == key

@@ -97,7 +97,7 @@ def check(
     if (text is None) == (file is None):
         raise typer.BadParameter("give either TEXT or --file, not both and not neither")
     policy = st.policy(policy_path)
-    judge = Judge.from_policy(policy, only=detectors)
+    judge = Judge.from_policy(policy, only=detectors, models=st.models)
 
     if text is not None:
         verdict = judge.check(text, kind=kind_lit)
@@ -304,7 +304,7 @@ def calibrate_command(
     for path in (benign, labelled):  # checked before the detectors load (seconds)
         if path is not None and not path.is_file():
             raise InputError(f"{path}: no such file")
-    judge = Judge.from_policy(st.policy(policy_path), only=detectors)
+    judge = Judge.from_policy(st.policy(policy_path), only=detectors, models=st.models)
     total = count_lines(benign) + (count_lines(labelled) if labelled else 0)
     with _progress_total(total) as advance:
         policy, report = calibrate(

@@ -77,7 +77,7 @@ def serve(
         err_console.print(f"loading the policy and its detectors ({settings.policy or 'built-in'})")
         if settings.policy is not None:
             load_policy_file(settings.policy)  # a bad detector option names its file and line
-        policies = PolicyCache(settings.policy)
+        policies = PolicyCache(settings.policy, models=st.models)
         loaded = policies.default
         gateway_upstream = None
         if settings.upstream_url:

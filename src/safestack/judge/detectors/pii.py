@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 from pydantic import Field, field_validator
 
 from safestack.errors import DetectorError
+from safestack.judge.builtin.models import BuiltinModels, default_models
 from safestack.judge.detector import Detector, DetectorOptions, Sample, detector
 from safestack.judge.normalise import View
 from safestack.policy import Policy
@@ -126,10 +127,20 @@ class PiiDetector(Detector):
     options: PiiOptions
     batch_size: ClassVar[int] = 64  # texts per spaCy nlp.pipe() call
 
-    def __init__(self, policy: Policy, options: DetectorOptions | None = None):
+    uses_builtin_models = True
+
+    def __init__(
+        self,
+        policy: Policy,
+        options: DetectorOptions | None = None,
+        *,
+        models: BuiltinModels | None = None,
+    ):
         super().__init__(policy, options)
         if not isinstance(self.options, PiiOptions):
             self.options = PiiOptions.model_validate(self.options.model_dump())
+        # presidio's engine is kept by the owner's models (loaded on first use), not by this module.
+        self.models = models if models is not None else default_models()
 
     def detect(self, sample: Sample) -> list[Finding]:
         return self.detect_batch([sample])[0]
@@ -138,7 +149,11 @@ class PiiDetector(Detector):
         """All views of all samples go through one spaCy `nlp.pipe()` (presidio's batch engine)."""
         views = [(index, view) for index, s in enumerate(samples) for view in s.normalised.views()]
         results = _analyze(
-            [view.text for _, view in views], self.options, self.batch_size, self.name
+            self.models.presidio(self.options.language),
+            [view.text for _, view in views],
+            self.options,
+            self.batch_size,
+            self.name,
         )
         findings: list[list[Finding]] = [[] for _ in samples]
         for (index, view), found in zip(views, results, strict=True):
@@ -190,23 +205,29 @@ def mask(value: str) -> str:
     return "".join(c if (i in keep or not c.isalnum()) else "*" for i, c in enumerate(value))
 
 
-# -- the presidio engine: built on first use, once per process and language -----------------------
+# -- the presidio engine: built on first use, once per `BuiltinModels` and language ---------------
 
-_engines: dict[str, AnalyzerEngine] = {}
-# One lock for building and running: spaCy does not promise thread-safe inference, and with the
-# GIL, serialising costs little throughput.
-_engine_lock = threading.Lock()
+
+class Presidio:
+    """presidio's engine for one language, with the lock every use takes: spaCy does not promise
+    thread-safe inference, and with the GIL, serialising costs little throughput."""
+
+    def __init__(self, engine: AnalyzerEngine) -> None:
+        self.engine = engine
+        self.lock = threading.Lock()
+
+    @classmethod
+    def load(cls, language: str) -> Presidio:
+        return cls(load_analyzer(language))
 
 
 def _analyze(
-    texts: list[str], options: PiiOptions, batch_size: int, name: str
+    presidio: Presidio, texts: list[str], options: PiiOptions, batch_size: int, name: str
 ) -> list[list[RecognizerResult]]:
     if not texts:
         return []
-    with _engine_lock:
-        engine = _engines.get(options.language)
-        if engine is None:
-            engine = _engines[options.language] = load_analyzer(options.language, name)
+    with presidio.lock:
+        engine = presidio.engine
         unknown = sorted(
             set(options.entities) - set(engine.get_supported_entities(options.language))
         )

@@ -4,8 +4,8 @@ A row with `completed` false and no `status_code` is a request the gateway accep
 forwarded) but whose outcome it never recorded: it stopped in between. Rows from before this
 revision were all written at the end of their request, so they are completed.
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005"
-down_revision: str | None = "0004"
+revision = "0006"
+down_revision: str | None = "0005"
 branch_labels: str | None = None
 depends_on: str | None = None
 
