@@ -91,6 +91,30 @@ def test_0002_downgrades_to_0001_without_touching_judgements(db_url: str, blocke
         assert store.judgements.count(run_id="r") == 1
 
 
+def test_audit_events_of_0004_are_completed_after_the_upgrade(db_url: str) -> None:
+    with Store.open(db_url, migrate=False) as old, old.engine.begin() as connection:
+        upgrade_schema(connection, "0004")
+        connection.execute(
+            text(
+                "INSERT INTO audit_events (id, created_at, endpoint, status_code, latency_ms, "
+                "categories, scores, stream, schema_version) VALUES ('old', :now, "
+                "'/v1/moderations', 200, 1.5, '[]', '{}', false, 1)"
+            ),
+            {"now": "2026-03-01 12:00:00+00:00"},
+        )
+    with Store.open(db_url) as store:
+        [event] = store.audit.events()
+        assert (event.id, event.status_code, event.completed) == ("old", 200, True)
+        store.audit.start(
+            AuditEvent(id="open", endpoint="/v1/chat/completions", latency_ms=0.0, completed=False)
+        )
+        with store.engine.begin() as connection, _alembic(connection) as config:
+            command.downgrade(config, "0004")
+        with store.engine.connect() as connection:
+            rows = connection.execute(text("SELECT id, status_code FROM audit_events ORDER BY id"))
+            assert rows.all() == [("old", 200), ("open", 500)]
+
+
 @pytest.mark.postgres
 def test_postgresql_json_columns_are_jsonb(pg_url: str) -> None:
     with Store.open(pg_url) as store:

@@ -2,13 +2,14 @@
 
 `Store.open(settings.database_url())` connects and migrates; one repository per record family writes
 and reads them: `store.judgements`, `store.keys`, `store.audit`, `store.runs` (red-team attempts),
-`store.training_sets` (break-fix training sets),
-`store.gate` (the gate's evidence and decision log).
+`store.training_sets` (break-fix training sets), `store.gate` (the gate's evidence and decision
+log). `AuditJournal` is the gateway's write-ahead log of audit events on local disk, drained into
+`store.audit`.
 """
 
 from safestack.store.attempts import RedteamRuns, StoredRun
 from safestack.store.audit import AuditLog
-from safestack.store.database import Database, create_database
+from safestack.store.database import Database, Timeouts, create_database
 from safestack.store.db import Store
 from safestack.store.gate import (
     GateRecords,
@@ -17,6 +18,7 @@ from safestack.store.gate import (
     StoredModelVersion,
     StoredSigner,
 )
+from safestack.store.journal import AuditJournal
 from safestack.store.judgements import Judgements, StoredJudgement
 from safestack.store.keys import SCOPES, ApiKey, ApiKeys, Scope
 from safestack.store.migrate import head_revision
@@ -26,6 +28,7 @@ __all__ = [
     "SCOPES",
     "ApiKey",
     "ApiKeys",
+    "AuditJournal",
     "AuditLog",
     "Database",
     "GateRecords",
@@ -40,6 +43,7 @@ __all__ = [
     "StoredRun",
     "StoredSigner",
     "StoredTrainingSet",
+    "Timeouts",
     "TrainingSets",
     "create_database",
     "head_revision",

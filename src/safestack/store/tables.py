@@ -20,6 +20,7 @@ from sqlalchemy import (
     MetaData,
     String,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy import Text as TextType
 from sqlalchemy.dialects.postgresql import JSONB
@@ -124,7 +125,7 @@ class AuditEventRow(Base):
     endpoint: Mapped[str] = mapped_column(TextType())
     model: Mapped[str | None] = mapped_column(TextType())
     action: Mapped[str | None] = mapped_column(String(16))
-    status_code: Mapped[int] = mapped_column(Integer())
+    status_code: Mapped[int | None] = mapped_column(Integer())
     latency_ms: Mapped[float] = mapped_column(Double())
     categories: Mapped[list[str]] = mapped_column(JSONDocument)
     scores: Mapped[dict[str, float]] = mapped_column(JSONDocument)
@@ -134,6 +135,8 @@ class AuditEventRow(Base):
     content: Mapped[dict[str, Any] | None] = mapped_column(NullableJSONDocument)
     error: Mapped[str | None] = mapped_column(TextType())
     stream: Mapped[bool] = mapped_column(Boolean())
+    # False: the request was accepted and not (yet) answered; its completion replaces the row.
+    completed: Mapped[bool] = mapped_column(Boolean(), server_default=true())
     schema_version: Mapped[int] = mapped_column(Integer())
 
 
