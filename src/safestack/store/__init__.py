@@ -9,7 +9,7 @@ log). `AuditJournal` is the gateway's write-ahead log of audit events on local d
 
 from safestack.store.attempts import RedteamRuns, StoredRun
 from safestack.store.audit import AuditLog
-from safestack.store.database import Database, Timeouts
+from safestack.store.database import Database, Timeouts, create_database
 from safestack.store.db import Store
 from safestack.store.gate import (
     GateRecords,
@@ -45,5 +45,6 @@ __all__ = [
     "StoredTrainingSet",
     "Timeouts",
     "TrainingSets",
+    "create_database",
     "head_revision",
 ]

@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from alembic.util.exc import CommandError
-from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
+from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session
@@ -167,6 +167,57 @@ class Database:
                 raise StoreError(f"{self.display_url}: {doing} failed: {reason(exc)}") from None
 
 
+# PostgreSQL's "duplicate_database": another process created it between our check and CREATE.
+_DUPLICATE_DATABASE = "42P04"
+
+
+def create_database(url: str) -> bool:
+    """Create the PostgreSQL database `url` names when it does not exist; True if it was created.
+
+    `safestack db upgrade` calls it before opening the store, so a new deployment needs no
+    `createdb`. Like `createdb`, it asks the server's `postgres` maintenance database. Other URLs
+    (a SQLite file is created when opened) and servers that cannot be asked return False: opening
+    the store then says what is wrong. A role without CREATEDB gets a StoreError saying what to do.
+    """
+    parsed = _parse_url(url)
+    name = parsed.database
+    if parsed.get_backend_name() != "postgresql" or not name or name == "postgres":
+        return False
+    try:
+        admin = create_engine(
+            parsed.set(database="postgres"),
+            isolation_level="AUTOCOMMIT",
+            connect_args={"connect_timeout": 10},
+        )
+    except (ModuleNotFoundError, NoSuchModuleError):
+        return False  # Database.open names the missing driver
+    try:
+        with admin.connect() as connection:
+            found = connection.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+            ).first()
+            if found is not None:
+                return False
+            quoted = connection.dialect.identifier_preparer.quote(name)
+            try:
+                connection.exec_driver_sql(f"CREATE DATABASE {quoted}")
+            except DBAPIError as exc:
+                if getattr(exc.orig, "sqlstate", None) == _DUPLICATE_DATABASE:
+                    return False
+                raise StoreError(
+                    f"{_mask(parsed)}: the database '{name}' does not exist and creating it "
+                    f"failed: {reason(exc)}; ask someone who may create databases to run "
+                    f"`createdb -h {parsed.host or 'localhost'} -p {parsed.port or 5432} "
+                    f"-O {parsed.username or 'postgres'} {name}`, or name an existing database "
+                    "in SAFESTACK_DB_URL"
+                ) from None
+    except DBAPIError:
+        return False  # the maintenance database is out of reach: Database.open reports why
+    finally:
+        admin.dispose()
+    return True
+
+
 def _parse_url(url: str) -> URL:
     try:
         parsed = make_url(url)
@@ -273,7 +324,10 @@ def _unreachable(url: URL, exc: DBAPIError) -> str:
     if url.password:
         why = why.replace(str(url.password), "***")
     if url.get_backend_name() == "postgresql":
-        advice = "is PostgreSQL running and the database created? set SAFESTACK_DB_URL"
+        advice = (
+            "is PostgreSQL running, and does the database exist? `safestack db upgrade` "
+            "creates it; set SAFESTACK_DB_URL"
+        )
     else:
         advice = "check the path and its permissions, or set SAFESTACK_DB_URL"
     return f"cannot connect to {_mask(url)}: {why}; {advice}"

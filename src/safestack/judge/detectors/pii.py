@@ -7,9 +7,12 @@ points into the original input and whose evidence is masked.
 
 from __future__ import annotations
 
+import importlib.abc
 import logging
+import sys
 import threading
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from importlib import metadata, resources
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Literal
@@ -288,6 +291,55 @@ def load_analyzer(language: str = "en", name: str = "pii") -> AnalyzerEngine:
     its directory and handed to the engine already loaded (presidio then never calls `load()`), and
     the email recognizer is replaced by one using tldextract's bundled suffix-list snapshot.
     """
+    with _without_torch():
+        return _load_analyzer(language, name)
+
+
+# Optional imports presidio and spaCy (through thinc) make when the packages are installed, as they
+# are with the `hf` extra: 4-8 s of start-up (torch, transformers.pipelines) for GPU and
+# transformer NER support that the spaCy CPU pipeline loaded here never uses.
+_UNUSED_HEAVY_IMPORTS = frozenset({"torch", "transformers"})
+
+
+class _RefuseHeavyImports(importlib.abc.MetaPathFinder):
+    """Fails `import torch` / `import transformers` (ModuleNotFoundError, which presidio and thinc
+    catch) in the threads loading presidio, and in no other: an `hf-classifier` loading in another
+    thread at the same moment still gets torch."""
+
+    def __init__(self) -> None:
+        self.threads: set[int] = set()
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        if (
+            name.partition(".")[0] in _UNUSED_HEAVY_IMPORTS
+            and threading.get_ident() in self.threads
+        ):
+            raise ModuleNotFoundError(f"{name} is left out while presidio loads", name=name)
+        return None
+
+
+_refuse_heavy_imports = _RefuseHeavyImports()
+_refusing_lock = threading.Lock()
+
+
+@contextmanager
+def _without_torch() -> Iterator[None]:
+    """Inside the block, this thread cannot import torch or transformers (unless some code
+    imported them already: then they are simply there)."""
+    with _refusing_lock:
+        if not _refuse_heavy_imports.threads:
+            sys.meta_path.insert(0, _refuse_heavy_imports)
+        _refuse_heavy_imports.threads.add(threading.get_ident())
+    try:
+        yield
+    finally:
+        with _refusing_lock:
+            _refuse_heavy_imports.threads.discard(threading.get_ident())
+            if not _refuse_heavy_imports.threads:
+                sys.meta_path.remove(_refuse_heavy_imports)
+
+
+def _load_analyzer(language: str, name: str) -> AnalyzerEngine:
     try:
         import spacy
         import tldextract
