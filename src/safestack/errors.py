@@ -45,3 +45,7 @@ class RegistryError(SafestackError):
 
 class StoreError(SafestackError):
     """The database could not be reached, migrated or written."""
+
+
+class GateError(SafestackError):
+    """A framework file, a piece of evidence, a signature or a decision the gate cannot accept."""

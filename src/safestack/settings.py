@@ -111,8 +111,52 @@ class Settings(BaseSettings):
         default=None,
         description="Locale for election redirects when a request names none (x-safestack-locale).",
     )
+    body_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds a client has to send its whole request body: 408 after.",
+    )
+    audit_journal: bool = Field(
+        default=True,
+        description="Make audit events durable in a local write-ahead journal drained into the "
+        "store; when false the store must take each one directly (else 503).",
+    )
+    audit_journal_dir: Path | None = Field(
+        default=None,
+        description="Directory of the audit journal (one subdirectory per database); "
+        "`home`/audit-journal when unset. Keep it on a persistent disk.",
+    )
+    audit_drain_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        description="How often the gateway moves journalled audit events into the store.",
+    )
+
+    # -- timeouts toward the database (the gateway; other commands keep longer ones) ---------------
+    db_connect_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds to establish a PostgreSQL connection (2 at least).",
+    )
+    db_statement_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds one PostgreSQL statement may run (the server's statement_timeout); "
+        "a store call made for a request is abandoned after connect + statement timeouts.",
+    )
+    db_pool_timeout: float = Field(
+        default=5.0, gt=0, description="Seconds to wait for a free pooled connection."
+    )
+    db_busy_timeout: float = Field(
+        default=5.0,
+        ge=0,
+        description="Seconds to wait for another SQLite writer to finish (SQLite's busy timeout).",
+    )
 
     def database_url(self) -> str:
         if self.db_url:
             return self.db_url
         return f"sqlite:///{self.home / 'safestack.db'}"
+
+    def audit_journal_path(self) -> Path:
+        return self.audit_journal_dir or self.home / "audit-journal"

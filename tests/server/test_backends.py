@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,8 @@ import httpx
 import openai
 import pytest
 from server_harness import FakeUpstream, GatewayFactory, user
+from sqlalchemy import make_url
+from tcp_proxy import proxy_to
 
 from safestack.server.ratelimit import RateLimiterError, RedisRateLimiter
 from services import REDIS_URL, fresh_postgres_database, unavailable
@@ -106,4 +109,83 @@ def test_two_gateways_share_rate_limits_through_redis(
     for client in clients:  # the bucket is empty for both replicas
         with pytest.raises(openai.RateLimitError):
             client.moderations.create(input="hello")
+    two.trail.drain_now()  # each replica drains its own audit journal into the shared store
     assert sorted(e.status_code for e in one.audit()) == [200, 200, 200, 429, 429]
+
+
+@pytest.mark.postgres
+def test_a_frozen_postgresql_never_hangs_a_request(
+    start_gateway: GatewayFactory, upstream: FakeUpstream, pg_url: str
+) -> None:
+    """Issue 17, item 3: a frozen PostgreSQL made every request hang. Now a request that needs
+    the store gets a 503 within seconds; one whose key is cached is answered from the journal."""
+    server = make_url(pg_url)
+    with proxy_to(server.host or "127.0.0.1", server.port or 5432) as proxy:
+        via_proxy = server.set(port=proxy.port).render_as_string(hide_password=False)
+        gateway = start_gateway(
+            upstream.url,
+            db_url=via_proxy,
+            db_connect_timeout=2,
+            db_statement_timeout=1,
+            db_busy_timeout=1,
+            audit_drain_seconds=0.1,
+        )
+        cached = gateway.client()
+        cached.moderations.create(input="hello")
+        unseen = gateway.key()  # made now: the gateway has never looked it up
+        proxy.freeze()
+
+        started = time.monotonic()
+        raw = cached.chat.completions.with_raw_response.create(
+            model="acme-chat", messages=[user("Hello!")]
+        )
+        answered = raw.headers["x-safestack-request-id"]
+        assert time.monotonic() - started < 3
+        started = time.monotonic()
+        with pytest.raises(openai.InternalServerError) as caught:
+            gateway.client(unseen).moderations.create(input="hello")
+        assert caught.value.status_code == 503 and caught.value.code == "store_unavailable"
+        assert time.monotonic() - started < 8
+        ready = httpx.get(gateway.url + "/readyz", timeout=30)
+        assert ready.status_code == 503 and ready.json()["checks"]["store"].startswith("error")
+
+        proxy.thaw()
+        deadline = time.monotonic() + 20
+        while not any(e.id == answered and e.completed for e in gateway.store.audit.events()):
+            assert time.monotonic() < deadline, "the journalled event never reached the store"
+            time.sleep(0.1)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("journal", [True, False])
+def test_a_stream_while_postgresql_is_down_is_answered_only_if_journalled(
+    start_gateway: GatewayFactory, upstream: FakeUpstream, pg_url: str, journal: bool
+) -> None:
+    """Issue 17, item 1: the store went down with the key cached; the stream was relayed whole,
+    then an error said it was not answered, and no audit event existed."""
+    server = make_url(pg_url)
+    with proxy_to(server.host or "127.0.0.1", server.port or 5432) as proxy:
+        via_proxy = server.set(port=proxy.port).render_as_string(hide_password=False)
+        gateway = start_gateway(
+            upstream.url, db_url=via_proxy, db_connect_timeout=2, audit_journal=journal
+        )
+        secret = gateway.key()
+        gateway.client(secret).moderations.create(input="hello")
+        proxy.stop()  # PostgreSQL is down: connections reset, new ones refused
+        with httpx.stream(
+            "POST",
+            gateway.url + "/v1/chat/completions",
+            json={"model": "acme-chat", "messages": [user("Hello!")], "stream": True},
+            headers={"authorization": f"Bearer {secret}"},
+            timeout=30,
+        ) as response:
+            status, text = response.status_code, response.read().decode()
+        if journal:
+            assert status == 200 and text.endswith("data: [DONE]\n\n") and '"error"' not in text
+            assert len(upstream.requests) == 1
+        else:
+            assert status == 503 and '"audit_unavailable"' in text
+            assert upstream.requests == [] and "data:" not in text
+        proxy.start()  # back on the same port
+        events = [e for e in gateway.audit() if e.endpoint == "/v1/chat/completions"]
+        assert [(e.status_code, e.completed) for e in events] == ([(200, True)] if journal else [])

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from server_harness import Gateway
+from server_harness import FakeUpstream, Gateway, GatewayFactory
 
 USER = '{"role": "user", "content": "How do I reset my router?"}'
 DEEP = "[" * 1000 + "]" * 1000
@@ -128,3 +128,33 @@ def test_a_client_that_leaves_mid_body_is_audited_as_a_client_error(gateway: Gat
     [event] = events
     assert event.status_code == 499
     assert event.error is not None and "closed the connection" in event.error
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/moderations"])
+def test_a_client_that_stalls_mid_body_gets_408_and_is_audited(
+    start_gateway: GatewayFactory, upstream: FakeUpstream, path: str
+) -> None:
+    # Issue 17, item 3: half a body held the connection for more than 150 s.
+    gateway = start_gateway(upstream.url, body_timeout=0.5)
+    address = urlsplit(gateway.url)
+    body = chat() if path.endswith("completions") else b'{"input": "hello there"}'
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {gateway.key()}"
+        f"\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
+        started = time.monotonic()
+        sock.sendall(head.encode() + body[: len(body) // 2])
+        received = b""
+        while chunk := sock.recv(65536):  # until the gateway closes the connection
+            received += chunk
+        elapsed = time.monotonic() - started
+    head_in, _, answer = received.partition(b"\r\n\r\n")
+    assert head_in.startswith(b"HTTP/1.1 408 ")
+    assert 0.5 <= elapsed < 5
+    assert_openai_error(408, answer)
+    error = json.loads(answer)["error"]
+    assert error["code"] == "request_timeout" and "SAFESTACK_BODY_TIMEOUT" in error["message"]
+    [event] = gateway.audit()
+    assert event.status_code == 408 and event.endpoint == path
+    assert upstream.requests == []

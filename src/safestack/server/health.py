@@ -1,5 +1,5 @@
 """Operations endpoints, without a key: /healthz (the process answers), /readyz (the store, the
-rate limiter and the upstream answer), /metrics (Prometheus)."""
+audit journal, the rate limiter and the upstream answer), /metrics (Prometheus)."""
 
 from __future__ import annotations
 
@@ -39,10 +39,16 @@ async def readyz(request: Request) -> Response:
     checks: dict[str, Any] = {}
     ready = True
     try:
-        await asyncio.to_thread(gateway.store.revision)
+        await gateway.calls.run(gateway.store.revision)
         checks["store"] = "ok"
     except SafestackError as exc:
         checks["store"], ready = f"error: {exc}", False
+    journal = gateway.audit.journal
+    if journal is None:
+        checks["audit_journal"] = "disabled (the store takes every audit event directly)"
+    else:
+        waiting = await asyncio.to_thread(journal.backlog)
+        checks["audit_journal"] = f"ok ({waiting:,} bytes waiting for the store)"
     ping = getattr(gateway.limiter, "ping", None)  # Redis has one; memory needs none
     try:
         if ping is not None:

@@ -44,7 +44,8 @@ async def moderations(request: Request) -> Response:
 
 
 async def _moderate(gateway: Gateway, call: Call, request: Request) -> Response:
-    payload = await read_json(request, call, gateway.settings.max_request_bytes)
+    settings = gateway.settings
+    payload = await read_json(request, call, settings.max_request_bytes, settings.body_timeout)
     model = payload.get("model")
     call.model = model if isinstance(model, str) else None
     texts = _inputs(payload.get("input"))

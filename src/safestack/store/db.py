@@ -11,8 +11,10 @@ from sqlalchemy import Engine
 from safestack.store.attempts import RedteamRuns
 from safestack.store.audit import AuditLog
 from safestack.store.database import Database
+from safestack.store.gate import GateRecords
 from safestack.store.judgements import Judgements
 from safestack.store.keys import ApiKeys
+from safestack.store.training_sets import TrainingSets
 
 
 class Store(Database):
@@ -24,3 +26,5 @@ class Store(Database):
         self.keys = ApiKeys(self)
         self.audit = AuditLog(self)
         self.runs = RedteamRuns(self)
+        self.gate = GateRecords(self)
+        self.training_sets = TrainingSets(self)

@@ -20,6 +20,7 @@ from sqlalchemy import (
     MetaData,
     String,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy import Text as TextType
 from sqlalchemy.dialects.postgresql import JSONB
@@ -171,7 +172,7 @@ class AuditEventRow(Base):
     endpoint: Mapped[str] = mapped_column(TextType())
     model: Mapped[str | None] = mapped_column(ClientText())
     action: Mapped[str | None] = mapped_column(String(16))
-    status_code: Mapped[int] = mapped_column(Integer())
+    status_code: Mapped[int | None] = mapped_column(Integer())
     latency_ms: Mapped[float] = mapped_column(Double())
     categories: Mapped[list[str]] = mapped_column(JSONDocument)
     scores: Mapped[dict[str, float]] = mapped_column(JSONDocument)
@@ -181,6 +182,8 @@ class AuditEventRow(Base):
     content: Mapped[dict[str, Any] | None] = mapped_column(ClientJSON(none_as_null=True))
     error: Mapped[str | None] = mapped_column(ClientText())
     stream: Mapped[bool] = mapped_column(Boolean())
+    # False: the request was accepted and not (yet) answered; its completion replaces the row.
+    completed: Mapped[bool] = mapped_column(Boolean(), server_default=true())
     schema_version: Mapped[int] = mapped_column(Integer())
 
 
@@ -216,4 +219,77 @@ class AttemptRow(Base):
     status: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     record: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    schema_version: Mapped[int] = mapped_column(Integer())
+
+
+class GateModelVersionRow(Base):
+    """One model version the gate assesses, with its pre- and post-mitigation target names."""
+
+    __tablename__ = "gate_model_versions"
+    __table_args__ = (UniqueConstraint("model", "version", name="uq_gate_model_versions_model"),)
+
+    id: Mapped[str] = mapped_column(String(320), primary_key=True)
+    model: Mapped[str] = mapped_column(String(200))
+    version: Mapped[str] = mapped_column(String(100))
+    pre_target: Mapped[str] = mapped_column(String(200))
+    post_target: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(TextType())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class GateEvidenceRow(Base):
+    """One piece of evidence pinned to a model version: a run's target, an imported log, a finding."""
+
+    __tablename__ = "gate_evidence"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model_version_id: Mapped[str] = mapped_column(String(320), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    stage: Mapped[str] = mapped_column(String(8))
+    source: Mapped[str] = mapped_column(TextType())
+    content_hash: Mapped[str] = mapped_column(String(64))
+    collected_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    record_hash: Mapped[str] = mapped_column(String(64))
+    schema_version: Mapped[int] = mapped_column(Integer())
+
+
+class GateSignerRow(Base):
+    """A person's Ed25519 public key and role; the private key never reaches the database."""
+
+    __tablename__ = "gate_signers"
+
+    key_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    person: Mapped[str] = mapped_column(String(200), index=True)
+    role: Mapped[str] = mapped_column(String(32))
+    public_key: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class GateLogRow(Base):
+    """One signed entry of the decision log, in order; rows are only ever appended."""
+
+    __tablename__ = "gate_log"
+
+    seq: Mapped[int] = mapped_column(Integer(), primary_key=True, autoincrement=False)
+    entry: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    entry_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class TrainingSetRow(Base):
+    """One break-fix training set (`safestack align data`): its content hash, what it was built
+    from and how many rows of each kind, so later rounds can name it by id or hash."""
+
+    __tablename__ = "training_sets"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    version: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    runs: Mapped[list[str]] = mapped_column(JSONDocument)
+    policy: Mapped[str] = mapped_column(String(200))
+    counts: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    path: Mapped[str] = mapped_column(TextType())
+    manifest: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
     schema_version: Mapped[int] = mapped_column(Integer())

@@ -1,8 +1,8 @@
 """api_keys.limits: a key's own limits on work (messages, inputs, characters per request and per
 minute), as JSON; an empty object (every limit the server's) for the keys already there.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0007
+Revises: 0006
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0004"
-down_revision: str | None = "0003"
+revision = "0007"
+down_revision: str | None = "0006"
 branch_labels: str | None = None
 depends_on: str | None = None
 
