@@ -253,6 +253,9 @@ def _engine_options(url: URL, timeouts: Timeouts) -> dict[str, Any]:
     if timeouts.pool is not None and not in_memory:  # one shared connection there, no pool
         options["pool_timeout"] = timeouts.pool
     if url.get_backend_name() == "postgresql":
+        # A pooled connection may have died with the server (a restart, a failover): test it on
+        # checkout, so the first use after an outage reconnects instead of failing.
+        options["pool_pre_ping"] = True
         connect_args: dict[str, Any] = {}
         if timeouts.connect is not None:
             # libpq counts whole seconds, and 2 at least.
