@@ -74,6 +74,28 @@ class Settings(BaseSettings):
         gt=0,
         description="Bucket size for keys without their own; rate_per_minute // 4 when unset.",
     )
+    # Work per request and per minute, checked before any judging (docs/server.md, "Limits").
+    # A key's own limits (`safestack keys create --max-messages ...`) take precedence.
+    max_messages: int = Field(
+        default=256, gt=0, description="Messages in one chat request; more is a 400, unjudged."
+    )
+    max_inputs: int = Field(
+        default=256, gt=0, description="Strings in one /v1/moderations request; more is a 400."
+    )
+    # 100,000: one message at the default policy's judge.max_input_chars; judging that many
+    # characters takes 6-9 s of one core under the default policy (docs/server.md, Limits).
+    max_chars: int = Field(
+        default=100_000,
+        gt=0,
+        description="Characters to judge in one request (message contents, moderation inputs); "
+        "more is a 400.",
+    )
+    chars_per_minute: int | None = Field(
+        default=None,
+        gt=0,
+        description="Characters judged per minute per key (a token bucket holding one minute's "
+        "worth), beside rate_per_minute; None: only requests are counted.",
+    )
     audit_content: bool = Field(
         default=False,
         description="Keep the full request and response in audit events for every policy "

@@ -5,10 +5,12 @@ limits in Redis drawn by two gateways at once. Skipped locally without the servi
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
@@ -45,6 +47,30 @@ def test_the_audit_log_in_postgresql(
     assert sorted(e.status_code for e in events) == [200, 400]
     blocked = next(e for e in events if e.status_code == 400)
     assert "prompt-injection" in blocked.categories and blocked.input_digest
+
+
+@pytest.mark.postgres
+def test_a_nul_in_what_a_client_sent_is_audited_in_postgresql(
+    start_gateway: GatewayFactory, upstream: FakeUpstream, pg_url: str
+) -> None:
+    # PostgreSQL refuses NUL in text: these were answered 503 audit_unavailable / store_unavailable.
+    gateway = start_gateway(upstream.url, db_url=pg_url, audit_content=True)
+    headers = {"authorization": f"Bearer {gateway.key('chat', 'moderate', 'admin')}"}
+    chat = {"model": "acme\u0000chat", "messages": [{"role": "user", "content": "hi"}]}
+    moderation = {"input": "hello \u0000 world", "model": "x\u0000"}
+
+    def post(path: str, body: dict[str, Any]) -> int:
+        response = httpx.post(gateway.url + path, content=json.dumps(body), headers=headers)
+        return response.status_code
+
+    assert post("/v1/chat/completions", chat) == 404  # no such model, and audited
+    assert post("/v1/moderations", moderation) == 200
+    listed = httpx.get(gateway.url + "/admin/audit", params={"key_id": "ssk_\x00"}, headers=headers)
+    assert listed.status_code == 200 and listed.json()["data"] == []
+    events = {e.endpoint: e for e in gateway.audit()}
+    assert events["/v1/chat/completions"].model == "acme\ufffdchat"
+    content = events["/v1/moderations"].content
+    assert content is not None and content["request"]["input"] == "hello \ufffd world"
 
 
 @pytest.fixture

@@ -98,6 +98,21 @@ def test_requests_uvicorn_rejects_are_400_in_openai_shape(
     assert_openai_error(status, body)
 
 
+@pytest.mark.parametrize(
+    "since", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-14:00", "2026-13-01T00:00:00Z"]
+)
+def test_an_audit_query_out_of_range_is_400(gateway: Gateway, since: str) -> None:
+    # Year 1 at +01:00 is before the first UTC time Python can hold: it was a 503 from the store.
+    response = httpx.get(
+        gateway.url + "/admin/audit",
+        params={"since": since},
+        headers={"authorization": f"Bearer {gateway.key('admin')}"},
+        timeout=30,
+    )
+    assert_openai_error(response.status_code, response.content)
+    assert response.json()["error"]["param"] in ("since", "limit/since")
+
+
 def test_a_client_that_leaves_mid_body_is_audited_as_a_client_error(gateway: Gateway) -> None:
     address = urlsplit(gateway.url)
     body = chat()

@@ -62,6 +62,27 @@ def test_an_event_with_every_field_round_trips(store: Store) -> None:
     assert read.content is not None and read.content["nested"]["none"] is None
 
 
+def test_nul_a_client_sent_is_kept_where_the_backend_can_hold_it(store: Store) -> None:
+    # PostgreSQL refuses NUL in text and jsonb; a request naming the model "a\x00b" was then
+    # unauditable and answered 503. There it becomes U+FFFD; SQLite keeps it.
+    nul = "\x00"
+    store.audit.record(
+        _event(
+            key_id=f"ssk_{nul}",
+            model=f"acme{nul}chat",
+            error=f"404 model_not_found: acme{nul}chat",
+            content={"request": {f"k{nul}": [f"hi {nul} there"]}, "response": None},
+        )
+    )
+
+    [read] = store.audit.events(key_id=f"ssk_{nul}")  # a filter with NUL matches, never fails
+    kept = nul if store.engine.dialect.name == "sqlite" else "\ufffd"
+    assert read.model == f"acme{kept}chat"
+    assert read.error == f"404 model_not_found: acme{kept}chat"
+    assert read.content == {"request": {f"k{kept}": [f"hi {kept} there"]}, "response": None}
+    assert store.audit.events(key_id=f"other{nul}") == []
+
+
 def test_defaults_are_a_fresh_id_and_now_in_utc(store: Store) -> None:
     before = datetime.now(UTC)
     store.audit.record_many([_event(), _event()])

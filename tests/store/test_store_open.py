@@ -11,7 +11,7 @@ from sqlalchemy import inspect, text
 
 from safestack.errors import StoreError
 from safestack.records import AuditEvent, Verdict
-from safestack.store import Store, head_revision
+from safestack.store import KeyLimits, Store, head_revision
 from safestack.store.migrate import _config as _alembic  # the Config the Store itself uses
 from safestack.store.migrate import upgrade_schema
 
@@ -78,6 +78,27 @@ def test_a_database_at_0001_upgrades_to_head_and_keeps_its_rows(
         assert store.keys.verify(secret) == key
         store.audit.record(AuditEvent(endpoint="/v1/models", status_code=200, latency_ms=1.0))
         assert len(store.audit.events()) == 1
+
+
+def test_keys_made_before_0004_get_the_servers_work_limits(db_url: str) -> None:
+    with Store.open(db_url, migrate=False) as old, old.engine.begin() as connection:
+        upgrade_schema(connection, "0003")
+    with Store.open(db_url, migrate=False) as old, old.engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO api_keys (id, name, secret_hash, scopes, models, created_at) "
+                "VALUES ('ssk_0000beef', 'old', :hash, '[\"chat\"]', '[]', :now)"
+            ),
+            {"hash": "0" * 64, "now": "2026-01-01T00:00:00+00:00"},
+        )
+
+    with Store.open(db_url) as store:
+        key = store.keys.get("ssk_0000beef")
+        assert key is not None
+        assert key.limits == KeyLimits()  # every limit the server's
+        with store.engine.begin() as connection, _alembic(connection) as config:
+            command.downgrade(config, "0003")
+        assert "limits" not in {c["name"] for c in inspect(store.engine).get_columns("api_keys")}
 
 
 def test_0002_downgrades_to_0001_without_touching_judgements(db_url: str, blocked: Verdict) -> None:

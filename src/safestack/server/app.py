@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException
@@ -24,6 +25,7 @@ from safestack.server.catalog import ModelCatalog
 from safestack.server.errors import ApiError
 from safestack.server.gateway import Gateway
 from safestack.server.metrics import Metrics
+from safestack.server.openapi import openapi_document
 from safestack.server.policies import PolicyCache
 from safestack.server.ratelimit import RateLimiter
 from safestack.server.storecalls import StoreCalls
@@ -90,14 +92,25 @@ def create_app(
 
     app = FastAPI(
         title="safestack gateway",
+        description="An OpenAI-compatible API with the guard applied to every request "
+        "(docs/server.md).",
         docs_url=None,
         redoc_url=None,
-        openapi_url=None,
+        openapi_url="/openapi.json",  # no key needed, like /healthz
         lifespan=lifespan,
     )
     app.state.gateway = gateway
     for module in (chat, moderations, models, admin, health):
         app.include_router(module.router)
+    document = None
+
+    def openapi() -> dict[str, Any]:
+        nonlocal document
+        if document is None:
+            document = openapi_document(app)
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.add_exception_handler(HTTPException, _http_error)
     return app
 

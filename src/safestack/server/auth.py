@@ -98,12 +98,7 @@ async def limit_rate(key: ApiKey, limiter: RateLimiter, settings: Settings) -> d
     try:
         decision = await limiter.acquire(key.id, rate, burst)
     except Exception as exc:
-        raise ApiError(
-            503,
-            f"the rate limiter is unavailable ({type(exc).__name__}: {exc}); retry shortly",
-            type="service_unavailable",
-            code="rate_limiter_unavailable",
-        ) from None
+        raise limiter_unavailable(exc) from None
     headers = {
         "x-ratelimit-limit-requests": str(rate),
         "x-ratelimit-remaining-requests": str(max(0, math.floor(decision.remaining))),
@@ -119,3 +114,13 @@ async def limit_rate(key: ApiKey, limiter: RateLimiter, settings: Settings) -> d
             headers={**headers, "retry-after": str(retry)},
         )
     return headers
+
+
+def limiter_unavailable(exc: Exception) -> ApiError:
+    """503 for a limiter that failed (Redis down): an unenforceable limit is not read as none."""
+    return ApiError(
+        503,
+        f"the rate limiter is unavailable ({type(exc).__name__}: {exc}); retry shortly",
+        type="service_unavailable",
+        code="rate_limiter_unavailable",
+    )

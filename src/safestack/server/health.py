@@ -8,23 +8,33 @@ from typing import Any
 
 from fastapi import APIRouter
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 
 from safestack.errors import SafestackError
 from safestack.server.errors import ApiError, json_response
 from safestack.server.gateway import gateway_of
 from safestack.server.metrics import CONTENT_TYPE
+from safestack.server.openapi import json_content, operation
 
 router = APIRouter()
 
 
-@router.get("/healthz")
+@router.get("/healthz", openapi_extra=operation(ok=json_content("Health"), secured=False))
 async def healthz() -> Response:
+    """The process answers (no key)."""
     return json_response({"status": "ok"})
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz",
+    openapi_extra=operation(
+        ok=json_content("Readiness"),
+        secured=False,
+        extra={503: {"description": "Not ready", "content": json_content("Readiness")}},
+    ),
+)
 async def readyz(request: Request) -> Response:
+    """The store, the rate limiter and the upstream answer (no key); 503 naming what does not."""
     gateway = gateway_of(request)
     checks: dict[str, Any] = {}
     ready = True
@@ -60,6 +70,11 @@ async def readyz(request: Request) -> Response:
     )
 
 
-@router.get("/metrics")
+@router.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    openapi_extra=operation(ok={"text/plain": {"schema": {"type": "string"}}}, secured=False),
+)
 async def metrics(request: Request) -> Response:
+    """Prometheus text exposition (no key)."""
     return Response(gateway_of(request).metrics.exposition(), media_type=CONTENT_TYPE)

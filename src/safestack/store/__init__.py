@@ -20,7 +20,7 @@ from safestack.store.gate import (
 )
 from safestack.store.journal import AuditJournal
 from safestack.store.judgements import Judgements, StoredJudgement
-from safestack.store.keys import SCOPES, ApiKey, ApiKeys, Scope
+from safestack.store.keys import SCOPES, ApiKey, ApiKeys, KeyLimits, Scope
 from safestack.store.migrate import head_revision
 from safestack.store.training_sets import StoredTrainingSet, TrainingSets
 
@@ -33,6 +33,7 @@ __all__ = [
     "Database",
     "GateRecords",
     "Judgements",
+    "KeyLimits",
     "RedteamRuns",
     "Scope",
     "Store",
