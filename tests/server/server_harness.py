@@ -101,6 +101,7 @@ class FakeUpstream:
     tool_call: dict[str, Any] | None = None  # {"name": ..., "arguments": ...}
     die_after: int | None = None  # content chunks streamed before the upstream dies mid-body
     requests: list[dict[str, Any]] = field(default_factory=list)
+    chunks_sent: int = 0  # content chunks streamed so far, over every request
     authorizations: list[str | None] = field(default_factory=list)
 
     def echo_system_prompt(self) -> None:
@@ -171,6 +172,7 @@ class FakeUpstream:
                 await asyncio.sleep(self.chunk_delay)
             if self.die_after is not None and start >= self.die_after * self.chunk_size:
                 raise RuntimeError("the fake upstream dies mid-stream")  # uvicorn cuts the body
+            self.chunks_sent += 1
             yield event({"content": text[start : start + self.chunk_size]})
         if self.tool_call is not None:  # OpenAI's shape: the call, then its arguments in pieces
             call = {"index": 0, "id": "call_1", "type": "function"}

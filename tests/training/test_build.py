@@ -175,4 +175,8 @@ def test_build_is_reproducible(tmp_path: Path, built: tuple[Path, dict[str, obje
     data.mkdir()
     write_jsonl(data / "examples.jsonl", tiny_examples())
     again = build_models(data, tmp_path / "models", tmp_path / "work", Settings(steps=40, batch=16))
-    assert again["losses"] == first["losses"]
+    # Same data and seed, same training: equal up to float rounding. Bit-for-bit equality does not
+    # hold on a busy machine (the CPU BLAS may use fewer threads, so sums run in another order:
+    # measured differences around 1e-8); a changed seed, order or data moves them by far more.
+    assert again["losses"].keys() == first["losses"].keys()
+    assert again["losses"] == pytest.approx(first["losses"], rel=1e-6, abs=1e-9)
