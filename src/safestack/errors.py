@@ -49,3 +49,7 @@ class MediaError(SafestackError):
 
 class StoreError(SafestackError):
     """The database could not be reached, migrated or written."""
+
+
+class GateError(SafestackError):
+    """A framework file, a piece of evidence, a signature or a decision the gate cannot accept."""

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cache
 
 from safestack.align.rows import ScoreSummary, Turn, prompt_hash, text_hash
+from safestack.datasets.language import LanguageGuesser
 from safestack.errors import InputError, SafestackError
 from safestack.models.transformers_model import chat_turns
 from safestack.records import Attempt, AttemptStatus, Message, Role
@@ -74,32 +74,33 @@ def prompt_of(attempt: Attempt) -> tuple[Turn, ...]:
     return tuple(Turn.model_validate(turn) for turn in chat_turns(messages))
 
 
-@cache
-def _language_identifier_missing() -> bool:
-    try:
-        import py3langid  # noqa: F401
-    except ModuleNotFoundError:
-        return True
-    return False
+class RequestLanguages:
+    """The language of requests among those the judges cover, 'xx' when unsure or unavailable:
+    py3langid loads on first use, once per selection (never kept by this module)."""
 
+    def __init__(self) -> None:
+        self._guess: LanguageGuesser | None = None
+        self._missing = False
 
-def detect_language(text: str) -> str:
-    """The request's language among those the judges cover, 'xx' when unsure or unavailable."""
-    if _language_identifier_missing() or not text.strip():
-        return "xx"
-    from safestack.datasets.language import guess_language
+    def detect(self, text: str) -> str:
+        if self._missing or not text.strip():
+            return "xx"
+        if self._guess is None:
+            try:
+                self._guess = LanguageGuesser()
+            except ModuleNotFoundError:  # py3langid is optional here
+                self._missing = True
+                return "xx"
+        return self._guess(text)
 
-    return guess_language(text)
-
-
-def request_language(attempt: Attempt, prompt: Sequence[Turn]) -> str:
-    """The language of the request itself: the behaviour's objective (a converted prompt, base64
-    say, hides it), else the last user turn."""
-    language = detect_language(attempt.objective)
-    if language == "xx":
-        last = next((t.content for t in reversed(prompt) if t.role == "user"), "")
-        language = detect_language(last)
-    return language
+    def of_request(self, attempt: Attempt, prompt: Sequence[Turn]) -> str:
+        """The language of the request itself: the behaviour's objective (a converted prompt,
+        base64 say, hides it), else the last user turn."""
+        language = self.detect(attempt.objective)
+        if language == "xx":
+            last = next((t.content for t in reversed(prompt) if t.role == "user"), "")
+            language = self.detect(last)
+        return language
 
 
 def group_keys(attempt: Attempt) -> tuple[str, ...]:
@@ -124,12 +125,12 @@ def is_helpful(attempt: Attempt) -> bool | None:
     return refusal.label not in NOT_HELPFUL and not harmful
 
 
-def finding(attempt: Attempt) -> Finding:
+def finding(attempt: Attempt, languages: RequestLanguages) -> Finding:
     prompt = prompt_of(attempt)
     return Finding(
         attempt=attempt,
         prompt=prompt,
-        language=request_language(attempt, prompt),
+        language=languages.of_request(attempt, prompt),
         prompt_hash=prompt_hash(prompt),
         group_keys=group_keys(attempt),
     )
@@ -139,6 +140,7 @@ def select(runs: Sequence[RunAttempts]) -> Selection:
     """The findings and helpful benign answers of `runs`, in run order then attempt order."""
     selection = Selection()
     counts = selection.counts
+    languages = RequestLanguages()
     for item in runs:
         for attempt in item.attempts:
             counts["attempts"] += 1
@@ -152,14 +154,14 @@ def select(runs: Sequence[RunAttempts]) -> Selection:
                     counts["benign-unjudged"] += 1
                 elif helpful:
                     counts["benign-helpful"] += 1
-                    selection.helpful.append(finding(attempt))
+                    selection.helpful.append(finding(attempt, languages))
                 else:
                     counts["benign-refused-or-failed"] += 1
                 continue
             outcome = attack_outcome(attempt)
             counts[f"attack-{outcome.value}"] += 1
             if outcome == Outcome.SUCCESS:
-                selection.findings.append(finding(attempt))
+                selection.findings.append(finding(attempt, languages))
     return selection
 
 

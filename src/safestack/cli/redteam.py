@@ -55,7 +55,13 @@ def _runner(
     campaign = load_campaign(campaign_path)
     store = Store.open(st.settings.database_url())
     runner = Runner(
-        campaign, store, st.policy(policy), run_id=run_id, force=force, home=st.settings.home
+        campaign,
+        store,
+        st.policy(policy),
+        run_id=run_id,
+        force=force,
+        home=st.settings.home,
+        models=st.models,
     )
     return runner, store
 
@@ -211,7 +217,7 @@ def rescore_command(
             judge = (
                 build_model(campaign.judge_model, "judge_model") if campaign.judge_model else None
             )
-            active = build_scorers(campaign, st.policy(policy), judge)
+            active = build_scorers(campaign, st.policy(policy), judge, st.models)
             stored = store.runs.attempts(run_id)
             rescored = asyncio.run(rescore(stored, active))
             store.runs.replace_attempts(rescored)

@@ -64,18 +64,20 @@ def serve(
     from safestack.server.errors import NO_UPSTREAM
     from safestack.server.protocol import OpenAIH11Protocol
     from safestack.server.ratelimit import rate_limiter_from_url
+    from safestack.server.storecalls import database_timeouts
     from safestack.store import Store
 
     st = state(ctx)
     overrides = {"host": host, "port": port, "upstream_url": upstream, "policy": policy}
     settings = st.settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     limiter = rate_limiter_from_url(settings.redis_url)
-    store = Store.open(settings.database_url())
+    # With the gateway's timeouts: a database that does not answer fails here, within seconds.
+    store = Store.open(settings.database_url(), timeouts=database_timeouts(settings))
     try:
         err_console.print(f"loading the policy and its detectors ({settings.policy or 'built-in'})")
         if settings.policy is not None:
             load_policy_file(settings.policy)  # a bad detector option names its file and line
-        policies = PolicyCache(settings.policy)
+        policies = PolicyCache(settings.policy, models=st.models)
         loaded = policies.default
         gateway_upstream = None
         if settings.upstream_url:

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from safestack.judge.builtin import BuiltinModels
 from safestack.models.base import (
     ChatModel,
     Completion,
@@ -166,8 +167,9 @@ class RunResult:
 Progress = Callable[[Attempt], None]
 
 
-def build_model(spec: ModelSpec, where: str) -> ChatModel:
-    return create_model(spec.kind, spec.options, where=where)
+def build_model(spec: ModelSpec, where: str, models: BuiltinModels | None = None) -> ChatModel:
+    """The chat model `spec` names; one that runs the built-in models (`guarded`) runs `models`."""
+    return create_model(spec.kind, spec.options, where=where, models=models)
 
 
 class Runner:
@@ -177,6 +179,9 @@ class Runner:
     The run's journal lives beside a SQLite store file, or under `home` for other stores (the
     CLI passes `SAFESTACK_HOME`); without either (in-memory SQLite, or PostgreSQL and no `home`)
     the run keeps none and a killed process loses its answered, uncommitted attempts.
+
+    The run's built-in models (`models`: its scorers' and guarded targets'; a new `BuiltinModels`
+    unless the caller passes its own) load once for the whole run.
     """
 
     def __init__(
@@ -188,6 +193,7 @@ class Runner:
         run_id: str | None = None,
         force: bool = False,
         home: Path | None = None,
+        models: BuiltinModels | None = None,
     ) -> None:
         self.campaign = campaign
         self.store = store
@@ -197,9 +203,11 @@ class Runner:
         self.journal_directory = journal_directory(store.engine.url, self.run_id, home)
         # What resume found in the journal (`pending` reads it; `run` scores and stores it).
         self.replay = Replay(self.journal_directory)
+        self.models = models if models is not None else BuiltinModels()
         self.spend = Spend(campaign.budget.max_requests, campaign.budget.max_tokens)
         self.targets = {
-            t.name: build_model(t, f"targets[{i}]") for i, t in enumerate(campaign.targets)
+            t.name: build_model(t, f"targets[{i}]", self.models)
+            for i, t in enumerate(campaign.targets)
         }
         self.attacker = build_model(campaign.attacker, "attacker") if campaign.attacker else None
         self.judge = (
@@ -246,7 +254,7 @@ class Runner:
             len(self.plan.work) - len(todo) - len(recovered),
         )
         result.spend = self.spend
-        active = build_scorers(self.campaign, self.policy, self.judge)
+        active = build_scorers(self.campaign, self.policy, self.judge, self.models)
         specs = {t.name: t for t in self.campaign.targets}
         limits = {name: asyncio.Semaphore(spec.concurrency) for name, spec in specs.items()}
         answered = asyncio.Semaphore(ANSWERED_LIMIT)

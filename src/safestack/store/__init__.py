@@ -2,15 +2,26 @@
 
 `Store.open(settings.database_url())` connects and migrates; one repository per record family writes
 and reads them: `store.judgements`, `store.keys`, `store.audit`, `store.runs` (red-team attempts),
-`store.training_sets` (break-fix training sets), `store.media_banks` (hash banks for images), `store.media_cases` (their matches, for review).
+`store.training_sets` (break-fix training sets), `store.gate` (the gate's evidence and decision
+log). `AuditJournal` is the gateway's write-ahead log of audit events on local disk, drained into
+`store.audit`. `store.media_banks` (hash banks for
+images) and `store.media_cases` (their matches, for review).
 """
 
 from safestack.store.attempts import RedteamRuns, StoredRun
 from safestack.store.audit import AuditLog
-from safestack.store.database import Database
+from safestack.store.database import Database, Timeouts, create_database
 from safestack.store.db import Store
+from safestack.store.gate import (
+    GateRecords,
+    StoredEvidence,
+    StoredLogEntry,
+    StoredModelVersion,
+    StoredSigner,
+)
+from safestack.store.journal import AuditJournal
 from safestack.store.judgements import Judgements, StoredJudgement
-from safestack.store.keys import SCOPES, ApiKey, ApiKeys, Scope
+from safestack.store.keys import SCOPES, ApiKey, ApiKeys, KeyLimits, Scope
 from safestack.store.media_banks import (
     ActiveHash,
     BankEntry,
@@ -28,14 +39,17 @@ __all__ = [
     "ActiveHash",
     "ApiKey",
     "ApiKeys",
+    "AuditJournal",
     "AuditLog",
     "BankEntry",
     "CaseMatch",
     "CaseStatus",
     "Database",
+    "GateRecords",
     "HashKind",
     "ImportCount",
     "Judgements",
+    "KeyLimits",
     "MediaBanks",
     "MediaCase",
     "MediaCases",
@@ -43,9 +57,15 @@ __all__ = [
     "Scope",
     "Store",
     "StoredBank",
+    "StoredEvidence",
     "StoredJudgement",
+    "StoredLogEntry",
+    "StoredModelVersion",
     "StoredRun",
+    "StoredSigner",
     "StoredTrainingSet",
+    "Timeouts",
     "TrainingSets",
+    "create_database",
     "head_revision",
 ]

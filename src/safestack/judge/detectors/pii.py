@@ -7,9 +7,12 @@ points into the original input and whose evidence is masked.
 
 from __future__ import annotations
 
+import importlib.abc
 import logging
+import sys
 import threading
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from importlib import metadata, resources
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Literal
@@ -17,6 +20,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 from pydantic import Field, field_validator
 
 from safestack.errors import DetectorError
+from safestack.judge.builtin.models import BuiltinModels, default_models
 from safestack.judge.detector import Detector, DetectorOptions, Sample, detector
 from safestack.judge.normalise import View
 from safestack.policy import Policy
@@ -126,10 +130,20 @@ class PiiDetector(Detector):
     options: PiiOptions
     batch_size: ClassVar[int] = 64  # texts per spaCy nlp.pipe() call
 
-    def __init__(self, policy: Policy, options: DetectorOptions | None = None):
+    uses_builtin_models = True
+
+    def __init__(
+        self,
+        policy: Policy,
+        options: DetectorOptions | None = None,
+        *,
+        models: BuiltinModels | None = None,
+    ):
         super().__init__(policy, options)
         if not isinstance(self.options, PiiOptions):
             self.options = PiiOptions.model_validate(self.options.model_dump())
+        # presidio's engine is kept by the owner's models (loaded on first use), not by this module.
+        self.models = models if models is not None else default_models()
 
     def detect(self, sample: Sample) -> list[Finding]:
         return self.detect_batch([sample])[0]
@@ -138,7 +152,11 @@ class PiiDetector(Detector):
         """All views of all samples go through one spaCy `nlp.pipe()` (presidio's batch engine)."""
         views = [(index, view) for index, s in enumerate(samples) for view in s.normalised.views()]
         results = _analyze(
-            [view.text for _, view in views], self.options, self.batch_size, self.name
+            self.models.presidio(self.options.language),
+            [view.text for _, view in views],
+            self.options,
+            self.batch_size,
+            self.name,
         )
         findings: list[list[Finding]] = [[] for _ in samples]
         for (index, view), found in zip(views, results, strict=True):
@@ -190,23 +208,29 @@ def mask(value: str) -> str:
     return "".join(c if (i in keep or not c.isalnum()) else "*" for i, c in enumerate(value))
 
 
-# -- the presidio engine: built on first use, once per process and language -----------------------
+# -- the presidio engine: built on first use, once per `BuiltinModels` and language ---------------
 
-_engines: dict[str, AnalyzerEngine] = {}
-# One lock for building and running: spaCy does not promise thread-safe inference, and with the
-# GIL, serialising costs little throughput.
-_engine_lock = threading.Lock()
+
+class Presidio:
+    """presidio's engine for one language, with the lock every use takes: spaCy does not promise
+    thread-safe inference, and with the GIL, serialising costs little throughput."""
+
+    def __init__(self, engine: AnalyzerEngine) -> None:
+        self.engine = engine
+        self.lock = threading.Lock()
+
+    @classmethod
+    def load(cls, language: str) -> Presidio:
+        return cls(load_analyzer(language))
 
 
 def _analyze(
-    texts: list[str], options: PiiOptions, batch_size: int, name: str
+    presidio: Presidio, texts: list[str], options: PiiOptions, batch_size: int, name: str
 ) -> list[list[RecognizerResult]]:
     if not texts:
         return []
-    with _engine_lock:
-        engine = _engines.get(options.language)
-        if engine is None:
-            engine = _engines[options.language] = load_analyzer(options.language, name)
+    with presidio.lock:
+        engine = presidio.engine
         unknown = sorted(
             set(options.entities) - set(engine.get_supported_entities(options.language))
         )
@@ -267,6 +291,55 @@ def load_analyzer(language: str = "en", name: str = "pii") -> AnalyzerEngine:
     its directory and handed to the engine already loaded (presidio then never calls `load()`), and
     the email recognizer is replaced by one using tldextract's bundled suffix-list snapshot.
     """
+    with _without_torch():
+        return _load_analyzer(language, name)
+
+
+# Optional imports presidio and spaCy (through thinc) make when the packages are installed, as they
+# are with the `hf` extra: 4-8 s of start-up (torch, transformers.pipelines) for GPU and
+# transformer NER support that the spaCy CPU pipeline loaded here never uses.
+_UNUSED_HEAVY_IMPORTS = frozenset({"torch", "transformers"})
+
+
+class _RefuseHeavyImports(importlib.abc.MetaPathFinder):
+    """Fails `import torch` / `import transformers` (ModuleNotFoundError, which presidio and thinc
+    catch) in the threads loading presidio, and in no other: an `hf-classifier` loading in another
+    thread at the same moment still gets torch."""
+
+    def __init__(self) -> None:
+        self.threads: set[int] = set()
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        if (
+            name.partition(".")[0] in _UNUSED_HEAVY_IMPORTS
+            and threading.get_ident() in self.threads
+        ):
+            raise ModuleNotFoundError(f"{name} is left out while presidio loads", name=name)
+        return None
+
+
+_refuse_heavy_imports = _RefuseHeavyImports()
+_refusing_lock = threading.Lock()
+
+
+@contextmanager
+def _without_torch() -> Iterator[None]:
+    """Inside the block, this thread cannot import torch or transformers (unless some code
+    imported them already: then they are simply there)."""
+    with _refusing_lock:
+        if not _refuse_heavy_imports.threads:
+            sys.meta_path.insert(0, _refuse_heavy_imports)
+        _refuse_heavy_imports.threads.add(threading.get_ident())
+    try:
+        yield
+    finally:
+        with _refusing_lock:
+            _refuse_heavy_imports.threads.discard(threading.get_ident())
+            if not _refuse_heavy_imports.threads:
+                sys.meta_path.remove(_refuse_heavy_imports)
+
+
+def _load_analyzer(language: str, name: str) -> AnalyzerEngine:
     try:
         import spacy
         import tldextract

@@ -1,8 +1,8 @@
 """media_banks, media_hashes, media_cases: hash banks of known material for image matching
 (`safestack media`) and the cases its matches open for review and reporting.
 
-Revision ID: 0006
-Revises: 0004 (on merge: 0005, the revision main has by then)
+Revision ID: 0008
+Revises: 0007
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0006"
-down_revision: str | None = "0004"
+revision = "0008"
+down_revision: str | None = "0007"
 branch_labels: str | None = None
 depends_on: str | None = None
 
