@@ -153,6 +153,28 @@ class Settings(BaseSettings):
         description="Seconds to wait for another SQLite writer to finish (SQLite's busy timeout).",
     )
 
+    # -- images (`safestack media`, docs/media.md) -------------------------------------------------
+    media_max_bytes: int = Field(
+        default=20_971_520, gt=0, description="Larger image files are refused unread (bytes)."
+    )
+    media_max_pixels: int = Field(
+        default=50_000_000,
+        gt=0,
+        description="Images of more pixels are refused before decoding (decompression bombs).",
+    )
+    media_max_distance: int = Field(
+        default=31,
+        ge=0,
+        le=255,
+        description="PDQ hashes at most this many bits apart match (Meta's recommended 31).",
+    )
+    media_min_quality: int = Field(
+        default=50,
+        ge=0,
+        le=100,
+        description="PDQ hashes of lower quality are not trusted for matching (exact hashes still are).",
+    )
+
     def database_url(self) -> str:
         if self.db_url:
             return self.db_url

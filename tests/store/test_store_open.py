@@ -32,6 +32,9 @@ def test_migrations_create_the_tables_at_head(db_url: str) -> None:
             "redteam_runs",
             "attempts",
             "training_sets",
+            "media_banks",
+            "media_hashes",
+            "media_cases",
         } <= set(schema.get_table_names())
         columns = {column["name"] for column in schema.get_columns("judgements")}
         assert columns == {

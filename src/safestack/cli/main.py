@@ -13,6 +13,7 @@ from safestack.cli.db import db_app
 from safestack.cli.gate import gate_app
 from safestack.cli.judge import judge_app
 from safestack.cli.keys import keys_app
+from safestack.cli.media import media_app
 from safestack.cli.models import models_app
 from safestack.cli.policy import policy_app
 from safestack.cli.redteam import redteam_app
@@ -27,6 +28,7 @@ app.add_typer(data_app, name="data")
 app.add_typer(redteam_app, name="redteam")
 app.add_typer(align_app, name="align")
 app.add_typer(gate_app, name="gate")
+app.add_typer(media_app, name="media")
 
 
 @app.command("version")

@@ -4,7 +4,8 @@
 and reads them: `store.judgements`, `store.keys`, `store.audit`, `store.runs` (red-team attempts),
 `store.training_sets` (break-fix training sets), `store.gate` (the gate's evidence and decision
 log). `AuditJournal` is the gateway's write-ahead log of audit events on local disk, drained into
-`store.audit`.
+`store.audit`. `store.media_banks` (hash banks for
+images) and `store.media_cases` (their matches, for review).
 """
 
 from safestack.store.attempts import RedteamRuns, StoredRun
@@ -21,22 +22,41 @@ from safestack.store.gate import (
 from safestack.store.journal import AuditJournal
 from safestack.store.judgements import Judgements, StoredJudgement
 from safestack.store.keys import SCOPES, ApiKey, ApiKeys, KeyLimits, Scope
+from safestack.store.media_banks import (
+    ActiveHash,
+    BankEntry,
+    HashKind,
+    ImportCount,
+    MediaBanks,
+    StoredBank,
+)
+from safestack.store.media_cases import CaseMatch, CaseStatus, MediaCase, MediaCases
 from safestack.store.migrate import head_revision
 from safestack.store.training_sets import StoredTrainingSet, TrainingSets
 
 __all__ = [
     "SCOPES",
+    "ActiveHash",
     "ApiKey",
     "ApiKeys",
     "AuditJournal",
     "AuditLog",
+    "BankEntry",
+    "CaseMatch",
+    "CaseStatus",
     "Database",
     "GateRecords",
+    "HashKind",
+    "ImportCount",
     "Judgements",
     "KeyLimits",
+    "MediaBanks",
+    "MediaCase",
+    "MediaCases",
     "RedteamRuns",
     "Scope",
     "Store",
+    "StoredBank",
     "StoredEvidence",
     "StoredJudgement",
     "StoredLogEntry",

@@ -16,6 +16,8 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     Double,
+    ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -292,4 +294,60 @@ class TrainingSetRow(Base):
     counts: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
     path: Mapped[str] = mapped_column(TextType())
     manifest: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    schema_version: Mapped[int] = mapped_column(Integer())
+
+
+class MediaBankRow(Base):
+    """One hash bank (`safestack media bank import`): a named list of hashes of known material."""
+
+    __tablename__ = "media_banks"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    source: Mapped[str] = mapped_column(TextType())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    schema_version: Mapped[int] = mapped_column(Integer())
+
+
+class MediaHashRow(Base):
+    """One hash in a bank. Never deleted: a withdrawn hash gets `disabled_at` (a tombstone), so a
+    past match can always be traced to the entry it hit."""
+
+    __tablename__ = "media_hashes"
+    __table_args__ = (
+        CheckConstraint("kind IN ('pdq', 'md5', 'sha256')", name="kind"),
+        UniqueConstraint("bank_id", "kind", "value", name="uq_media_hashes_entry"),
+        Index("ix_media_hashes_kind_value", "kind", "value"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    bank_id: Mapped[str] = mapped_column(String(32), ForeignKey("media_banks.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    value: Mapped[str] = mapped_column(String(64))
+    quality: Mapped[int | None] = mapped_column(Integer())
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class MediaCaseRow(Base):
+    """One image that matched a bank: the case a reviewer confirms or dismisses and a report is
+    made from. The image itself is never here, only its hashes and what matched."""
+
+    __tablename__ = "media_cases"
+    __table_args__ = (
+        CheckConstraint("status IN ('open', 'confirmed', 'dismissed', 'reported')", name="status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    md5: Mapped[str] = mapped_column(String(32))
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    pdq: Mapped[str | None] = mapped_column(String(64))
+    quality: Mapped[int | None] = mapped_column(Integer())
+    matches: Mapped[list[dict[str, Any]]] = mapped_column(JSONDocument)
+    context: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    reviewer: Mapped[str | None] = mapped_column(TextType())
+    decision_note: Mapped[str | None] = mapped_column(TextType())
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     schema_version: Mapped[int] = mapped_column(Integer())
