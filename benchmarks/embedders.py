@@ -55,20 +55,16 @@ def rss_mb() -> tuple[float, float]:
 
 
 def worker(kind: str, messages: int) -> dict[str, Any]:
-    from safestack.judge.builtin.embedders import (
-        OnnxEncoder,
-        StaticEmbedder,
-        models_dir,
-        vocabulary,
-    )
+    from safestack.judge.builtin import BuiltinModels
+    from safestack.judge.builtin.embedders import OnnxEncoder, StaticEmbedder, models_dir
+    from safestack.judge.builtin.use_m3 import Vocabulary
 
     cores = len(os.sched_getaffinity(0))
     result: dict[str, Any] = {"kind": kind, "cores": cores}
     if kind == "memory":
         before = rss_mb()[0]
-        from safestack.judge.builtin.embedders import encoder, static_embedder
-
-        static, onnx = static_embedder(), encoder(threads=2)
+        models = BuiltinModels()
+        static, onnx = models.static_embedder(), models.encoder(threads=2)
         loaded = rss_mb()[0]
         for width in WIDTHS:
             texts = corpus(256, width)
@@ -85,10 +81,10 @@ def worker(kind: str, messages: int) -> dict[str, Any]:
         }
         return result
     if kind.startswith("static"):
-        model: Any = StaticEmbedder(vocabulary())
+        model: Any = StaticEmbedder(Vocabulary.installed())
         count, batch = messages, 1024
     else:
-        model = OnnxEncoder(models_dir() / "encoder", vocabulary(), threads=cores)
+        model = OnnxEncoder(models_dir() / "encoder", Vocabulary.installed(), threads=cores)
         count, batch = max(200, messages // 10), 32
     for width in WIDTHS:
         texts = corpus(count, width)

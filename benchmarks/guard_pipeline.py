@@ -14,6 +14,7 @@ import statistics
 import time
 
 from safestack.guard import Guard
+from safestack.judge.builtin import BuiltinModels
 from safestack.policy import default_policy
 from safestack.records import Conversation, Message, Role
 
@@ -46,7 +47,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=200)
     rounds = parser.parse_args().rounds
     started = time.perf_counter()
-    guard = Guard(default_policy())
+    guard = Guard(default_policy(), models=BuiltinModels())  # this run's models
     guard.warm_up()
     print(f"build + warm-up: {time.perf_counter() - started:.1f} s")
     conversation = Conversation(

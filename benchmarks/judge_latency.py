@@ -16,6 +16,7 @@ import time
 from corpus import corpus  # benchmarks/corpus.py: scripts run from this folder's parent
 
 from safestack.judge import Judge
+from safestack.judge.builtin import BuiltinModels
 from safestack.policy import default_policy
 
 
@@ -40,10 +41,11 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=2000)
     args = parser.parse_args()
     policy = default_policy()
+    models = BuiltinModels()  # this run's, shared by its three judges
     print(f"cpus={os.cpu_count()} messages={args.messages}")
     print(f"{'detectors':<12} {'length':>6} {'p50 ms':>8} {'p99 ms':>8} {'batched msg/s':>14}")
     for only in (["rules"], ["pii"], None):
-        judge = Judge.from_policy(policy, only=only)
+        judge = Judge.from_policy(policy, only=only, models=models)
         label = "+".join(only) if only else "default"
         for width in (60, 500):
             count = args.messages if only == ["rules"] else max(200, args.messages // 5)

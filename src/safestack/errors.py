@@ -43,5 +43,13 @@ class RegistryError(SafestackError):
     """A name was looked up in a registry that does not hold it."""
 
 
+class MediaError(SafestackError):
+    """An image could not be decoded or hashed safely, or a hash bank file could not be read."""
+
+
 class StoreError(SafestackError):
     """The database could not be reached, migrated or written."""
+
+
+class GateError(SafestackError):
+    """A framework file, a piece of evidence, a signature or a decision the gate cannot accept."""

@@ -173,7 +173,18 @@ class AuditEvent(_Record):
     action: Action | None = Field(
         default=None, description="The guard's action; None when no decision was reached."
     )
-    status_code: int = Field(ge=100, le=599, description="The HTTP status sent to the client.")
+    status_code: int | None = Field(
+        default=None,
+        ge=100,
+        le=599,
+        description="The HTTP status sent to the client; None while the request is not completed.",
+    )
+    completed: bool = Field(
+        default=True,
+        description="False for the record written when a request is accepted, before it is "
+        "forwarded or answered; its completion replaces it. One left False means the gateway "
+        "stopped (crashed) before recording the outcome.",
+    )
     latency_ms: float = Field(ge=0.0, allow_inf_nan=False)
     categories: list[str] = Field(default_factory=list, description="The flagged categories.")
     scores: dict[str, Annotated[float, Field(allow_inf_nan=False)]] = Field(
@@ -192,6 +203,12 @@ class AuditEvent(_Record):
     @classmethod
     def _in_utc(cls, value: datetime) -> datetime:
         return value.astimezone(UTC)
+
+    @model_validator(mode="after")
+    def _completed_has_a_status(self) -> AuditEvent:
+        if self.completed and self.status_code is None:
+            raise ValueError("a completed audit event needs the status_code sent to the client")
+        return self
 
 
 class AttemptStatus(StrEnum):

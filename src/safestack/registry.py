@@ -139,6 +139,9 @@ class Plugin:
     # A class default; an instance may refine it (e.g. with the rubric or model it loaded).
     version: str = "1"
     Options: ClassVar[type[PluginOptions]] = PluginOptions
+    # True for plugins that run the built-in judgement models: their constructor takes `models=`
+    # (a `judge.builtin.BuiltinModels`), which `from_options` passes on from whoever builds them.
+    uses_builtin_models: ClassVar[bool] = False
 
     def __init__(self, options: PluginOptions | None = None) -> None:
         self.options = options if options is not None else self.Options()
@@ -169,8 +172,12 @@ class Plugin:
         *args: Any,
         where: str = "options",
         error: type[SafestackError] = RegistryError,
+        models: object = None,
         **kwargs: Any,
     ) -> Self:
-        """Build the plugin from a raw options block; `args` / `kwargs` are the axis' context."""
+        """Build the plugin from a raw options block; `args` / `kwargs` are the axis' context.
+        `models` (the caller's `BuiltinModels`) goes to plugins that use the built-in models."""
         parsed = cls.validate_options(options, where=where, error=error)
+        if cls.uses_builtin_models:
+            kwargs["models"] = models
         return cls(*args, options=parsed, **kwargs)  # type: ignore[misc]

@@ -81,6 +81,28 @@ class Settings(BaseSettings):
         gt=0,
         description="Bucket size for keys without their own; rate_per_minute // 4 when unset.",
     )
+    # Work per request and per minute, checked before any judging (docs/server.md, "Limits").
+    # A key's own limits (`safestack keys create --max-messages ...`) take precedence.
+    max_messages: int = Field(
+        default=256, gt=0, description="Messages in one chat request; more is a 400, unjudged."
+    )
+    max_inputs: int = Field(
+        default=256, gt=0, description="Strings in one /v1/moderations request; more is a 400."
+    )
+    # 100,000: one message at the default policy's judge.max_input_chars; judging that many
+    # characters takes 6-9 s of one core under the default policy (docs/server.md, Limits).
+    max_chars: int = Field(
+        default=100_000,
+        gt=0,
+        description="Characters to judge in one request (message contents, moderation inputs); "
+        "more is a 400.",
+    )
+    chars_per_minute: int | None = Field(
+        default=None,
+        gt=0,
+        description="Characters judged per minute per key (a token bucket holding one minute's "
+        "worth), beside rate_per_minute; None: only requests are counted.",
+    )
     audit_content: bool = Field(
         default=False,
         description="Keep the full request and response in audit events for every policy "
@@ -96,8 +118,74 @@ class Settings(BaseSettings):
         default=None,
         description="Locale for election redirects when a request names none (x-safestack-locale).",
     )
+    body_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds a client has to send its whole request body: 408 after.",
+    )
+    audit_journal: bool = Field(
+        default=True,
+        description="Make audit events durable in a local write-ahead journal drained into the "
+        "store; when false the store must take each one directly (else 503).",
+    )
+    audit_journal_dir: Path | None = Field(
+        default=None,
+        description="Directory of the audit journal (one subdirectory per database); "
+        "`home`/audit-journal when unset. Keep it on a persistent disk.",
+    )
+    audit_drain_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        description="How often the gateway moves journalled audit events into the store.",
+    )
+
+    # -- timeouts toward the database (the gateway; other commands keep longer ones) ---------------
+    db_connect_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds to establish a PostgreSQL connection (2 at least).",
+    )
+    db_statement_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds one PostgreSQL statement may run (the server's statement_timeout); "
+        "a store call made for a request is abandoned after connect + statement timeouts.",
+    )
+    db_pool_timeout: float = Field(
+        default=5.0, gt=0, description="Seconds to wait for a free pooled connection."
+    )
+    db_busy_timeout: float = Field(
+        default=5.0,
+        ge=0,
+        description="Seconds to wait for another SQLite writer to finish (SQLite's busy timeout).",
+    )
+
+    # -- images (`safestack media`, docs/media.md) -------------------------------------------------
+    media_max_bytes: int = Field(
+        default=20_971_520, gt=0, description="Larger image files are refused unread (bytes)."
+    )
+    media_max_pixels: int = Field(
+        default=50_000_000,
+        gt=0,
+        description="Images of more pixels are refused before decoding (decompression bombs).",
+    )
+    media_max_distance: int = Field(
+        default=31,
+        ge=0,
+        le=255,
+        description="PDQ hashes at most this many bits apart match (Meta's recommended 31).",
+    )
+    media_min_quality: int = Field(
+        default=50,
+        ge=0,
+        le=100,
+        description="PDQ hashes of lower quality are not trusted for matching (exact hashes still are).",
+    )
 
     def database_url(self) -> str:
         if self.db_url:
             return self.db_url
         return f"sqlite:///{self.home / 'safestack.db'}"
+
+    def audit_journal_path(self) -> Path:
+        return self.audit_journal_dir or self.home / "audit-journal"

@@ -9,6 +9,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from default_models import no_default_models  # noqa: F401
 from safestack.cli.main import app
 from safestack.policy import default_policy, parse_policy
 
@@ -249,3 +250,24 @@ def test_calibrate_with_a_missing_file_is_a_one_line_error_naming_it(
     assert f"{tmp_path / 'nope.jsonl'}: no such file" in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
+
+
+@pytest.mark.usefixtures("no_default_models")
+def test_each_command_run_loads_the_models_it_owns(monkeypatch: pytest.MonkeyPatch) -> None:
+    import safestack.judge.builtin as builtin
+
+    created: list[builtin.BuiltinModels] = []
+
+    class Recorded(builtin.BuiltinModels):
+        def __init__(self) -> None:
+            super().__init__()
+            created.append(self)
+
+    monkeypatch.setattr(builtin, "BuiltinModels", Recorded)
+    for _ in range(2):
+        code, out, err = run("judge", "-d", "harm", "--json", "I am going to kill you")
+        assert code == 0, err
+        assert json.loads(out)["results"][0]["flagged"] is True
+    assert len(created) == 2 and created[0] is not created[1]  # one per command run
+    for models in created:
+        assert {"vocabulary", "static", "heads/harm"} <= set(models.loaded())

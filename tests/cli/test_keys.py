@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from safestack.cli.keys import ScopeName
 from safestack.cli.main import app
-from safestack.store import SCOPES, Store
+from safestack.store import SCOPES, KeyLimits, Store
 
 runner = CliRunner()
 SECRET = re.compile(r"ssk_[0-9a-f]{8}\.[A-Za-z0-9_-]{43}")
@@ -80,6 +80,35 @@ def test_create_stores_policy_models_and_limits(db_url: str, tmp_path: Path) -> 
     assert (key.rate_per_minute, key.burst) == (120, 20)
 
 
+def test_create_stores_work_limits_and_list_shows_them(db_url: str) -> None:
+    secret = create(
+        "batch",
+        "-s",
+        "chat",
+        "--max-messages",
+        "1000",
+        "--max-inputs",
+        "64",
+        "--max-chars",
+        "500000",
+        "--chars-per-minute",
+        "2000000",
+    )
+    plain = create("plain", "-s", "chat")
+
+    with Store.open(db_url) as store:
+        key = store.keys.verify(secret)
+        other = store.keys.verify(plain)
+    assert key is not None and other is not None
+    assert key.limits == KeyLimits(
+        max_messages=1000, max_inputs=64, max_chars=500_000, chars_per_minute=2_000_000
+    )
+    assert other.limits == KeyLimits()
+    code, out, err = run("keys", "list")
+    assert code == 0, err
+    assert "1,000 msgs" in out and "64 inputs" in out
+
+
 def test_a_policy_that_does_not_load_is_refused_and_no_key_made(
     db_url: str, tmp_path: Path
 ) -> None:
@@ -102,6 +131,8 @@ def test_a_policy_that_does_not_load_is_refused_and_no_key_made(
         ["k", "--scope", "root"],
         ["k", "--scope", "chat", "--rate-per-minute", "0"],
         ["k", "--scope", "chat", "--burst", "-5"],
+        ["k", "--scope", "chat", "--max-messages", "0"],
+        ["k", "--scope", "chat", "--chars-per-minute", "-1"],
     ],
 )
 def test_invalid_options_are_usage_errors(db_url: str, args: list[str]) -> None:

@@ -13,6 +13,7 @@ from safestack.cli.main import app
 from safestack.data.document import Document, Removal
 from safestack.data.filters.base import Filter, corpus_filter
 from safestack.data.pipeline import PipelineSpec, parse_pipeline
+from safestack.data.writers import read_jsonl_gz
 
 runner = CliRunner()
 
@@ -97,3 +98,31 @@ def test_show_pipeline_prints_the_effective_default(tmp_path: Path) -> None:
     code, stdout, _ = run("data", "show-pipeline", "--pipeline", str(pipeline))
     shown = parse_pipeline(yaml.safe_load(stdout))
     assert [f.name for f in shown.filters] == ["test-cli-spam"] and shown.batch_size == 256
+
+
+def test_the_sample_crawl_ends_as_each_record_expects(tmp_path: Path) -> None:
+    """examples/crawl (the README's `data filter` example) with the default pipeline: every record
+    says what should happen to it (`expect`: keep, a reason code or its filter), and it does."""
+    sample = Path(__file__).resolve().parents[2] / "examples" / "crawl"
+    inputs = sorted(str(p) for p in sample.glob("*.jsonl"))
+    assert len(inputs) == 2
+    out = tmp_path / "out"
+    code, stdout, _ = run("data", "filter", *inputs, "--out", str(out), "--workers", "1")
+    assert code == 0, stdout
+    expected: dict[str, str] = {}
+    for path in inputs:
+        for line in Path(path).read_text(encoding="utf-8").splitlines():
+            if line.endswith("}"):
+                record = json.loads(line)
+                expected[record["id"]] = record["expect"]
+    outcome = {r["id"]: "keep" for p in (out / "kept").glob("*.gz") for r in read_jsonl_gz(p)}
+    for path in (out / "removed").glob("*.gz"):
+        for record in read_jsonl_gz(path):
+            reason, want = record["removal"]["reason"], expected[record["id"]]
+            # 'quality' in the sample stands for any quality rule
+            outcome[record["id"]] = want if reason.startswith(f"{want}.") else reason
+    assert outcome == expected
+    errors = [json.loads(x) for p in (out / "errors").glob("*") for x in p.read_text().splitlines()]
+    assert [(e["reason"], e["source"].rsplit("/", 1)[-1]) for e in errors] == [
+        ("read.invalid_json", "part-0001.jsonl:9")
+    ]

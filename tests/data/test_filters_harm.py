@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 
@@ -10,6 +12,7 @@ from safestack.data.filters.harm import HarmFilter, reason_code, windows
 from safestack.data.filters.models import FilterModels
 from safestack.data.filters.scoring import DocumentScorer, DocumentScores, normalised
 from safestack.errors import PolicyError
+from safestack.judge.builtin import BuiltinModels, default_models
 from safestack.policy import default_policy, parse_policy
 
 HATE = (
@@ -64,11 +67,10 @@ def test_policy_threshold_and_switch_off_are_honoured() -> None:
 
 
 def test_fast_tier_matches_model2vec_encode() -> None:
-    from safestack.judge.builtin.embedders import static_embedder
-
     text = "Ça va? I'm José_from 'México' #1 $100, e-mail: a@b.com ©2024 Acme™ 中文"
-    ours = normalised(DocumentScorer().fast.encode_words([text.split()]))
-    reference = static_embedder().encode([text])
+    scorer = DocumentScorer()
+    ours = normalised(scorer.fast.encode_words([text.split()]))
+    reference = scorer.models.static_embedder().encode([text])
     assert np.abs(ours - reference).max() < 1e-5
 
 
@@ -109,3 +111,27 @@ def test_adult_and_harm_filters_of_one_pipeline_embed_each_document_once(
 
 def test_reason_codes_are_identifiers() -> None:
     assert reason_code("self-harm/intent") == "self_harm_intent"
+
+
+def test_a_runs_filters_load_into_its_models_and_a_worker_loads_its_own() -> None:
+    from safestack.data.pipeline import PipelinePlan, PipelineSpec
+
+    builtin = BuiltinModels()
+    models = FilterModels(builtin)
+    plan = PipelinePlan.resolve(
+        PipelineSpec.model_validate({"filters": [{"name": "harm"}]}), default_policy(), "p.yaml"
+    )
+    result = plan.build(models).process([Document("1", HATE)])
+    assert [r.reason for _, r in result.removed] == ["harm.hate"]
+    assert models.builtin is builtin
+    assert {"vocabulary", "static", "heads/document-harm"} <= set(builtin.loaded())
+    # What a spawned or Ray worker receives: the same plan, its own empty registry.
+    worker = pickle.loads(pickle.dumps(models))
+    assert worker.builtin is not builtin and worker.builtin.loaded() == []
+    again = plan.build(worker).process([Document("1", HATE)])
+    assert [r.reason for _, r in again.removed] == ["harm.hate"]
+    assert "heads/document-harm" in worker.builtin.loaded()
+
+
+def test_a_filter_built_alone_does_not_use_the_process_default() -> None:
+    assert HarmFilter(default_policy()).models.builtin is not default_models()

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from default_models import no_default_models  # noqa: F401
 from safestack.cli.main import app
 from safestack.store import Store
 
@@ -79,18 +80,17 @@ def test_a_killed_run_resumes_and_finishes(tmp_path: Path, env: dict[str, str]) 
     cmd = [sys.executable, "-m", "safestack", "redteam", "run", str(path)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     url = env["SAFESTACK_DB_URL"]
+    # Answered attempts are journalled at once; stored ones wait for the refusal model to load,
+    # which under load takes longer than the whole run's calls.
+    journal = Path(url.removeprefix("sqlite:///") + ".journals") / "cli-demo"
     deadline = time.monotonic() + 60
-    stored = 0
-    while time.monotonic() < deadline and stored < 2:
-        time.sleep(0.2)
-        if Path(url.removeprefix("sqlite:///")).exists():
-            with Store.open(url) as store:
-                stored = (
-                    len(store.runs.attempt_keys("cli-demo")) if store.runs.get("cli-demo") else 0
-                )
+    answered = 0
+    while time.monotonic() < deadline and answered < 2:
+        time.sleep(0.1)
+        answered = sum(len(p.read_bytes().splitlines()) for p in journal.glob("*.jsonl"))
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
-    assert 2 <= stored < 5
+    assert 2 <= answered < 5
 
     result = CliRunner().invoke(app, ["redteam", "run", str(path)])
     assert result.exit_code == 0, result.output
@@ -98,8 +98,11 @@ def test_a_killed_run_resumes_and_finishes(tmp_path: Path, env: dict[str, str]) 
         attempts = store.runs.attempts("cli-demo")
     assert len(attempts) == 5
     assert "already stored" in result.stderr
+    assert not journal.exists()
 
 
+# Under a process default that refuses to load: the run and the rescore use the models they own.
+@pytest.mark.usefixtures("no_default_models")
 def test_run_rescore_and_report(tmp_path: Path, env: dict[str, str]) -> None:
     path = _campaign(tmp_path)
     cli = CliRunner()
@@ -118,6 +121,7 @@ def test_run_rescore_and_report(tmp_path: Path, env: dict[str, str]) -> None:
         after = store.runs.attempts("cli-demo")
     assert [a.id for a in after] == [a.id for a in before]
     assert {s.scorer for a in after for s in a.scores} == {"refusal", "harm-severity"}
+    assert not [s.error for a in after for s in a.scores if s.error]
 
     out = tmp_path / "report"
     result = cli.invoke(app, ["redteam", "report", "cli-demo", "--out", str(out)])
@@ -128,6 +132,26 @@ def test_run_rescore_and_report(tmp_path: Path, env: dict[str, str]) -> None:
     assert cli.invoke(app, ["redteam", "report", "nope", "--out", str(out)]).exit_code == 2
     runs = cli.invoke(app, ["redteam", "runs"])
     assert "cli-demo" in runs.stdout
+
+
+@pytest.mark.usefixtures("no_default_models")
+def test_a_guarded_target_runs_the_guard_on_the_runs_models(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    path = _campaign(tmp_path)
+    path.write_text(
+        path.read_text().replace(
+            "    kind: scripted\n    options: {rules:",
+            "    kind: guarded\n    options:\n      target:\n        kind: scripted\n"
+            "        options: {rules:",
+        )
+    )
+    result = CliRunner().invoke(app, ["redteam", "run", str(path)])
+    assert result.exit_code == 0, result.output
+    with Store.open(env["SAFESTACK_DB_URL"]) as store:
+        attempts = store.runs.attempts("cli-demo")
+    assert len(attempts) == 5 and all(a.status == "complete" for a in attempts)
+    assert all(a.target_model.startswith("guarded(") for a in attempts)
 
 
 @pytest.mark.parametrize(

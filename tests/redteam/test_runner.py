@@ -12,6 +12,7 @@ import redteam_harness  # noqa: F401  registers the test behaviour set and score
 from redteam_harness import campaign
 
 from safestack.errors import StoreError
+from safestack.judge.builtin import BuiltinModels, default_models
 from safestack.models.scripted import ScriptedModel
 from safestack.policy import Policy
 from safestack.records import AttemptStatus, Role
@@ -176,3 +177,12 @@ def test_a_campaign_listing_a_judging_scorer_gets_nothing_added(store: Store) ->
     )
     runner = Runner(parse_campaign(data), store, Policy.default())
     assert runner.plan.added == []
+
+
+def test_a_run_owns_its_models_unless_given_them(store: Store) -> None:
+    data = campaign()
+    own = Runner(parse_campaign(data), store, Policy.default())
+    other = Runner(parse_campaign(data), store, Policy.default())
+    assert own.models is not other.models and default_models() not in (own.models, other.models)
+    given = BuiltinModels()
+    assert Runner(parse_campaign(data), store, Policy.default(), models=given).models is given

@@ -28,8 +28,10 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from safestack.policy import default_policy
 from safestack.server import PolicyCache, Upstream, create_app
+from safestack.server.audit import AuditTrail
 from safestack.server.protocol import OpenAIH11Protocol
 from safestack.server.ratelimit import MemoryRateLimiter, RateLimiter
+from safestack.server.storecalls import database_timeouts
 from safestack.settings import Settings
 from safestack.store import Store
 
@@ -99,6 +101,7 @@ class FakeUpstream:
     tool_call: dict[str, Any] | None = None  # {"name": ..., "arguments": ...}
     die_after: int | None = None  # content chunks streamed before the upstream dies mid-body
     requests: list[dict[str, Any]] = field(default_factory=list)
+    chunks_sent: int = 0  # content chunks streamed so far, over every request
     authorizations: list[str | None] = field(default_factory=list)
 
     def echo_system_prompt(self) -> None:
@@ -169,6 +172,7 @@ class FakeUpstream:
                 await asyncio.sleep(self.chunk_delay)
             if self.die_after is not None and start >= self.die_after * self.chunk_size:
                 raise RuntimeError("the fake upstream dies mid-stream")  # uvicorn cuts the body
+            self.chunks_sent += 1
             yield event({"content": text[start : start + self.chunk_size]})
         if self.tool_call is not None:  # OpenAI's shape: the call, then its arguments in pieces
             call = {"index": 0, "id": "call_1", "type": "function"}
@@ -203,6 +207,8 @@ class Gateway:
     url: str
     store: Store
     settings: Settings
+    trail: AuditTrail
+    stop: Callable[[], None]  # shut the server down (its lifespan ends), as a restart would
 
     def key(self, *scopes: str, **options: Any) -> str:
         """A new key's secret (scopes default to chat and moderate)."""
@@ -219,6 +225,8 @@ class Gateway:
         )
 
     def audit(self, **query: Any) -> list[Any]:
+        """The store's events, once this gateway's audit journal is drained into it."""
+        self.trail.drain_now()
         return self.store.audit.events(**query)
 
 
@@ -239,7 +247,10 @@ def start_gateway(policies: PolicyCache, tmp_path: Path) -> Iterator[GatewayFact
         **overrides: Any,
     ) -> Gateway:
         settings = Settings(home=tmp_path, **overrides)
-        store = Store.open(db_url or f"sqlite:///{tmp_path}/gateway-{len(stack)}.db")
+        store = Store.open(
+            db_url or f"sqlite:///{tmp_path}/gateway-{len(stack)}.db",
+            timeouts=database_timeouts(settings),
+        )
         upstream = (
             Upstream(
                 upstream_url,
@@ -260,12 +271,18 @@ def start_gateway(policies: PolicyCache, tmp_path: Path) -> Iterator[GatewayFact
         )
         server = serving(app)
         url = server.__enter__()
-        stack.append((server, store))
-        return Gateway(url, store, settings)
+        running = [server]
+
+        def stop() -> None:
+            if running:
+                running.pop().__exit__(None, None, None)
+
+        stack.append((stop, store))
+        return Gateway(url, store, settings, app.state.gateway.audit, stop)
 
     yield start
-    for server, store in reversed(stack):
-        server.__exit__(None, None, None)
+    for stop, store in reversed(stack):
+        stop()
         store.close()
 
 

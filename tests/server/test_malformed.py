@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from server_harness import Gateway
+from server_harness import FakeUpstream, Gateway, GatewayFactory
 
 USER = '{"role": "user", "content": "How do I reset my router?"}'
 DEEP = "[" * 1000 + "]" * 1000
@@ -98,6 +98,21 @@ def test_requests_uvicorn_rejects_are_400_in_openai_shape(
     assert_openai_error(status, body)
 
 
+@pytest.mark.parametrize(
+    "since", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-14:00", "2026-13-01T00:00:00Z"]
+)
+def test_an_audit_query_out_of_range_is_400(gateway: Gateway, since: str) -> None:
+    # Year 1 at +01:00 is before the first UTC time Python can hold: it was a 503 from the store.
+    response = httpx.get(
+        gateway.url + "/admin/audit",
+        params={"since": since},
+        headers={"authorization": f"Bearer {gateway.key('admin')}"},
+        timeout=30,
+    )
+    assert_openai_error(response.status_code, response.content)
+    assert response.json()["error"]["param"] in ("since", "limit/since")
+
+
 def test_a_client_that_leaves_mid_body_is_audited_as_a_client_error(gateway: Gateway) -> None:
     address = urlsplit(gateway.url)
     body = chat()
@@ -113,3 +128,33 @@ def test_a_client_that_leaves_mid_body_is_audited_as_a_client_error(gateway: Gat
     [event] = events
     assert event.status_code == 499
     assert event.error is not None and "closed the connection" in event.error
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/moderations"])
+def test_a_client_that_stalls_mid_body_gets_408_and_is_audited(
+    start_gateway: GatewayFactory, upstream: FakeUpstream, path: str
+) -> None:
+    # Issue 17, item 3: half a body held the connection for more than 150 s.
+    gateway = start_gateway(upstream.url, body_timeout=0.5)
+    address = urlsplit(gateway.url)
+    body = chat() if path.endswith("completions") else b'{"input": "hello there"}'
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {gateway.key()}"
+        f"\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
+        started = time.monotonic()
+        sock.sendall(head.encode() + body[: len(body) // 2])
+        received = b""
+        while chunk := sock.recv(65536):  # until the gateway closes the connection
+            received += chunk
+        elapsed = time.monotonic() - started
+    head_in, _, answer = received.partition(b"\r\n\r\n")
+    assert head_in.startswith(b"HTTP/1.1 408 ")
+    assert 0.5 <= elapsed < 5
+    assert_openai_error(408, answer)
+    error = json.loads(answer)["error"]
+    assert error["code"] == "request_timeout" and "SAFESTACK_BODY_TIMEOUT" in error["message"]
+    [event] = gateway.audit()
+    assert event.status_code == 408 and event.endpoint == path
+    assert upstream.requests == []

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -178,3 +180,40 @@ def test_a_port_in_use_is_a_clear_error() -> None:
     with pytest.raises(SafestackError, match=r"cannot listen on 127\.0\.0\.1:\d+"):
         listening_socket("127.0.0.1", taken.getsockname()[1])
     taken.close()
+
+
+def test_serve_fails_at_start_within_seconds_when_the_database_never_answers(
+    tmp_path: Path,
+) -> None:
+    """Issue 17, item 3: a port that accepts and never answers made `serve` hang silently."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+    threading.Thread(
+        target=lambda: accepted.extend(listener.accept()[0] for _ in range(4)), daemon=True
+    ).start()
+    port = listener.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SAFESTACK_")}
+    env.update(
+        SAFESTACK_HOME=str(tmp_path),
+        SAFESTACK_DB_URL=f"postgresql://gateway:s3cret@127.0.0.1:{port}/safestack",
+        SAFESTACK_DB_CONNECT_TIMEOUT="2",
+    )
+    started = time.monotonic()
+    try:
+        done = subprocess.run(
+            [str(Path(sys.executable).parent / "safestack"), "serve", "--port", str(unused_port())],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=45,
+        )
+    finally:
+        listener.close()
+        for connection in accepted:
+            connection.close()
+    elapsed = time.monotonic() - started
+    output = " ".join((done.stdout + done.stderr).split())
+    assert done.returncode == 2, output
+    assert f"error: cannot connect to postgresql+psycopg://gateway:***@127.0.0.1:{port}" in output
+    assert "timeout" in output and "s3cret" not in output
+    assert elapsed < 20, elapsed  # imports (a few seconds) and the 2 s connect timeout

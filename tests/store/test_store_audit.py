@@ -62,6 +62,27 @@ def test_an_event_with_every_field_round_trips(store: Store) -> None:
     assert read.content is not None and read.content["nested"]["none"] is None
 
 
+def test_nul_a_client_sent_is_kept_where_the_backend_can_hold_it(store: Store) -> None:
+    # PostgreSQL refuses NUL in text and jsonb; a request naming the model "a\x00b" was then
+    # unauditable and answered 503. There it becomes U+FFFD; SQLite keeps it.
+    nul = "\x00"
+    store.audit.record(
+        _event(
+            key_id=f"ssk_{nul}",
+            model=f"acme{nul}chat",
+            error=f"404 model_not_found: acme{nul}chat",
+            content={"request": {f"k{nul}": [f"hi {nul} there"]}, "response": None},
+        )
+    )
+
+    [read] = store.audit.events(key_id=f"ssk_{nul}")  # a filter with NUL matches, never fails
+    kept = nul if store.engine.dialect.name == "sqlite" else "\ufffd"
+    assert read.model == f"acme{kept}chat"
+    assert read.error == f"404 model_not_found: acme{kept}chat"
+    assert read.content == {"request": {f"k{kept}": [f"hi {kept} there"]}, "response": None}
+    assert store.audit.events(key_id=f"other{nul}") == []
+
+
 def test_defaults_are_a_fresh_id_and_now_in_utc(store: Store) -> None:
     before = datetime.now(UTC)
     store.audit.record_many([_event(), _event()])
@@ -183,3 +204,29 @@ def test_a_record_the_database_rejects_is_a_store_error(store: Store) -> None:
     store.audit.record(_event(id="once"))
     with pytest.raises(StoreError, match="recording an audit event failed"):
         store.audit.record(_event(id="once"))
+
+
+def test_an_opening_record_is_replaced_by_its_completion_never_the_reverse(store: Store) -> None:
+    opening = _event(id="req", status_code=None, completed=False, latency_ms=0.1)
+    completion = _event(id="req", status_code=502, error="502 upstream_error: down")
+    store.audit.start(opening)
+    [event] = store.audit.events()
+    assert (event.completed, event.status_code) == (False, None)
+    store.audit.complete(completion)
+    store.audit.start(opening)  # late, or repeated by a drain: the outcome stays
+    assert store.audit.events() == [completion]
+    # A batch holding both, in either order, and absorbed twice: one completed row.
+    store.audit.absorb(
+        [_event(id="b", status_code=200), _event(id="b", completed=False, status_code=None)]
+    )
+    store.audit.absorb(
+        [_event(id="b", completed=False, status_code=None), _event(id="b", status_code=200)]
+    )
+    assert [(e.id, e.completed) for e in store.audit.events(limit=None) if e.id == "b"] == [
+        ("b", True)
+    ]
+
+
+def test_a_completed_event_without_a_status_is_refused() -> None:
+    with pytest.raises(ValidationError, match="status_code"):
+        _event(status_code=None)

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from safestack.errors import InputError
-from safestack.store import ApiKey, Store
+from safestack.store import ApiKey, KeyLimits, Store
 
 
 def test_a_created_key_verifies_with_its_secret(store: Store) -> None:
@@ -40,6 +40,30 @@ def test_a_created_key_verifies_with_its_secret(store: Store) -> None:
     verified = store.keys.verify(secret)
     assert verified == key
     assert store.keys.get(key.id) == key
+
+
+def test_a_keys_own_work_limits_are_stored_and_default_to_none(store: Store) -> None:
+    limited, secret = store.keys.create(
+        "batch",
+        ["chat", "moderate"],
+        limits=KeyLimits(
+            max_messages=1000, max_inputs=64, max_chars=500_000, chars_per_minute=10**7
+        ),
+    )
+    plain, _ = store.keys.create("plain", ["chat"])
+
+    assert store.keys.verify(secret) == limited
+    assert store.keys.get(limited.id).limits == KeyLimits(  # type: ignore[union-attr]
+        max_messages=1000, max_inputs=64, max_chars=500_000, chars_per_minute=10**7
+    )
+    assert plain.limits == KeyLimits()
+    assert store.keys.get(plain.id).limits.describe() == []  # type: ignore[union-attr]
+    assert limited.limits.describe() == [
+        "1,000 msgs",
+        "64 inputs",
+        "500,000 chars",
+        "10,000,000 chars/min",
+    ]
 
 
 def test_the_secret_is_never_stored_in_clear(store: Store) -> None:
@@ -154,6 +178,9 @@ def test_repeated_scopes_and_models_are_stored_once(store: Store) -> None:
         ("k", ["root"], {}, "scopes.0"),
         ("k", ["chat"], {"rate_per_minute": 0}, "rate_per_minute"),
         ("k", ["chat"], {"burst": -1}, "burst"),
+        ("k", ["chat"], {"limits": {"max_messages": 0}}, "limits.max_messages"),
+        ("k", ["chat"], {"limits": {"chars_per_minute": -5}}, "limits.chars_per_minute"),
+        ("k", ["chat"], {"limits": {"max_tokens": 5}}, "limits.max_tokens"),
     ],
 )
 def test_invalid_keys_are_refused_and_not_stored(

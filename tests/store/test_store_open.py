@@ -11,7 +11,7 @@ from sqlalchemy import inspect, text
 
 from safestack.errors import StoreError
 from safestack.records import AuditEvent, Verdict
-from safestack.store import Store, head_revision
+from safestack.store import KeyLimits, Store, head_revision
 from safestack.store.migrate import _config as _alembic  # the Config the Store itself uses
 from safestack.store.migrate import upgrade_schema
 
@@ -23,11 +23,19 @@ def test_migrations_create_the_tables_at_head(db_url: str) -> None:
 
         store.upgrade()
 
-        assert store.revision() == head_revision() == "0003"
+        assert store.revision() == head_revision()
         schema = inspect(store.engine)
-        assert {"judgements", "api_keys", "audit_events", "redteam_runs", "attempts"} <= set(
-            schema.get_table_names()
-        )
+        assert {
+            "judgements",
+            "api_keys",
+            "audit_events",
+            "redteam_runs",
+            "attempts",
+            "training_sets",
+            "media_banks",
+            "media_hashes",
+            "media_cases",
+        } <= set(schema.get_table_names())
         columns = {column["name"] for column in schema.get_columns("judgements")}
         assert columns == {
             "id",
@@ -67,12 +75,33 @@ def test_a_database_at_0001_upgrades_to_head_and_keeps_its_rows(
         old.judgements.record(blocked, "kept across the upgrade", kind="prompt", run_id="old")
 
     with Store.open(db_url) as store:
-        assert store.revision() == "0003"
+        assert store.revision() == head_revision()
         assert store.judgements.count(run_id="old") == 1
         key, secret = store.keys.create("after-upgrade", ["chat"])
         assert store.keys.verify(secret) == key
         store.audit.record(AuditEvent(endpoint="/v1/models", status_code=200, latency_ms=1.0))
         assert len(store.audit.events()) == 1
+
+
+def test_keys_made_before_0004_get_the_servers_work_limits(db_url: str) -> None:
+    with Store.open(db_url, migrate=False) as old, old.engine.begin() as connection:
+        upgrade_schema(connection, "0003")
+    with Store.open(db_url, migrate=False) as old, old.engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO api_keys (id, name, secret_hash, scopes, models, created_at) "
+                "VALUES ('ssk_0000beef', 'old', :hash, '[\"chat\"]', '[]', :now)"
+            ),
+            {"hash": "0" * 64, "now": "2026-01-01T00:00:00+00:00"},
+        )
+
+    with Store.open(db_url) as store:
+        key = store.keys.get("ssk_0000beef")
+        assert key is not None
+        assert key.limits == KeyLimits()  # every limit the server's
+        with store.engine.begin() as connection, _alembic(connection) as config:
+            command.downgrade(config, "0003")
+        assert "limits" not in {c["name"] for c in inspect(store.engine).get_columns("api_keys")}
 
 
 def test_0002_downgrades_to_0001_without_touching_judgements(db_url: str, blocked: Verdict) -> None:
@@ -84,6 +113,30 @@ def test_0002_downgrades_to_0001_without_touching_judgements(db_url: str, blocke
         tables = set(inspect(store.engine).get_table_names())
         assert "judgements" in tables and not tables & {"api_keys", "audit_events"}
         assert store.judgements.count(run_id="r") == 1
+
+
+def test_audit_events_of_0004_are_completed_after_the_upgrade(db_url: str) -> None:
+    with Store.open(db_url, migrate=False) as old, old.engine.begin() as connection:
+        upgrade_schema(connection, "0004")
+        connection.execute(
+            text(
+                "INSERT INTO audit_events (id, created_at, endpoint, status_code, latency_ms, "
+                "categories, scores, stream, schema_version) VALUES ('old', :now, "
+                "'/v1/moderations', 200, 1.5, '[]', '{}', false, 1)"
+            ),
+            {"now": "2026-03-01 12:00:00+00:00"},
+        )
+    with Store.open(db_url) as store:
+        [event] = store.audit.events()
+        assert (event.id, event.status_code, event.completed) == ("old", 200, True)
+        store.audit.start(
+            AuditEvent(id="open", endpoint="/v1/chat/completions", latency_ms=0.0, completed=False)
+        )
+        with store.engine.begin() as connection, _alembic(connection) as config:
+            command.downgrade(config, "0004")
+        with store.engine.connect() as connection:
+            rows = connection.execute(text("SELECT id, status_code FROM audit_events ORDER BY id"))
+            assert rows.all() == [("old", 200), ("open", 500)]
 
 
 @pytest.mark.postgres

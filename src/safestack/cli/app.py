@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -13,6 +13,9 @@ from typer.core import TyperGroup
 from safestack.errors import SafestackError
 from safestack.policy import Policy, default_policy, read_policy
 from safestack.settings import Settings
+
+if TYPE_CHECKING:
+    from safestack.judge.builtin import BuiltinModels
 
 console = Console()
 # Messages on stderr are log lines: never hard-wrapped, so they stay greppable.
@@ -54,6 +57,16 @@ class State:
         self.settings = settings
         self.debug = debug
         self._policy: Policy | None = None
+        self._models: BuiltinModels | None = None
+
+    @property
+    def models(self) -> BuiltinModels:
+        """This command's built-in models: created on first use, each model loaded when needed."""
+        if self._models is None:
+            from safestack.judge.builtin import BuiltinModels  # numpy, only for commands that judge
+
+            self._models = BuiltinModels()
+        return self._models
 
     def policy(self, override: Path | None = None) -> Policy:
         if override is not None:

@@ -109,10 +109,12 @@ def filter_command(
       safestack data filter s3://bucket/part-0.parquet --out filtered/ --executor ray --workers 8
     """
     from safestack.data.executors import filter_corpus
+    from safestack.data.filters.models import FilterModels
 
     if executor not in ("local", "ray"):
         raise InputError(f"--executor must be 'local' or 'ray', got {executor!r}")
-    policy = state(ctx).policy(policy_path)
+    st = state(ctx)
+    policy = st.policy(policy_path)
     with _RichProgress() as progress:
         run = filter_corpus(
             inputs,
@@ -123,6 +125,7 @@ def filter_command(
             workers=workers,
             force=force,
             progress=progress,
+            models=FilterModels(st.models),  # a pool or Ray worker loads its own
         )
     _print_summary(run)
 
@@ -206,10 +209,17 @@ def eval_command(
         evaluate_heldout,
         interval_text,
     )
+    from safestack.data.filters.models import FilterModels
 
-    policy = state(ctx).policy(policy_path)
+    st = state(ctx)
+    policy = st.policy(policy_path)
+    models = FilterModels(st.models)
     with err_console.status("running the filters over the labelled corpus"):
-        report = evaluate_heldout(policy) if heldout else evaluate_filters(policy)
+        report = (
+            evaluate_heldout(policy, models=models)
+            if heldout
+            else evaluate_filters(policy, models=models)
+        )
     table = Table(
         title=f"{report.split} corpus {report.corpus}: {report.documents} documents",
         caption=f"policy {report.policy}; Wilson 95% intervals (F1: bootstrap)",

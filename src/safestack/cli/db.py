@@ -15,14 +15,19 @@ db_app = typer.Typer(
 
 @db_app.command("upgrade")
 def upgrade(ctx: typer.Context) -> None:
-    """Create the database or apply pending migrations.
+    """Create the database (a SQLite file, or a PostgreSQL database the server lets you create)
+    or apply pending migrations.
 
-    Example: SAFESTACK_DB_URL=postgresql://localhost/safestack safestack db upgrade
+    Example: SAFESTACK_DB_URL=postgresql://postgres@127.0.0.1/safestack safestack db upgrade
     """
-    from safestack.store import Store
+    from safestack.store import Store, create_database
 
-    with Store.open(state(ctx).settings.database_url()) as store:
-        console.print(f"database at revision {store.revision()}")
+    url = state(ctx).settings.database_url()
+    created = create_database(url)
+    with Store.open(url) as store:
+        if created:
+            console.print(f"created the database {store.display_url}", soft_wrap=True)
+        console.print(f"{store.display_url}: revision {store.revision()}", soft_wrap=True)
 
 
 @db_app.command("current")
@@ -33,5 +38,6 @@ def current(ctx: typer.Context) -> None:
     url = state(ctx).settings.database_url()
     with Store.open(url, migrate=False) as store:
         console.print(
-            f"{store.display_url}: revision {store.revision() or 'none (run `safestack db upgrade`)'}"
+            f"{store.display_url}: revision {store.revision() or 'none (run `safestack db upgrade`)'}",
+            soft_wrap=True,
         )

@@ -97,14 +97,16 @@ def check(
     if (text is None) == (file is None):
         raise typer.BadParameter("give either TEXT or --file, not both and not neither")
     policy = st.policy(policy_path)
-    judge = Judge.from_policy(policy, only=detectors)
+    judge = Judge.from_policy(policy, only=detectors, models=st.models)
 
     if text is not None:
         verdict = judge.check(text, kind=kind_lit)
         if store:
             with _open_store(st.settings.database_url()) as db:
                 assert db is not None
-                db.judgements.record(verdict, text, kind=kind_lit, run_id=uuid.uuid4().hex)
+                run = uuid.uuid4().hex
+                db.judgements.record(verdict, text, kind=kind_lit, run_id=run)
+                err_console.print(f"stored in {db.display_url} as run {run}", soft_wrap=True)
         if as_json:
             print(json.dumps(moderation_response([verdict], policy), indent=2, ensure_ascii=False))
         else:
@@ -158,7 +160,7 @@ def check(
         f"flagged {report.flagged} ({actions or 'none'})"
         + (f"; verdicts in {out}" if out else "")
         + (f"; rejected lines in {errors_path}" if report.rejected and errors_path else "")
-        + (f"; stored as run {run_id}" if store else "")
+        + (f"; stored in {db.display_url} as run {run_id}" if db is not None else "")
     )
     if report.rejected:
         raise typer.Exit(code=3 if report.judged else 1)
@@ -213,7 +215,8 @@ def _print_verdict(text: str, verdict: Verdict) -> None:
     style = _ACTION_STYLE[verdict.action]
     flagged = ", ".join(verdict.flagged_categories) or "nothing"
     console.print(
-        f"[{style}]{verdict.action.value.upper()}[/]  severity {verdict.severity}/7  flagged: {flagged}"
+        f"[{style}]{verdict.action.value.upper()}[/]  severity {verdict.severity}/7  flagged: {flagged}",
+        soft_wrap=True,
     )
     if verdict.normalisations:
         console.print(f"normalised: {', '.join(verdict.normalisations)}")
@@ -304,7 +307,7 @@ def calibrate_command(
     for path in (benign, labelled):  # checked before the detectors load (seconds)
         if path is not None and not path.is_file():
             raise InputError(f"{path}: no such file")
-    judge = Judge.from_policy(st.policy(policy_path), only=detectors)
+    judge = Judge.from_policy(st.policy(policy_path), only=detectors, models=st.models)
     total = count_lines(benign) + (count_lines(labelled) if labelled else 0)
     with _progress_total(total) as advance:
         policy, report = calibrate(

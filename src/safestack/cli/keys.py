@@ -16,11 +16,11 @@ from rich.table import Table
 
 from safestack.cli.app import SafestackGroup, console, err_console, state
 from safestack.errors import SafestackError
-from safestack.store import ApiKey, Store
+from safestack.store import ApiKey, KeyLimits, Store
 
 keys_app = typer.Typer(
     cls=SafestackGroup,
-    help="API keys for the gateway (`safestack serve`): scopes, policy, models, rate limits.",
+    help="API keys for the gateway (`safestack serve`): scopes, policy, models, rate and work limits.",
     no_args_is_help=True,
 )
 
@@ -60,12 +60,32 @@ def create(
     burst: int | None = typer.Option(
         None, "--burst", min=1, help="Requests allowed at once before the rate applies."
     ),
+    max_messages: int | None = typer.Option(
+        None, "--max-messages", min=1, help="Messages per chat request (default: the server's)."
+    ),
+    max_inputs: int | None = typer.Option(
+        None,
+        "--max-inputs",
+        min=1,
+        help="Strings per /v1/moderations request (default: the server's).",
+    ),
+    max_chars: int | None = typer.Option(
+        None, "--max-chars", min=1, help="Characters judged per request (default: the server's)."
+    ),
+    chars_per_minute: int | None = typer.Option(
+        None,
+        "--chars-per-minute",
+        min=1,
+        help="Characters judged per minute (default: the server's; none unless it sets one).",
+    ),
 ) -> None:
     """Create a key and print its secret, once: it cannot be shown again.
 
     The secret alone goes to stdout, everything else to stderr, so it can be captured:
 
     SECRET=$(safestack keys create ci-bot --scope chat --scope moderate --model llama-3-8b)
+
+    A batch job that sends long conversations: --max-messages 1000 --max-chars 500000
     """
     policy_path = None
     if policy is not None:
@@ -79,10 +99,17 @@ def create(
             models=models,
             rate_per_minute=rate_per_minute,
             burst=burst,
+            limits=KeyLimits(
+                max_messages=max_messages,
+                max_inputs=max_inputs,
+                max_chars=max_chars,
+                chars_per_minute=chars_per_minute,
+            ),
         )
     err_console.print(
         f"created API key [bold]{key.id}[/] '{escape(key.name)}' "
-        f"(scopes: {', '.join(key.scopes)}; models: {escape(_models(key))}; limit: {_limit(key)})",
+        f"(scopes: {', '.join(key.scopes)}; models: {escape(_models(key))}; "
+        f"limit: {_limit(key, ', ')})",
         highlight=False,
     )
     err_console.print(
@@ -122,7 +149,7 @@ def list_keys(
             escape(key.name),
             " ".join(key.scopes),
             escape(_models(key)),
-            _limit(key),
+            _limit(key, "\n"),
             escape(Path(key.policy).name if key.policy else "default"),
             created,
         )
@@ -157,11 +184,13 @@ def _models(key: ApiKey) -> str:
     return ", ".join(key.models) if key.models else "all"
 
 
-def _limit(key: ApiKey) -> str:
+def _limit(key: ApiKey, separator: str) -> str:
+    """The key's rate, then its own limits on work per request (chars/min: per minute)."""
+    work = key.limits.describe()
     if key.rate_per_minute is None and key.burst is None:
-        return "default"
+        return separator.join(work) if work else "default"
     rate = f"{key.rate_per_minute}/min" if key.rate_per_minute else "default/min"
-    return f"{rate} burst {key.burst}" if key.burst else rate
+    return separator.join([f"{rate} burst {key.burst}" if key.burst else rate, *work])
 
 
 def _date(value: datetime) -> str:

@@ -6,11 +6,14 @@ import platform
 
 import typer
 
+from safestack.cli.align import align_app
 from safestack.cli.app import app, console, state
 from safestack.cli.data import data_app
 from safestack.cli.db import db_app
+from safestack.cli.gate import gate_app
 from safestack.cli.judge import judge_app
 from safestack.cli.keys import keys_app
+from safestack.cli.media import media_app
 from safestack.cli.models import models_app
 from safestack.cli.policy import policy_app
 from safestack.cli.redteam import redteam_app
@@ -23,6 +26,9 @@ app.add_typer(models_app, name="models")
 app.add_typer(keys_app, name="keys")
 app.add_typer(data_app, name="data")
 app.add_typer(redteam_app, name="redteam")
+app.add_typer(align_app, name="align")
+app.add_typer(gate_app, name="gate")
+app.add_typer(media_app, name="media")
 
 
 @app.command("version")

@@ -10,7 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from safestack.cli.app import SafestackGroup, console, err_console
+from safestack.cli.app import SafestackGroup, console, err_console, state
 
 models_app = typer.Typer(
     cls=SafestackGroup,
@@ -60,7 +60,7 @@ def build(
 
     Example: safestack models build --work-dir /tmp/models --steps 6000
     """
-    from safestack.judge.builtin.cascade import load_heads
+    from safestack.judge.builtin import BuiltinModels
     from safestack.judge.builtin.embedders import models_dir
     from safestack.training.build import build_models
     from safestack.training.card import write_cards
@@ -79,12 +79,12 @@ def build(
         record = build_models(
             work_dir, models_dir(), work_dir / "cache", Settings(steps=steps), progress=show
         )
-    load_heads.cache_clear()
     err_console.print(
         f"built in {record['build_seconds']} s on {record['machine']}; "
         f"examples per task {record['examples']}"
     )
-    metrics = evaluate_all(examples)
+    # Measured on what was just written: a registry made after the build reads the new files.
+    metrics = evaluate_all(examples, BuiltinModels())
     metrics["build"] = record
     (models_dir() / "metrics.json").write_text(
         json.dumps(metrics, indent=2) + "\n", encoding="utf-8"
@@ -97,6 +97,7 @@ def build(
 
 @models_app.command("eval")
 def evaluate(
+    ctx: typer.Context,
     work_dir: Path = WORK_DIR,
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
     cards: str = typer.Option(
@@ -113,7 +114,7 @@ def evaluate(
     from safestack.training.evaluate import evaluate_all
 
     examples, manifest = _examples(work_dir)
-    metrics = evaluate_all(examples)
+    metrics = evaluate_all(examples, state(ctx).models)
     shipped = models_dir() / "metrics.json"
     if shipped.exists():
         metrics.setdefault("build", json.loads(shipped.read_text()).get("build"))

@@ -87,5 +87,6 @@ def validate(
     policy = state(ctx).policy(path)
     console.print(
         f"[green]ok[/] {path}: {policy.ref}, {len(policy.categories)} categories, "
-        f"detectors {', '.join(d.name for d in policy.judge.detectors)}"
+        f"detectors {', '.join(d.name for d in policy.judge.detectors)}",
+        soft_wrap=True,
     )

@@ -54,7 +54,16 @@ def _runner(
     _register_stage_plugins()
     campaign = load_campaign(campaign_path)
     store = Store.open(st.settings.database_url())
-    return Runner(campaign, store, st.policy(policy), run_id=run_id, force=force), store
+    runner = Runner(
+        campaign,
+        store,
+        st.policy(policy),
+        run_id=run_id,
+        force=force,
+        home=st.settings.home,
+        models=st.models,
+    )
+    return runner, store
 
 
 def _show_plan(runner: Runner, pending: list[Work], done: int) -> None:
@@ -74,8 +83,18 @@ def _show_plan(runner: Runner, pending: list[Work], done: int) -> None:
             f"skipped {skipped.attack} on {skipped.target} ({skipped.probes} probes): {skipped.reason}"
         )
     budget = plan.campaign.budget
+    for warning in runner.replay.warnings():
+        err_console.print(f"warning: {escape(warning)}")
+    recovered = len(runner.replay.attempts)
     err_console.print(
-        f"{len(plan.work):,} attempts planned, {done:,} already stored, {len(pending):,} to run; "
+        f"{len(plan.work):,} attempts planned, {done - recovered:,} already stored, "
+        + (
+            f"{recovered:,} answered before the last run stopped (kept in its journal: to be "
+            "scored and stored, not asked again), "
+            if recovered
+            else ""
+        )
+        + f"{len(pending):,} to run; "
         f"estimate ≈ {plan.expected_calls(pending):,} requests and ≈ {plan.expected_tokens(pending):,} "
         f"tokens (budget: {budget.max_requests or 'no limit'} requests, "
         f"{budget.max_tokens or 'no limit'} tokens)"
@@ -100,7 +119,9 @@ def plan_command(
     runner, store = _runner(ctx, campaign_path, run_id, False, policy)
     with store:
         done = store.runs.attempt_keys(runner.run_id) if store.runs.get(runner.run_id) else set()
-        todo = [w for w in runner.plan.work if w.key not in done]
+        runner.replay = runner.read_journal(done)
+        answered = done | runner.replay.keys()
+        todo = [w for w in runner.plan.work if w.key not in answered]
         _show_plan(runner, todo, len(runner.plan.work) - len(todo))
 
 
@@ -132,7 +153,8 @@ def run_command(
             console=err_console,
         )
         with progress:
-            task = progress.add_task(runner.run_id, total=len(todo), errors=0)
+            total = len(todo) + len(runner.replay.attempts)
+            task = progress.add_task(runner.run_id, total=total, errors=0)
             errors = 0
 
             def advance(attempt: object) -> None:
@@ -148,12 +170,14 @@ def run_command(
             except KeyboardInterrupt:
                 stored = len(store.runs.attempt_keys(runner.run_id))
                 err_console.print(
-                    f"interrupted: {stored} attempts are stored; run the same command to resume"
+                    f"interrupted: {stored} attempts are stored, answered ones not yet stored are "
+                    "in the run's journal; run the same command to resume"
                 )
                 raise typer.Exit(130) from None
     spend = result.spend
     err_console.print(
         f"run {result.run_id}: {result.completed} completed, {result.errors} errors"
+        + (f" ({result.recovered} from the journal)" if result.recovered else "")
         + (f", {result.not_run} not run ({result.stopped})" if result.not_run else "")
         + (f"; {spend.requests} requests, {spend.tokens} tokens" if spend else "")
     )
@@ -193,7 +217,7 @@ def rescore_command(
             judge = (
                 build_model(campaign.judge_model, "judge_model") if campaign.judge_model else None
             )
-            active = build_scorers(campaign, st.policy(policy), judge)
+            active = build_scorers(campaign, st.policy(policy), judge, st.models)
             stored = store.runs.attempts(run_id)
             rescored = asyncio.run(rescore(stored, active))
             store.runs.replace_attempts(rescored)

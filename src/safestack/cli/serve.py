@@ -59,7 +59,7 @@ def serve(
         min=1,
         max=64,
         help="Gateway processes sharing the port (SAFESTACK_WORKERS, default 1), one per core: "
-        "each loads its own models (~15 s, ~700 MB). More than one needs SAFESTACK_REDIS_URL, "
+        "each loads its own models (~5-10 s, ~400 MB). More than one needs SAFESTACK_REDIS_URL, "
         "so that the workers share the rate limits.",
     ),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn's log level."),
@@ -81,6 +81,7 @@ def serve(
     from safestack.server import PolicyCache, create_app
     from safestack.server.protocol import OpenAIH11Protocol
     from safestack.server.ratelimit import rate_limiter_from_url
+    from safestack.server.storecalls import database_timeouts
     from safestack.store import Store
 
     st = state(ctx)
@@ -96,12 +97,13 @@ def serve(
         _serve_workers(settings, require_auth=not no_auth, log_level=log_level)
         return
     limiter = rate_limiter_from_url(settings.redis_url)
-    store = Store.open(settings.database_url())
+    # With the gateway's timeouts: a database that does not answer fails here, within seconds.
+    store = Store.open(settings.database_url(), timeouts=database_timeouts(settings))
     try:
         err_console.print(f"loading the policy and its detectors ({settings.policy or 'built-in'})")
         if settings.policy is not None:
             load_policy_file(settings.policy)  # a bad detector option names its file and line
-        policies = PolicyCache(settings.policy)
+        policies = PolicyCache(settings.policy, models=st.models)
         loaded = policies.default
         gateway_upstream = _upstream(settings)
         fastapi_app = create_app(
@@ -187,6 +189,7 @@ def _serve_workers(settings: Settings, *, require_auth: bool, log_level: str) ->
     from safestack.policy import load_policy
     from safestack.server.protocol import OpenAIH11Protocol
     from safestack.server.ratelimit import rate_limiter_from_url
+    from safestack.server.storecalls import database_timeouts
     from safestack.store import Store
 
     if not settings.redis_url:
@@ -199,7 +202,9 @@ def _serve_workers(settings: Settings, *, require_auth: bool, log_level: str) ->
     limiter = rate_limiter_from_url(settings.redis_url)
     asyncio.run(_ping(limiter))  # a Redis that is down fails here, not in every worker
     policy = load_policy_file(settings.policy) if settings.policy is not None else load_policy()
-    with Store.open(settings.database_url()) as store:  # migrated once, here, not by each worker
+    timeouts = database_timeouts(settings)
+    # Migrated once, here, not by each worker; a database that does not answer fails within seconds.
+    with Store.open(settings.database_url(), timeouts=timeouts) as store:
         where = store.display_url
     config = uvicorn.Config(
         functools.partial(worker_app, settings, require_auth),
@@ -265,14 +270,17 @@ def worker_app(settings: Settings, require_auth: bool) -> FastAPI:
     """The gateway of one worker process: its own store connections, Redis client, models and
     upstream client, closed when the worker stops. Run by uvicorn in the worker (spawned, so
     nothing is shared with the parent but the listening socket)."""
+    from safestack.judge.builtin.models import BuiltinModels
     from safestack.server import PolicyCache, create_app
     from safestack.server.ratelimit import rate_limiter_from_url
+    from safestack.server.storecalls import database_timeouts
     from safestack.store import Store
 
     limiter = rate_limiter_from_url(settings.redis_url)
-    store = Store.open(settings.database_url(), migrate=False)
+    timeouts = database_timeouts(settings)
+    store = Store.open(settings.database_url(), migrate=False, timeouts=timeouts)
     try:
-        policies = PolicyCache(settings.policy)
+        policies = PolicyCache(settings.policy, models=BuiltinModels())
         policies.default  # noqa: B018  load and warm the models before serving
     except BaseException:
         store.close()

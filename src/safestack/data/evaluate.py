@@ -218,19 +218,24 @@ def _copy(doc: Document) -> Document:
     return Document(id=doc.id, text=doc.text, url=doc.url, metadata={}, source=doc.source)
 
 
-def evaluate_heldout(policy: Policy) -> EvalReport:
+def evaluate_heldout(policy: Policy, *, models: FilterModels | None = None) -> EvalReport:
     """The held-out measurement (`assets/eval/heldout.jsonl`): the numbers for the model card."""
-    return evaluate_filters(policy, eval_heldout.heldout_path(), split="held-out")
+    return evaluate_filters(policy, eval_heldout.heldout_path(), split="held-out", models=models)
 
 
 def evaluate_filters(
-    policy: Policy, corpus_path: Path | None = None, *, split: str | None = None
+    policy: Policy,
+    corpus_path: Path | None = None,
+    *,
+    split: str | None = None,
+    models: FilterModels | None = None,
 ) -> EvalReport:
     """Run each filter alone, then the default chain, over a labelled corpus (by default the
-    tuning corpus, whose numbers are optimistic: its scores set the thresholds)."""
+    tuning corpus, whose numbers are optimistic: its scores set the thresholds). `models`: the
+    caller's filter models (new ones by default)."""
     path = corpus_path or eval_corpus.corpus_path()
     corpus = load_corpus(path)
-    models = FilterModels()
+    models = models if models is not None else FilterModels()
     scores: dict[str, FilterScore] = {}
     for name in PIPELINE:
         removals, seconds = _run(name, policy, [_copy(d.document) for d in corpus], models)

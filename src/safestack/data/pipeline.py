@@ -110,7 +110,7 @@ class PipelinePlan:
 
     Classes travel with the plan (not just names) so a worker process started by spawn or Ray
     needs no registry state of its own; `build()` then makes the FilterModels its model-backed
-    filters share, so each model loads once per process.
+    filters share, so each model loads once per worker.
     """
 
     spec: PipelineSpec

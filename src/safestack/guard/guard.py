@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from safestack.guard.assessment import Assessment, assess
 from safestack.guard.decision import (
@@ -39,6 +40,9 @@ from safestack.policy import Policy, default_policy
 from safestack.policy.model import GuardScope
 from safestack.records import Action, Conversation, Message, Role, Trust, Verdict
 
+if TYPE_CHECKING:
+    from safestack.judge.builtin import BuiltinModels
+
 
 @dataclass(slots=True)
 class _Target:
@@ -64,18 +68,25 @@ class Guard:
     """The runtime pipeline under one policy. Thread-safe; share one per process.
 
     `judge`, when given, supplies detector instances by name (its policy is not used); detectors the
-    policy's `guard.detectors` names and the judge lacks are built from the policy.
+    policy's `guard.detectors` names and the judge lacks are built from the policy, on `models`
+    (the owner's loaded built-in models; `judge.builtin.default_models()` when not given).
     """
 
-    def __init__(self, policy: Policy, judge: Judge | None = None):
+    def __init__(
+        self,
+        policy: Policy,
+        judge: Judge | None = None,
+        *,
+        models: BuiltinModels | None = None,
+    ):
         self.policy = policy
         self.settings = policy.guard
-        self._scanner = Scanner(policy, judge)
+        self._scanner = Scanner(policy, judge, models=models)
         self._output = OutputCheck(policy, self._scanner)
 
     @classmethod
-    def default(cls) -> Guard:
-        return cls(default_policy())
+    def default(cls, *, models: BuiltinModels | None = None) -> Guard:
+        return cls(default_policy(), models=models)
 
     def warm_up(self) -> None:
         """Load every detector's models now rather than on the first request."""

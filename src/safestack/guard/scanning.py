@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from safestack.errors import PolicyError, RegistryError
 from safestack.judge import Detector, Judge, Sample, create_detector
@@ -19,6 +20,9 @@ from safestack.records import Kind, Verdict
 
 # Register the guard's detectors (not among the judge's built-in modules yet).
 from safestack.judge.detectors import elections, injection  # noqa: F401  isort: skip
+
+if TYPE_CHECKING:
+    from safestack.judge.builtin import BuiltinModels
 
 SCOPES: tuple[GuardScope, ...] = (
     "system",
@@ -39,7 +43,13 @@ class Job:
 
 
 class Scanner:
-    def __init__(self, policy: Policy, judge: Judge | None = None):
+    def __init__(
+        self,
+        policy: Policy,
+        judge: Judge | None = None,
+        *,
+        models: BuiltinModels | None = None,
+    ):
         # Verdicts list failures instead of raising; the guard applies guard.on_error to them.
         self.policy = policy
         self._policy = policy.model_copy(
@@ -55,7 +65,9 @@ class Scanner:
             for index, name in enumerate(names):
                 if name not in self._pool:
                     try:
-                        self._pool[name] = create_detector(name, policy, specs.get(name))
+                        self._pool[name] = create_detector(
+                            name, policy, specs.get(name), models=models
+                        )
                     except RegistryError as exc:
                         raise PolicyError(
                             f"policy {policy.ref}: guard.detectors.{scope}[{index}]: {exc}"

@@ -18,6 +18,7 @@ from pydantic import Field
 
 from safestack.errors import RegistryError
 from safestack.guard.guard import Guard
+from safestack.judge.builtin import BuiltinModels
 from safestack.models.base import (
     ChatModel,
     Completion,
@@ -37,18 +38,26 @@ class GuardedOptions(ModelOptions):
 
 @model("guarded")
 class GuardedModel(ChatModel):
+    """The guard's detectors run on `models`, the red-team run's built-in models when it passes
+    them (`judge.builtin.default_models()` otherwise)."""
+
     Options = GuardedOptions
     options: GuardedOptions
+    uses_builtin_models = True
 
-    def __init__(self, options: GuardedOptions | None = None) -> None:
+    def __init__(
+        self, options: GuardedOptions | None = None, *, models: BuiltinModels | None = None
+    ) -> None:
         super().__init__(options)
         spec = dict(self.options.target)
         kind = spec.pop("kind", None)
         if not isinstance(kind, str):
             raise RegistryError("options.target.kind: required (the wrapped model's kind)")
-        self.inner = create_model(kind, spec.pop("options", {}), where="options.target")
+        self.inner = create_model(
+            kind, spec.pop("options", {}), where="options.target", models=models
+        )
         self.capabilities = self.inner.capabilities
-        self.guard = Guard(load_policy(self.options.policy))
+        self.guard = Guard(load_policy(self.options.policy), models=models)
 
     @property
     def model_id(self) -> str:

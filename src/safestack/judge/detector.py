@@ -12,7 +12,7 @@ import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import yaml
 
@@ -22,6 +22,9 @@ from safestack.policy import Policy
 from safestack.records import Finding, Kind
 from safestack.registry import Plugin, PluginOptions, Registry, validate_options
 from safestack.yamlfile import line_of
+
+if TYPE_CHECKING:
+    from safestack.judge.builtin.models import BuiltinModels
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,9 +136,16 @@ def validate_policy_detectors(
     return checked
 
 
-def create_detector(name: str, policy: Policy, options: dict[str, Any] | None = None) -> Detector:
-    """Build a registered detector with its options validated against its `Options` model."""
+def create_detector(
+    name: str,
+    policy: Policy,
+    options: dict[str, Any] | None = None,
+    *,
+    models: BuiltinModels | None = None,
+) -> Detector:
+    """Build a registered detector with its options validated against its `Options` model.
+    `models` (the caller's loaded built-in models) goes to the detectors that use them."""
     cls = _detectors.get(name)
     return cls.from_options(
-        options, policy, where=f"judge.detectors[{name}].options", error=PolicyError
+        options, policy, where=f"judge.detectors[{name}].options", error=PolicyError, models=models
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from safestack.errors import DetectorError, InputError, PolicyError, RegistryError, SafestackError
 from safestack.judge.detector import (
@@ -22,6 +23,9 @@ from safestack.judge.normalise import normalise
 from safestack.policy import Policy, default_policy
 from safestack.records import Action, DetectorFailure, Finding, Kind, Verdict
 
+if TYPE_CHECKING:
+    from safestack.judge.builtin.models import BuiltinModels
+
 
 class Judge:
     """Runs a set of detectors under one policy. `Judge.default().check("...")` -> Verdict."""
@@ -33,24 +37,35 @@ class Judge:
         self.detectors = list(detectors)
 
     @classmethod
-    def default(cls) -> Judge:
+    def default(cls, *, models: BuiltinModels | None = None) -> Judge:
         """The packaged default policy with its configured detectors (all offline)."""
-        return cls.from_policy(default_policy())
+        return cls.from_policy(default_policy(), models=models)
 
     @classmethod
-    def from_policy(cls, policy: Policy, only: Sequence[str] | None = None) -> Judge:
+    def from_policy(
+        cls,
+        policy: Policy,
+        only: Sequence[str] | None = None,
+        *,
+        models: BuiltinModels | None = None,
+    ) -> Judge:
         """Build the detectors the policy lists (or just those named in `only`, with the policy's
-        options when it lists them). Every listed detector's options are checked either way."""
+        options when it lists them). Every listed detector's options are checked either way.
+
+        `models`: the loaded built-in models the detectors share. A server or a run passes the one
+        it owns; without it they use `judge.builtin.default_models()`, shared by the process.
+        """
         specs = policy.judge.detectors
         listed = {s.name: c for s, c in zip(specs, validate_policy_detectors(policy), strict=True)}
         detectors = []
         for name in listed if only is None else only:
             if name in listed:
                 detector_cls, options = listed[name]
-                detectors.append(detector_cls(policy, options=options))
+                context = {"models": models} if detector_cls.uses_builtin_models else {}
+                detectors.append(detector_cls(policy, options=options, **context))
                 continue
             try:
-                detectors.append(create_detector(name, policy))
+                detectors.append(create_detector(name, policy, models=models))
             except RegistryError as exc:
                 raise PolicyError(f"policy {policy.ref}: --detector: {exc}") from None
         return cls(policy, detectors)

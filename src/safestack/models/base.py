@@ -109,8 +109,14 @@ model = chat_models.register
 
 
 def create_model(
-    kind: str, options: Mapping[str, Any] | None = None, *, where: str = "model"
+    kind: str,
+    options: Mapping[str, Any] | None = None,
+    *,
+    where: str = "model",
+    models: object = None,
 ) -> ChatModel:
-    """Build a registered chat model with its options validated (errors name `where`)."""
+    """Build a registered chat model with its options validated (errors name `where`). `models`
+    (the caller's `judge.builtin.BuiltinModels`) goes to a model that runs the built-in judgement
+    models, such as the guard's `guarded` target; this layer never looks inside it."""
     cls = chat_models.get(kind, where=f"{where}.kind")
-    return cls.from_options(options, where=f"{where}.options")
+    return cls.from_options(options, where=f"{where}.options", models=models)

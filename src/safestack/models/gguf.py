@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -221,9 +222,10 @@ class _LlamaCpp:
 
         self.model_id = model_id
         try:
-            self.llm = llama_cpp.Llama(
-                model_path=str(path), n_ctx=n_ctx, n_threads=threads, verbose=False
-            )
+            with _without_amx_repacking():
+                self.llm = llama_cpp.Llama(
+                    model_path=str(path), n_ctx=n_ctx, n_threads=threads, verbose=False
+                )
         except ValueError as exc:  # llama.cpp's "failed to load model"
             raise ModelError(model_id, f"llama.cpp cannot load {path}: {exc}") from exc
         metadata: dict[str, str] = self.llm.metadata
@@ -263,6 +265,40 @@ class _LlamaCpp:
 
     def close(self) -> None:
         self.llm.close()
+
+
+_MODEL_PARAMS_LOCK = threading.Lock()
+
+
+@contextmanager
+def _without_amx_repacking() -> Iterator[None]:
+    """Load without llama.cpp's extra buffer types on CPUs with AMX.
+
+    On AMX CPUs llama.cpp repacks Q4_K weights for its AMX kernels, and the first matrix product
+    then crashes the process (SIGSEGV in ggml_backend_amx_mul_mat; llama.cpp issue 20824, closed
+    unfixed). Without the extra buffer types the weights stay with the plain CPU kernels: sound
+    greedy text, no crash, and within docs/targets.md's speeds (9.5 tok/s on one thread at load
+    average 9). `Llama()` takes no such option, so the defaults it reads are swapped while it
+    loads.
+    """
+    import llama_cpp.llama_cpp as low
+
+    if b"AMX_INT8 = 1" not in low.llama_print_system_info():
+        yield
+        return
+    with _MODEL_PARAMS_LOCK:
+        defaults = low.llama_model_default_params
+
+        def without_extra_buffers() -> Any:
+            params = defaults()
+            params.use_extra_bufts = False
+            return params
+
+        low.llama_model_default_params = without_extra_buffers
+        try:
+            yield
+        finally:
+            low.llama_model_default_params = defaults
 
 
 class _TransformersGGUF:

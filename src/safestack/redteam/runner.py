@@ -1,10 +1,10 @@
 """Running a campaign: every planned interaction once, concurrently within each target's limit,
-retried on transient failures, scored, and committed to the store as soon as it is scored.
+retried on transient failures, journalled, scored, and committed to the store once scored.
 
-Re-running the same campaign resumes: stored (target, probe, sample) keys are skipped, so a killed
-run loses at most its in-flight attempts: those at the targets, plus at most `ANSWERED_LIMIT`
-answered ones waiting to be scored (in batches) and committed (by one writer thread). A changed
-campaign is refused unless forced.
+Re-running the same campaign resumes: stored (target, probe, sample) keys are skipped, and answered
+attempts the store lacks are taken from the run's journal (`redteam.journal`: written the moment a
+target answers) and scored and stored without asking again. So a killed run (even `kill -9`) loses
+only the interactions in flight at the targets. A changed campaign is refused unless forced.
 """
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+from safestack.judge.builtin import BuiltinModels
 from safestack.models.base import (
     ChatModel,
     Completion,
@@ -29,13 +31,14 @@ from safestack.records import Attempt, AttemptStatus, Message, Role, Usage
 from safestack.redteam.attacks import AttackContext
 from safestack.redteam.campaign import Campaign, ModelSpec, Retries, TargetSpec
 from safestack.redteam.converters import Converter, converters
+from safestack.redteam.journal import Entry, Journal, Replay, journal_directory, read_journal
 from safestack.redteam.plan import Plan, Work, plan_campaign
 from safestack.redteam.scoring import ScoreBatcher, build_scorers, score_attempt
 from safestack.store import Store
 from safestack.store.attempts import AttemptWriter
 
 # Answered attempts not yet committed, run-wide: when this many wait to be scored and stored, the
-# targets wait too. It bounds what a killed process loses beyond the requests in flight.
+# targets wait too (they are journalled already; this bounds the memory they hold).
 ANSWERED_LIMIT = 64
 
 
@@ -152,6 +155,7 @@ class RunResult:
     already_done: int
     completed: int = 0
     errors: int = 0
+    recovered: int = 0  # of completed + errors: answered before a kill, taken from the journal
     not_run: int = 0
     stopped: str | None = None
     spend: Spend | None = None
@@ -163,12 +167,22 @@ class RunResult:
 Progress = Callable[[Attempt], None]
 
 
-def build_model(spec: ModelSpec, where: str) -> ChatModel:
-    return create_model(spec.kind, spec.options, where=where)
+def build_model(spec: ModelSpec, where: str, models: BuiltinModels | None = None) -> ChatModel:
+    """The chat model `spec` names; one that runs the built-in models (`guarded`) runs `models`."""
+    return create_model(spec.kind, spec.options, where=where, models=models)
 
 
 class Runner:
-    """Runs one campaign against the store; build it, then `await runner.run()`."""
+    """Runs one campaign against the store; build it, then `todo, _ = runner.pending()` and
+    `await runner.run(todo)`.
+
+    The run's journal lives beside a SQLite store file, or under `home` for other stores (the
+    CLI passes `SAFESTACK_HOME`); without either (in-memory SQLite, or PostgreSQL and no `home`)
+    the run keeps none and a killed process loses its answered, uncommitted attempts.
+
+    The run's built-in models (`models`: its scorers' and guarded targets'; a new `BuiltinModels`
+    unless the caller passes its own) load once for the whole run.
+    """
 
     def __init__(
         self,
@@ -178,15 +192,22 @@ class Runner:
         *,
         run_id: str | None = None,
         force: bool = False,
+        home: Path | None = None,
+        models: BuiltinModels | None = None,
     ) -> None:
         self.campaign = campaign
         self.store = store
         self.policy = policy
         self.run_id = run_id or campaign.name
         self.force = force
+        self.journal_directory = journal_directory(store.engine.url, self.run_id, home)
+        # What resume found in the journal (`pending` reads it; `run` scores and stores it).
+        self.replay = Replay(self.journal_directory)
+        self.models = models if models is not None else BuiltinModels()
         self.spend = Spend(campaign.budget.max_requests, campaign.budget.max_tokens)
         self.targets = {
-            t.name: build_model(t, f"targets[{i}]") for i, t in enumerate(campaign.targets)
+            t.name: build_model(t, f"targets[{i}]", self.models)
+            for i, t in enumerate(campaign.targets)
         }
         self.attacker = build_model(campaign.attacker, "attacker") if campaign.attacker else None
         self.judge = (
@@ -200,7 +221,8 @@ class Runner:
         self._generation: dict[int, tuple[GenerationSettings, dict[str, Any]]] = {}
 
     def pending(self) -> tuple[list[Work], int]:
-        """Open (or create) the run and return the work not yet stored, and how much was."""
+        """Open (or create) the run and return the work still to ask, and how much is not: the
+        stored attempts and the answered ones in the journal (`self.replay`, stored by `run`)."""
         self.store.runs.open(
             self.run_id,
             self.campaign.name,
@@ -209,22 +231,43 @@ class Runner:
             force=self.force,
         )
         done = self.store.runs.attempt_keys(self.run_id)
-        todo = [w for w in self.plan.work if w.key not in done]
+        self.replay = self.read_journal(done)
+        answered = done | self.replay.keys()
+        todo = [w for w in self.plan.work if w.key not in answered]
         return todo, len(self.plan.work) - len(todo)
 
+    def read_journal(self, stored: set[tuple[str, str, int]]) -> Replay:
+        """The journalled attempts of this run that are not among the `stored` keys."""
+        planned = {w.key for w in self.plan.work}
+        return read_journal(
+            self.journal_directory, self.run_id, self.plan.campaign_hash, stored, planned
+        )
+
     async def run(self, todo: Sequence[Work], on_attempt: Progress | None = None) -> RunResult:
+        recovered = self.replay.attempts
+        taken = self.replay.keys()
+        todo = [w for w in todo if w.key not in taken]
         result = RunResult(
             self.run_id,
             self.plan.campaign_hash,
             len(self.plan.work),
-            len(self.plan.work) - len(todo),
+            len(self.plan.work) - len(todo) - len(recovered),
         )
         result.spend = self.spend
-        active = build_scorers(self.campaign, self.policy, self.judge)
+        active = build_scorers(self.campaign, self.policy, self.judge, self.models)
         specs = {t.name: t for t in self.campaign.targets}
         limits = {name: asyncio.Semaphore(spec.concurrency) for name, spec in specs.items()}
         answered = asyncio.Semaphore(ANSWERED_LIMIT)
         stop = asyncio.Event()
+        try:  # first, so that nothing runs unless answers can be journalled
+            journal = (
+                Journal(self.journal_directory, self.replay.segments, len(recovered))
+                if self.journal_directory is not None
+                else None
+            )
+        except BaseException:
+            await self._close_models()
+            raise
         batcher = ScoreBatcher(active)
         writer = AttemptWriter(self.store.runs.record_attempts)
 
@@ -240,12 +283,22 @@ class Runner:
                     result.not_run += 1
                     stop.set()
                     return
+                # Written before the target's slot is freed: a kill from here on loses nothing.
+                entry = journal.append(attempt) if journal else None
                 await answered.acquire()  # the target's slot is freed once there is room
+            await finish(attempt, entry)
+
+        async def finish(attempt: Attempt, entry: Entry | None) -> None:
+            """Score, and commit once journalled on disk; then the attempt counts as done."""
             try:
                 attempt = await score_attempt(attempt, active, batcher)
+                if journal and entry:
+                    await journal.synced(entry)  # usually long done: it began at the append
                 await writer.write(attempt)  # returns once committed
             finally:
                 answered.release()
+            if journal and entry:
+                journal.confirm(entry)
             if attempt.status == AttemptStatus.ERROR:
                 result.errors += 1
             else:
@@ -254,17 +307,30 @@ class Runner:
             if on_attempt is not None:
                 on_attempt(attempt)
 
+        async def recover(attempt: Attempt) -> None:
+            await answered.acquire()
+            await finish(attempt, Entry(journal.adopted, 0) if journal else None)
+            result.recovered += 1
+
         try:
             async with asyncio.TaskGroup() as group:
+                for attempt in recovered:
+                    group.create_task(recover(attempt))
                 for work in todo:
                     group.create_task(one(work))
+            self.replay = Replay(self.journal_directory)  # stored now
         finally:
             await batcher.aclose()
             await writer.close()
-            for model in {*self.targets.values(), self.attacker, self.judge} - {None}:
-                assert model is not None
-                await model.aclose()
+            if journal:
+                await journal.aclose()
+            await self._close_models()
         return result
+
+    async def _close_models(self) -> None:
+        for model in {*self.targets.values(), self.attacker, self.judge} - {None}:
+            assert model is not None
+            await model.aclose()
 
     def _settings(self, sample: int) -> tuple[GenerationSettings, dict[str, Any]]:
         """The generation settings of a sample (each has its own seed), and as the Attempt records them."""

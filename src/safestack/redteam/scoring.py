@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from safestack.models.base import ChatModel
 from safestack.policy import Policy
@@ -14,15 +15,28 @@ from safestack.records import Attempt, AttemptStatus, Score
 from safestack.redteam.campaign import Campaign
 from safestack.redteam.scorers import Scorer, scorers
 
+if TYPE_CHECKING:
+    from safestack.judge.builtin import BuiltinModels
+
 # Responses a batching scorer (the built-in models) judges in one call.
 SCORE_BATCH = 32
 
 
-def build_scorers(campaign: Campaign, policy: Policy, judge: ChatModel | None) -> list[Scorer]:
+def build_scorers(
+    campaign: Campaign,
+    policy: Policy,
+    judge: ChatModel | None,
+    models: BuiltinModels | None = None,
+) -> list[Scorer]:
+    """The campaign's scorers; those running the built-in models run them on `models` (the run's)."""
     built = []
     for spec in campaign.scorers:
         cls = scorers.get(spec.name)
-        built.append(cls.from_options(spec.options, policy, where="scorers", judge_model=judge))
+        built.append(
+            cls.from_options(
+                spec.options, policy, where="scorers", judge_model=judge, models=models
+            )
+        )
     return built
 
 

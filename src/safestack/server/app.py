@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException
@@ -18,17 +19,20 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from safestack.server import admin, chat, health, models, moderations
-from safestack.server.audit import purge_periodically
+from safestack.server.audit import AuditTrail, purge_periodically
 from safestack.server.auth import KeyCache
 from safestack.server.catalog import ModelCatalog
 from safestack.server.errors import ApiError
 from safestack.server.gateway import Gateway
 from safestack.server.metrics import Metrics
+from safestack.server.openapi import openapi_document
 from safestack.server.policies import PolicyCache
 from safestack.server.ratelimit import RateLimiter
+from safestack.server.storecalls import StoreCalls
 from safestack.server.upstream import Upstream
 from safestack.settings import Settings
 from safestack.store import Store
+from safestack.store.journal import AuditJournal, journal_directory
 
 log = logging.getLogger("safestack.server")
 
@@ -46,31 +50,45 @@ def create_app(
 ) -> FastAPI:
     """The gateway. `upstream=None` serves moderations only (chat answers 503 and says why);
     `require_auth=False` lets every request in without a key (local development only);
-    `on_shutdown` runs last when the app stops (a worker process closing what it opened)."""
+    `on_shutdown` runs last when the app stops (a worker process closing what it opened).
+
+    Opens the audit journal (unless `settings.audit_journal` is off): a StoreError when its
+    directory cannot be written.
+    """
+    calls = StoreCalls.for_settings(settings)
+    journal = None
+    if settings.audit_journal:
+        journal = AuditJournal(journal_directory(settings.audit_journal_path(), store.display_url))
+    trail = AuditTrail(store, calls, journal)
     gateway = Gateway(
         settings=settings,
         store=store,
+        calls=calls,
+        audit=trail,
         limiter=limiter,
         policies=policies,
         upstream=upstream,
         catalog=ModelCatalog(upstream, models_ttl) if upstream is not None else None,
-        keys=KeyCache(store, settings.key_cache_seconds),
+        keys=KeyCache(store, settings.key_cache_seconds, calls),
         metrics=Metrics(),
         require_auth=require_auth,
     )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        purging = None
+        # What a previous process left in the journal is drained first, then as events come.
+        tasks = [asyncio.create_task(trail.drain_periodically(settings.audit_drain_seconds))]
         # The deployment's setting wins; otherwise the default policy's audit.retention_days.
         retention = settings.audit_retention_days or policies.default.policy.audit.retention_days
         if retention is not None:
-            purging = asyncio.create_task(purge_periodically(store, retention))
+            tasks.append(asyncio.create_task(purge_periodically(store, calls, retention)))
         try:
             yield
         finally:
-            if purging is not None:
-                purging.cancel()
+            for task in tasks:
+                task.cancel()
+            await trail.close(timeout=calls.deadline)
+            calls.close()
             if upstream is not None:
                 await upstream.aclose()
             if on_shutdown is not None:
@@ -78,14 +96,25 @@ def create_app(
 
     app = FastAPI(
         title="safestack gateway",
+        description="An OpenAI-compatible API with the guard applied to every request "
+        "(docs/server.md).",
         docs_url=None,
         redoc_url=None,
-        openapi_url=None,
+        openapi_url="/openapi.json",  # no key needed, like /healthz
         lifespan=lifespan,
     )
     app.state.gateway = gateway
     for module in (chat, moderations, models, admin, health):
         app.include_router(module.router)
+    document = None
+
+    def openapi() -> dict[str, Any]:
+        nonlocal document
+        if document is None:
+            document = openapi_document(app)
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.add_exception_handler(HTTPException, _http_error)
     return app
 

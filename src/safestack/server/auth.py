@@ -8,7 +8,6 @@ request (a revoked key stops working within that time). Scopes: `moderate` for /
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import math
 import time
@@ -18,6 +17,7 @@ from starlette.requests import Request
 
 from safestack.server.errors import ApiError
 from safestack.server.ratelimit import RateLimiter
+from safestack.server.storecalls import StoreCalls
 from safestack.settings import Settings
 from safestack.store import ApiKey, Store
 
@@ -29,9 +29,10 @@ _MAX_CACHED = 10_000
 class KeyCache:
     """Verified keys by the sha256 of their secret, for a few seconds."""
 
-    def __init__(self, store: Store, ttl: float):
+    def __init__(self, store: Store, ttl: float, calls: StoreCalls):
         self._store = store
         self._ttl = ttl
+        self._calls = calls
         self._keys: dict[str, tuple[ApiKey, float]] = {}
 
     async def verify(self, secret: str) -> ApiKey | None:
@@ -40,7 +41,7 @@ class KeyCache:
         cached = self._keys.get(digest)
         if cached is not None and cached[1] > now:
             return cached[0]
-        key = await asyncio.to_thread(self._store.keys.verify, secret)
+        key = await self._calls.run(self._store.keys.verify, secret)
         if key is None:
             self._keys.pop(digest, None)
             return None
@@ -97,12 +98,7 @@ async def limit_rate(key: ApiKey, limiter: RateLimiter, settings: Settings) -> d
     try:
         decision = await limiter.acquire(key.id, rate, burst)
     except Exception as exc:
-        raise ApiError(
-            503,
-            f"the rate limiter is unavailable ({type(exc).__name__}: {exc}); retry shortly",
-            type="service_unavailable",
-            code="rate_limiter_unavailable",
-        ) from None
+        raise limiter_unavailable(exc) from None
     headers = {
         "x-ratelimit-limit-requests": str(rate),
         "x-ratelimit-remaining-requests": str(max(0, math.floor(decision.remaining))),
@@ -118,3 +114,13 @@ async def limit_rate(key: ApiKey, limiter: RateLimiter, settings: Settings) -> d
             headers={**headers, "retry-after": str(retry)},
         )
     return headers
+
+
+def limiter_unavailable(exc: Exception) -> ApiError:
+    """503 for a limiter that failed (Redis down): an unenforceable limit is not read as none."""
+    return ApiError(
+        503,
+        f"the rate limiter is unavailable ({type(exc).__name__}: {exc}); retry shortly",
+        type="service_unavailable",
+        code="rate_limiter_unavailable",
+    )

@@ -3,11 +3,14 @@
 `handle()` runs every API route the same way, so each route only says what its work is. The `Call`
 gathers what the audit event and the metrics report: the key, the model, the guard's action,
 categories and scores, the text sent back, the error. A streamed answer audits itself when the
-stream ends (`Call.deferred`), still before its last event leaves.
+stream ends (`Call.deferred`), still before its last event leaves. A call that goes upstream first
+writes an opening record (`begin`), durable before the upstream is called (`opened`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -23,9 +26,15 @@ from starlette.responses import Response
 
 from safestack.errors import InputError, PolicyError, StoreError
 from safestack.records import Action, AuditEvent
-from safestack.server.audit import digest, record
+from safestack.server.audit import digest
 from safestack.server.auth import Scope, authenticate, limit_rate, require_scope
-from safestack.server.errors import ApiError, bad_request, client_closed, internal_error
+from safestack.server.errors import (
+    ApiError,
+    bad_request,
+    body_timeout,
+    client_closed,
+    internal_error,
+)
 from safestack.server.gateway import Gateway, gateway_of
 from safestack.store import ApiKey
 
@@ -54,6 +63,8 @@ class Call:
     status: int = 200
     deferred: bool = False
     headers: dict[str, str] = field(default_factory=dict)
+    opening: asyncio.Future[None] | None = None  # the opening record's write, once begun
+    opening_waited: bool = False
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
@@ -70,8 +81,9 @@ class Call:
     def content(self) -> dict[str, Any]:
         return {"request": self.payload, "response": self.response_content}
 
-    def audit_event(self, *, keep_content: bool) -> AuditEvent:
-        """What the audit log keeps of this call: digests always, the content when asked."""
+    def audit_event(self, *, keep_content: bool, completed: bool = True) -> AuditEvent:
+        """What the audit log keeps of this call: digests always, the content when asked.
+        `completed=False`: the opening record, before the outcome is known."""
         return AuditEvent(
             id=self.id,
             created_at=self.created_at,
@@ -79,7 +91,8 @@ class Call:
             endpoint=self.endpoint,
             model=self.model,
             action=self.action,
-            status_code=self.status,
+            status_code=self.status if completed else None,
+            completed=completed,
             latency_ms=round(self.elapsed() * 1000, 3),
             categories=sorted(self.categories),
             scores=dict(sorted(self.scores.items())),
@@ -149,10 +162,19 @@ async def conclude(gateway: Gateway, call: Call) -> ApiError | None:
     Returns the error to answer instead when the audit log cannot take the event.
     """
     failure = None
-    if call.key is not None or not gateway.require_auth:
+    if _audited(gateway, call):
+        opened_ok = False
+        if call.opening is not None:  # the outcome follows its opening record
+            with contextlib.suppress(Exception):  # a failed one was answered already
+                await call.opening
+                opened_ok = True
+        started = time.perf_counter()
         try:
             keep_content = call.keep_content or gateway.settings.audit_content
-            await record(gateway.store, call.audit_event(keep_content=keep_content))
+            event = call.audit_event(keep_content=keep_content)
+            # With the opening record durable, the outcome need not wait for its own fdatasync.
+            await gateway.audit.write(event, synced=not opened_ok)
+            gateway.metrics.audit_wait.labels("outcome").observe(time.perf_counter() - started)
         except ApiError as error:
             log.error("request %s: %s", call.id, error.message)
             failure = error
@@ -167,6 +189,35 @@ async def conclude(gateway: Gateway, call: Call) -> ApiError | None:
     return failure
 
 
+def begin(gateway: Gateway, call: Call) -> None:
+    """Start writing the call's opening record ("accepted, not yet answered"), so that the write
+    overlaps the guard's checks; `opened()` waits for it before anything goes upstream."""
+    if _audited(gateway, call) and call.opening is None:
+        keep_content = call.keep_content or gateway.settings.audit_content
+        event = call.audit_event(keep_content=keep_content, completed=False)
+        call.opening = asyncio.ensure_future(gateway.audit.write(event))
+
+
+async def opened(gateway: Gateway, call: Call) -> None:
+    """Wait until the opening record is durable; 503 `audit_unavailable` when nothing took it."""
+    if call.opening is None:
+        return
+    if call.opening_waited:
+        await call.opening  # done: raises again if it failed
+        return
+    call.opening_waited = True
+    started = time.perf_counter()
+    try:
+        await call.opening
+    finally:
+        gateway.metrics.audit_wait.labels("opening").observe(time.perf_counter() - started)
+
+
+def _audited(gateway: Gateway, call: Call) -> bool:
+    """Calls are audited once a key was identified, or always when auth is off."""
+    return call.key is not None or not gateway.require_auth
+
+
 def _error(call: Call, error: ApiError) -> Response:
     call.error = f"{error.status} {error.code or error.type}: {error.message}"
     call.response_content = error.body()
@@ -174,19 +225,23 @@ def _error(call: Call, error: ApiError) -> Response:
     return error.response()
 
 
-async def read_json(request: Request, call: Call, limit: int) -> dict[str, Any]:
+async def read_json(request: Request, call: Call, limit: int, timeout: float) -> dict[str, Any]:
     """The request body as a JSON object: 413 before reading when it is over `limit` bytes,
-    400 when it is not JSON."""
+    408 when it has not all arrived within `timeout` seconds, 400 when it is not JSON."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _too_large(int(declared), limit)
     chunks = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(size, limit)
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise _too_large(size, limit)
+                chunks.append(chunk)
+    except TimeoutError:
+        raise body_timeout(size, timeout) from None
     call.body = b"".join(chunks)
     payload = parse_json(call.body)
     if not isinstance(payload, dict):

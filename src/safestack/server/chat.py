@@ -19,11 +19,13 @@ from starlette.responses import Response
 
 from safestack.guard import Guard, GuardContext, OutputDecision, Reason
 from safestack.records import Action, Conversation
-from safestack.server.calls import Call, handle, read_json
+from safestack.server.calls import Call, begin, handle, opened, read_json
 from safestack.server.errors import json_response
 from safestack.server.gateway import Gateway
+from safestack.server.limits import WorkLimits
 from safestack.server.messages import ChatRequest, forward_payload, parse_chat_request
 from safestack.server.metrics import Metrics
+from safestack.server.openapi import BODY_ERRORS, event_stream, json_content, operation
 from safestack.server.streaming import relay, replay
 from safestack.server.verdicts import input_scores, refusal, summary
 
@@ -32,26 +34,46 @@ CHAT = "/v1/chat/completions"
 router = APIRouter()
 
 
-@router.post(CHAT)
+@router.post(
+    CHAT,
+    openapi_extra=operation(
+        body="ChatCompletionRequest",
+        ok={
+            **json_content("ChatCompletion"),
+            "text/event-stream": event_stream("ChatCompletionChunk", "StreamError"),
+        },
+        errors=(*BODY_ERRORS, 404, 502, 504, "4XX"),
+    ),
+)
 async def chat_completions(request: Request) -> Response:
+    """Chat through the guard (scope `chat`): JSON, or server-sent events with `stream: true`."""
     return await handle(request, CHAT, "chat", _chat)
 
 
 async def _chat(gateway: Gateway, call: Call, request: Request) -> Response:
-    payload = await read_json(request, call, gateway.settings.max_request_bytes)
+    settings = gateway.settings
+    payload = await read_json(request, call, settings.max_request_bytes, settings.body_timeout)
+    model = payload.get("model")
+    call.model = model if isinstance(model, str) else None
+    limits = WorkLimits.of(call.key, settings)
+    limits.check_messages(payload.get("messages"))  # before each message is even looked at
     locale = request.headers.get("x-safestack-locale") or gateway.settings.locale
     chat = parse_chat_request(payload, locale=locale)
     call.model, call.stream = chat.model, chat.stream
+    chars = sum(len(message.content) for message in chat.conversation.messages)
+    await limits.charge_characters(gateway, call, chars, "messages")
     upstream, catalog = gateway.require_upstream()
     await catalog.check(call.key, chat.model)
     loaded = await gateway.policies.get(call.key.policy if call.key is not None else None)
     call.policy = loaded.policy.ref
     call.keep_content = loaded.policy.audit.content
+    begin(gateway, call)  # written while the guard checks; durable before anything goes on
 
     started = time.perf_counter()
     decision = await loaded.guard.acheck_input(chat.conversation, locale=locale)
     gateway.metrics.guard_latency.labels("input").observe(time.perf_counter() - started)
     call.act(decision.action, decision.flagged_categories, input_scores(decision))
+    await opened(gateway, call)  # no upstream call and no streamed byte without an audit record
     reasons = list(decision.reasons)
     if not decision.forward:
         if decision.action is Action.REDIRECT and decision.response:

@@ -65,6 +65,18 @@ def client_closed() -> ApiError:
     )
 
 
+def body_timeout(received: int, timeout: float) -> ApiError:
+    """The client sent part of its body and then nothing: the connection is closed after this,
+    as the rest of the body can no longer be told apart from a next request."""
+    return ApiError(
+        408,
+        f"the request body did not arrive within {timeout:g} s ({received:,} bytes came); "
+        "send the whole body promptly (the limit is SAFESTACK_BODY_TIMEOUT)",
+        code="request_timeout",
+        headers={"connection": "close"},
+    )
+
+
 def internal_error(exc: BaseException, request_id: str) -> ApiError:
     """An unexpected failure: the class name only (messages may quote content), and the id the
     audit event and the log carry."""

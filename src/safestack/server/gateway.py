@@ -1,5 +1,5 @@
-"""What every route of one gateway shares: settings, the store, the rate limiter, the policies,
-the upstream, the key cache and the metrics. Built by `create_app()`; a route finds it on
+"""What every route of one gateway shares: settings, the store (and the thread pool its calls run
+in), the audit trail, the rate limiter, the policies, the upstream, the key cache and the metrics. Built by `create_app()`; a route finds it on
 `request.app.state.gateway`.
 """
 
@@ -9,12 +9,14 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
+from safestack.server.audit import AuditTrail
 from safestack.server.auth import KeyCache
 from safestack.server.catalog import ModelCatalog
 from safestack.server.errors import upstream_unavailable
 from safestack.server.metrics import Metrics
 from safestack.server.policies import PolicyCache
 from safestack.server.ratelimit import RateLimiter
+from safestack.server.storecalls import StoreCalls
 from safestack.server.upstream import Upstream
 from safestack.settings import Settings
 from safestack.store import Store
@@ -24,6 +26,8 @@ from safestack.store import Store
 class Gateway:
     settings: Settings
     store: Store
+    calls: StoreCalls
+    audit: AuditTrail
     limiter: RateLimiter
     policies: PolicyCache
     upstream: Upstream | None

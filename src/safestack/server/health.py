@@ -1,5 +1,5 @@
 """Operations endpoints, without a key: /healthz (the process answers), /readyz (the store, the
-rate limiter and the upstream answer), /metrics (Prometheus)."""
+audit journal, the rate limiter and the upstream answer), /metrics (Prometheus)."""
 
 from __future__ import annotations
 
@@ -8,31 +8,47 @@ from typing import Any
 
 from fastapi import APIRouter
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 
 from safestack.errors import SafestackError
 from safestack.server.errors import ApiError, json_response
 from safestack.server.gateway import gateway_of
 from safestack.server.metrics import CONTENT_TYPE
+from safestack.server.openapi import json_content, operation
 
 router = APIRouter()
 
 
-@router.get("/healthz")
+@router.get("/healthz", openapi_extra=operation(ok=json_content("Health"), secured=False))
 async def healthz() -> Response:
+    """The process answers (no key)."""
     return json_response({"status": "ok"})
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz",
+    openapi_extra=operation(
+        ok=json_content("Readiness"),
+        secured=False,
+        extra={503: {"description": "Not ready", "content": json_content("Readiness")}},
+    ),
+)
 async def readyz(request: Request) -> Response:
+    """The store, the rate limiter and the upstream answer (no key); 503 naming what does not."""
     gateway = gateway_of(request)
     checks: dict[str, Any] = {}
     ready = True
     try:
-        await asyncio.to_thread(gateway.store.revision)
+        await gateway.calls.run(gateway.store.revision)
         checks["store"] = "ok"
     except SafestackError as exc:
         checks["store"], ready = f"error: {exc}", False
+    journal = gateway.audit.journal
+    if journal is None:
+        checks["audit_journal"] = "disabled (the store takes every audit event directly)"
+    else:
+        waiting = await asyncio.to_thread(journal.backlog)
+        checks["audit_journal"] = f"ok ({waiting:,} bytes waiting for the store)"
     ping = getattr(gateway.limiter, "ping", None)  # Redis has one; memory needs none
     try:
         if ping is not None:
@@ -54,6 +70,11 @@ async def readyz(request: Request) -> Response:
     )
 
 
-@router.get("/metrics")
+@router.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    openapi_extra=operation(ok={"text/plain": {"schema": {"type": "string"}}}, secured=False),
+)
 async def metrics(request: Request) -> Response:
+    """Prometheus text exposition (no key)."""
     return Response(gateway_of(request).metrics.exposition(), media_type=CONTENT_TYPE)

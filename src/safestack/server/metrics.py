@@ -12,6 +12,9 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 # Buckets from 1 ms: the guard's fast path is a few ms, an upstream answer seconds.
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
+# The audit record's wait is an fdatasync or a commit: from a tenth of a millisecond.
+_AUDIT_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 2.5, 10.0)
+
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
@@ -48,6 +51,14 @@ class Metrics:
             "safestack_upstream_seconds",
             "Time the upstream took to answer (to its first chunk for streams).",
             buckets=_BUCKETS,
+            registry=self.registry,
+        )
+        self.audit_wait = Histogram(
+            "safestack_audit_wait_seconds",
+            "Time a request waited for its audit record to be durable, by record: 'opening' (the "
+            "part the guard's input check did not overlap) and 'outcome'.",
+            ["record"],
+            buckets=_AUDIT_BUCKETS,
             registry=self.registry,
         )
 

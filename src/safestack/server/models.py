@@ -9,14 +9,19 @@ from starlette.responses import Response
 from safestack.server.calls import Call, handle
 from safestack.server.errors import json_response
 from safestack.server.gateway import Gateway
+from safestack.server.openapi import KEY_ERRORS, json_content, operation
 
 MODELS = "/v1/models"
 
 router = APIRouter()
 
 
-@router.get(MODELS)
+@router.get(
+    MODELS,
+    openapi_extra=operation(ok=json_content("ModelList"), errors=(*KEY_ERRORS, 502, 503, 504)),
+)
 async def list_models(request: Request) -> Response:
+    """The upstream's models this key may use (scope `chat`)."""
     return await handle(request, MODELS, "chat", _list)
 
 

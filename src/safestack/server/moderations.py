@@ -23,23 +23,35 @@ from safestack.records import Verdict
 from safestack.server.calls import Call, handle, read_json
 from safestack.server.errors import ApiError, bad_request, json_response
 from safestack.server.gateway import Gateway
+from safestack.server.limits import WorkLimits
 from safestack.server.messages import text_of
+from safestack.server.openapi import BODY_ERRORS, json_content, operation
 
 MODERATIONS = "/v1/moderations"
 
 router = APIRouter()
 
 
-@router.post(MODERATIONS)
+@router.post(
+    MODERATIONS,
+    openapi_extra=operation(
+        body="ModerationRequest", ok=json_content("ModerationResponse"), errors=BODY_ERRORS
+    ),
+)
 async def moderations(request: Request) -> Response:
+    """Judge text with the key's policy (scope `moderate`), in OpenAI's moderation shape."""
     return await handle(request, MODERATIONS, "moderate", _moderate)
 
 
 async def _moderate(gateway: Gateway, call: Call, request: Request) -> Response:
-    payload = await read_json(request, call, gateway.settings.max_request_bytes)
-    texts = _inputs(payload.get("input"))
+    settings = gateway.settings
+    payload = await read_json(request, call, settings.max_request_bytes, settings.body_timeout)
     model = payload.get("model")
     call.model = model if isinstance(model, str) else None
+    texts = _inputs(payload.get("input"))
+    limits = WorkLimits.of(call.key, gateway.settings)
+    limits.check_inputs(len(texts))
+    await limits.charge_characters(gateway, call, sum(len(t) for t in texts), "input")
     loaded = await gateway.policies.get(call.key.policy if call.key is not None else None)
     call.policy = loaded.policy.ref
     call.keep_content = loaded.policy.audit.content

@@ -2,7 +2,8 @@
 
 A `LoadedPolicy` is a policy with its Judge (for /v1/moderations) and its Guard (for chat), which
 share detector instances. Loading builds and warms the detectors (seconds: presidio, the built-in
-models), so it runs in a worker thread, once per policy path, however many requests ask at once.
+models, loaded into the cache's one `BuiltinModels`), so it runs in a worker thread, once per policy
+path, however many requests ask at once.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from safestack.guard import Guard
 from safestack.judge import Judge
+from safestack.judge.builtin import BuiltinModels
 from safestack.policy import Policy, load_policy
 
 
@@ -24,9 +26,12 @@ class LoadedPolicy:
     guard: Guard
 
     @classmethod
-    def build(cls, policy: Policy, *, warm: bool = True) -> LoadedPolicy:
-        judge = Judge.from_policy(policy)
-        guard = Guard(policy, judge)  # takes the judge's detectors by name, builds the rest
+    def build(
+        cls, policy: Policy, *, models: BuiltinModels | None = None, warm: bool = True
+    ) -> LoadedPolicy:
+        judge = Judge.from_policy(policy, models=models)
+        # The guard takes the judge's detectors by name and builds the rest.
+        guard = Guard(policy, judge, models=models)
         if warm:
             guard.warm_up()
         return cls(policy, judge, guard)
@@ -35,15 +40,21 @@ class LoadedPolicy:
 class PolicyCache:
     """Policy path -> LoadedPolicy. `None` is the default policy (given, or from `default`'s path).
 
-    Thread-safe and not tied to an event loop, so one cache can serve several apps.
+    Every policy's detectors run on `models`, the built-in models this cache owns (a new
+    `BuiltinModels` unless the caller passes its own, as `safestack serve` does): they load once
+    for all the policies and keys the gateway serves. Thread-safe and not tied to an event loop,
+    so one cache can serve several apps.
     """
 
-    def __init__(self, default: Policy | Path | None = None):
+    def __init__(
+        self, default: Policy | Path | None = None, *, models: BuiltinModels | None = None
+    ):
+        self.models = models if models is not None else BuiltinModels()
         self._default_path = default if isinstance(default, Path) else None
         self._loaded: dict[str | None, LoadedPolicy] = {}
         self._lock = threading.Lock()
         if isinstance(default, Policy):
-            self._loaded[None] = LoadedPolicy.build(default)
+            self._loaded[None] = LoadedPolicy.build(default, models=self.models)
 
     @property
     def default(self) -> LoadedPolicy:
@@ -62,5 +73,7 @@ class PolicyCache:
             loaded = self._loaded.get(path)
             if loaded is None:
                 source = self._default_path if path is None else Path(path)
-                loaded = self._loaded[path] = LoadedPolicy.build(load_policy(source))
+                loaded = self._loaded[path] = LoadedPolicy.build(
+                    load_policy(source), models=self.models
+                )
             return loaded

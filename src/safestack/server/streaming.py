@@ -31,7 +31,7 @@ from safestack.guard import (
     StreamEnd,
 )
 from safestack.records import Action, Conversation
-from safestack.server.calls import Call, conclude
+from safestack.server.calls import Call, conclude, opened
 from safestack.server.errors import ApiError, client_closed, internal_error
 from safestack.server.gateway import Gateway
 from safestack.server.messages import ChatRequest
@@ -53,6 +53,7 @@ async def relay(
 ) -> Response:
     """Open the upstream stream (errors here are ordinary 502/504 answers), then relay it."""
     upstream, _ = gateway.require_upstream()
+    await opened(gateway, call)
     started = time.perf_counter()
     stream = await upstream.open_stream(body)
     gateway.metrics.upstream_latency.observe(time.perf_counter() - started)
@@ -70,6 +71,7 @@ async def replay(
     gateway: Gateway, call: Call, completion_id: str, model: str, text: str, reasons: list[Reason]
 ) -> Response:
     """The guard's own answer (a redirect) as a stream of chunks."""
+    await opened(gateway, call)
     relay = _Relay(gateway, call, None, None, None, model, completion_id)
     relay.reasons.extend(reasons)
     call.deferred = True

@@ -6,18 +6,21 @@ record families (`store.judgements`, `store.keys`, ...) run their work in its tr
 
 from __future__ import annotations
 
+import math
 import re
 import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
 from alembic.util.exc import CommandError
-from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
+from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url, text
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session
 
 from safestack.errors import StoreError
@@ -27,6 +30,23 @@ from safestack.store.migrate import current_revision, upgrade_schema
 BATCH_ROWS = 500
 # Execution option: this transaction reads and then writes, so on SQLite lock for writing at BEGIN.
 _WRITE_LOCK_FIRST = "safestack_write_lock_first"
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """How long the database may keep a caller waiting, in seconds; None: no limit.
+
+    `connect`: establishing a PostgreSQL connection (psycopg's `connect_timeout`, at least 2 s;
+    a server that accepts and never answers fails here). `statement`: one statement on PostgreSQL
+    (`statement_timeout`, enforced by the server, lifted for migrations). `pool`: waiting for a
+    free connection from the pool. `busy`: waiting for another SQLite writer to finish.
+    The defaults suit batch work (runs, judging); the gateway passes its shorter settings.
+    """
+
+    connect: float | None = 10.0
+    statement: float | None = None
+    pool: float | None = 30.0
+    busy: float = 30.0
 
 
 class Database:
@@ -39,16 +59,18 @@ class Database:
         self.engine = engine
 
     @classmethod
-    def open(cls, url: str, *, migrate: bool = True) -> Self:
+    def open(cls, url: str, *, migrate: bool = True, timeouts: Timeouts | None = None) -> Self:
         """Connect to `url` (SQLAlchemy form) and, unless `migrate` is False, upgrade the schema.
 
         `postgresql://` URLs use the psycopg 3 driver; a SQLite file's directory is created.
+        `timeouts` bound every wait on the database (`Timeouts()` when not given).
         """
+        timeouts = timeouts or Timeouts()
         parsed = _parse_url(url)
         if parsed.get_backend_name() == "sqlite":
             _create_sqlite_directory(parsed)
         try:
-            engine = create_engine(parsed)
+            engine = create_engine(parsed, **_engine_options(parsed, timeouts))
         except NoSuchModuleError:
             raise StoreError(
                 f"{_mask(parsed)}: no SQLAlchemy dialect '{parsed.drivername}'; "
@@ -60,7 +82,7 @@ class Database:
                 "for PostgreSQL run: pip install 'safestack[postgres]'"
             ) from None
         if engine.dialect.name == "sqlite":
-            _configure_sqlite(engine)
+            _configure_sqlite(engine, timeouts.busy)
         database = cls(engine)
         try:
             if migrate:
@@ -89,6 +111,10 @@ class Database:
             connection.execution_options(**{_WRITE_LOCK_FIRST: True})
             try:
                 with connection.begin():
+                    if connection.dialect.name == "postgresql":
+                        # A migration (or the wait for another replica's) may outlast the
+                        # per-statement limit meant for requests.
+                        connection.exec_driver_sql("SET LOCAL statement_timeout = 0")
                     upgrade_schema(connection)
             except (CommandError, SQLAlchemyError, StoreError) as exc:
                 raise StoreError(
@@ -116,6 +142,11 @@ class Database:
             connection = self.engine.connect()
         except DBAPIError as exc:
             raise StoreError(_unreachable(self.engine.url, exc)) from None
+        except PoolTimeoutError:
+            raise StoreError(
+                f"{self.display_url}: no free database connection in time (every pooled "
+                "connection is busy or stuck; SAFESTACK_DB_POOL_TIMEOUT); retry shortly"
+            ) from None
         with connection:
             yield connection
 
@@ -134,6 +165,57 @@ class Database:
                     yield session
             except SQLAlchemyError as exc:
                 raise StoreError(f"{self.display_url}: {doing} failed: {reason(exc)}") from None
+
+
+# PostgreSQL's "duplicate_database": another process created it between our check and CREATE.
+_DUPLICATE_DATABASE = "42P04"
+
+
+def create_database(url: str) -> bool:
+    """Create the PostgreSQL database `url` names when it does not exist; True if it was created.
+
+    `safestack db upgrade` calls it before opening the store, so a new deployment needs no
+    `createdb`. Like `createdb`, it asks the server's `postgres` maintenance database. Other URLs
+    (a SQLite file is created when opened) and servers that cannot be asked return False: opening
+    the store then says what is wrong. A role without CREATEDB gets a StoreError saying what to do.
+    """
+    parsed = _parse_url(url)
+    name = parsed.database
+    if parsed.get_backend_name() != "postgresql" or not name or name == "postgres":
+        return False
+    try:
+        admin = create_engine(
+            parsed.set(database="postgres"),
+            isolation_level="AUTOCOMMIT",
+            connect_args={"connect_timeout": 10},
+        )
+    except (ModuleNotFoundError, NoSuchModuleError):
+        return False  # Database.open names the missing driver
+    try:
+        with admin.connect() as connection:
+            found = connection.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+            ).first()
+            if found is not None:
+                return False
+            quoted = connection.dialect.identifier_preparer.quote(name)
+            try:
+                connection.exec_driver_sql(f"CREATE DATABASE {quoted}")
+            except DBAPIError as exc:
+                if getattr(exc.orig, "sqlstate", None) == _DUPLICATE_DATABASE:
+                    return False
+                raise StoreError(
+                    f"{_mask(parsed)}: the database '{name}' does not exist and creating it "
+                    f"failed: {reason(exc)}; ask someone who may create databases to run "
+                    f"`createdb -h {parsed.host or 'localhost'} -p {parsed.port or 5432} "
+                    f"-O {parsed.username or 'postgres'} {name}`, or name an existing database "
+                    "in SAFESTACK_DB_URL"
+                ) from None
+    except DBAPIError:
+        return False  # the maintenance database is out of reach: Database.open reports why
+    finally:
+        admin.dispose()
+    return True
 
 
 def _parse_url(url: str) -> URL:
@@ -164,14 +246,39 @@ def _create_sqlite_directory(url: URL) -> None:
         ) from None
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _engine_options(url: URL, timeouts: Timeouts) -> dict[str, Any]:
+    """create_engine's keyword arguments for `timeouts` on this backend."""
+    options: dict[str, Any] = {}
+    in_memory = url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+    if timeouts.pool is not None and not in_memory:  # one shared connection there, no pool
+        options["pool_timeout"] = timeouts.pool
+    if url.get_backend_name() == "postgresql":
+        # A pooled connection may have died with the server (a restart, a failover): test it on
+        # checkout, so the first use after an outage reconnects instead of failing.
+        options["pool_pre_ping"] = True
+        connect_args: dict[str, Any] = {}
+        if timeouts.connect is not None:
+            # libpq counts whole seconds, and 2 at least.
+            connect_args["connect_timeout"] = max(2, math.ceil(timeouts.connect))
+        if timeouts.statement is not None:
+            limit = f"-c statement_timeout={max(1, round(timeouts.statement * 1000))}"
+            given = url.query.get("options")
+            given = given if isinstance(given, str) else " ".join(given or ())
+            connect_args["options"] = f"{given} {limit}".strip()
+        options["connect_args"] = connect_args
+    return options
+
+
+def _configure_sqlite(engine: Engine, busy_timeout: float) -> None:
+    busy_ms = max(0, round(busy_timeout * 1000))
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, connection_record: Any) -> None:
         # Let SQLAlchemy, not the sqlite3 module, emit BEGIN (the recipe in SQLAlchemy's pysqlite
         # docs): then DDL is transactional too and a failed migration leaves nothing half-done.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
         # WAL: readers (reports, the console) do not block the writer (a run, the guard). The mode
         # is stored in the file; switching it needs a moment alone with the file, and SQLite
         # answers "locked" at once (no busy wait) when several processes open a new file together.
@@ -220,7 +327,10 @@ def _unreachable(url: URL, exc: DBAPIError) -> str:
     if url.password:
         why = why.replace(str(url.password), "***")
     if url.get_backend_name() == "postgresql":
-        advice = "is PostgreSQL running and the database created? set SAFESTACK_DB_URL"
+        advice = (
+            "is PostgreSQL running, and does the database exist? `safestack db upgrade` "
+            "creates it; set SAFESTACK_DB_URL"
+        )
     else:
         advice = "check the path and its permissions, or set SAFESTACK_DB_URL"
     return f"cannot connect to {_mask(url)}: {why}; {advice}"

@@ -11,8 +11,12 @@ from sqlalchemy import Engine
 from safestack.store.attempts import RedteamRuns
 from safestack.store.audit import AuditLog
 from safestack.store.database import Database
+from safestack.store.gate import GateRecords
 from safestack.store.judgements import Judgements
 from safestack.store.keys import ApiKeys
+from safestack.store.media_banks import MediaBanks
+from safestack.store.media_cases import MediaCases
+from safestack.store.training_sets import TrainingSets
 
 
 class Store(Database):
@@ -24,3 +28,7 @@ class Store(Database):
         self.keys = ApiKeys(self)
         self.audit = AuditLog(self)
         self.runs = RedteamRuns(self)
+        self.gate = GateRecords(self)
+        self.training_sets = TrainingSets(self)
+        self.media_banks = MediaBanks(self)
+        self.media_cases = MediaCases(self)

@@ -1,4 +1,5 @@
-"""API keys for the gateway: a public id, scopes, a per-key policy, model allowlist and rate limit.
+"""API keys for the gateway: a public id, scopes, a per-key policy, model allowlist, rate limit
+and limits on the work one request (or one minute) may ask for.
 
 `store.keys.create` makes one and returns its secret once; only a hash of the secret is stored.
 The server calls `store.keys.verify` on every request to turn a presented secret into an ApiKey.
@@ -36,6 +37,34 @@ _NO_SUCH_HASH = "0" * 64
 _KEY_ID_DRAWS = 10
 
 
+class KeyLimits(BaseModel):
+    """A key's own limits on work; each one unset falls back to the server's setting."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_messages: int | None = Field(default=None, gt=0, description="Messages per chat request.")
+    max_inputs: int | None = Field(
+        default=None, gt=0, description="Strings per /v1/moderations request."
+    )
+    max_chars: int | None = Field(default=None, gt=0, description="Characters judged per request.")
+    chars_per_minute: int | None = Field(
+        default=None, gt=0, description="Characters judged per minute."
+    )
+
+    def describe(self) -> list[str]:
+        """The limits set, e.g. ['256 msgs', '100,000 chars']; [] when all are the server's."""
+        return [
+            f"{value:,} {unit}"
+            for value, unit in (
+                (self.max_messages, "msgs"),
+                (self.max_inputs, "inputs"),
+                (self.max_chars, "chars"),
+                (self.chars_per_minute, "chars/min"),
+            )
+            if value is not None
+        ]
+
+
 class ApiKey(BaseModel):
     """An API key as the store knows it: everything but the secret."""
 
@@ -50,6 +79,7 @@ class ApiKey(BaseModel):
     )
     rate_per_minute: int | None = Field(default=None, gt=0)
     burst: int | None = Field(default=None, gt=0)
+    limits: KeyLimits = Field(default_factory=KeyLimits)
     created_at: datetime
     revoked_at: datetime | None = None
 
@@ -74,6 +104,7 @@ def new_key(
     models: Iterable[str],
     rate_per_minute: int | None,
     burst: int | None,
+    limits: KeyLimits | dict[str, Any] | None = None,
 ) -> tuple[ApiKey, str]:
     """A fresh key and its secret, f"{id}.{43 urlsafe characters}"; raises InputError if invalid."""
     try:
@@ -86,6 +117,7 @@ def new_key(
                 "models": list(dict.fromkeys(models)),
                 "rate_per_minute": rate_per_minute,
                 "burst": burst,
+                "limits": limits or {},
                 "created_at": datetime.now(UTC),
             }
         )
@@ -150,10 +182,13 @@ class ApiKeys:
         models: Iterable[str] = (),
         rate_per_minute: int | None = None,
         burst: int | None = None,
+        limits: KeyLimits | dict[str, Any] | None = None,
     ) -> tuple[ApiKey, str]:
         """Store a new key; returns it and its secret, which is shown once and never stored.
 
-        Raises InputError for an empty name or scope list, an unknown scope or a limit below 1.
+        `limits` (a KeyLimits or its fields) caps the work of the key's requests; unset ones
+        follow the server's settings. Raises InputError for an empty name or scope list, an
+        unknown scope or a limit below 1.
         """
         scopes, models = list(scopes), list(models)
         with self._database.transaction("creating an API key", write_first=True) as session:
@@ -165,6 +200,7 @@ class ApiKeys:
                     models=models,
                     rate_per_minute=rate_per_minute,
                     burst=burst,
+                    limits=limits,
                 )
                 if session.get(ApiKeyRow, key.id) is None:
                     session.execute(insert(ApiKeyRow), [key_row(key, secret)])

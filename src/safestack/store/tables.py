@@ -16,10 +16,13 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     Double,
+    ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy import Text as TextType
 from sqlalchemy.dialects.postgresql import JSONB
@@ -67,6 +70,52 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+def _without_nul(value: Any) -> Any:
+    """`value` with NUL (U+0000) in its strings, keys included, replaced by U+FFFD."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, list):
+        return [_without_nul(item) for item in value]
+    if isinstance(value, dict):
+        return {_without_nul(key): _without_nul(item) for key, item in value.items()}
+    return value
+
+
+class ClientText(TypeDecorator[str]):
+    """Text a client chose (a model name, an error quoting a field), as close as the backend can
+    keep it: PostgreSQL refuses NUL in text, so there it becomes U+FFFD; elsewhere it is kept.
+
+    Without this, a request naming the model "a\u0000b" could not be audited on PostgreSQL and was
+    answered 503 audit_unavailable: a client's mistake as a server error.
+    """
+
+    impl = TextType()
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return _without_nul(value) if dialect.name == "postgresql" else value
+
+
+class ClientJSON(TypeDecorator[Any]):
+    """JSON (JSONB on PostgreSQL) holding a client's values; PostgreSQL's jsonb refuses the
+    escape \u0000, so NUL in its strings becomes U+FFFD there (ClientText)."""
+
+    impl = JSON()
+    cache_ok = True
+
+    def __init__(self, *, none_as_null: bool = False) -> None:
+        super().__init__()
+        self.none_as_null = none_as_null
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(JSONB(none_as_null=self.none_as_null))
+        return dialect.type_descriptor(JSON(none_as_null=self.none_as_null))
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        return _without_nul(value) if dialect.name == "postgresql" else value
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
@@ -105,6 +154,7 @@ class ApiKeyRow(Base):
     models: Mapped[list[str]] = mapped_column(JSONDocument)
     rate_per_minute: Mapped[int | None] = mapped_column(Integer())
     burst: Mapped[int | None] = mapped_column(Integer())
+    limits: Mapped[dict[str, int | None]] = mapped_column(JSONDocument)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
@@ -120,20 +170,22 @@ class AuditEventRow(Base):
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
-    key_id: Mapped[str | None] = mapped_column(TextType(), index=True)
+    key_id: Mapped[str | None] = mapped_column(ClientText(), index=True)
     endpoint: Mapped[str] = mapped_column(TextType())
-    model: Mapped[str | None] = mapped_column(TextType())
+    model: Mapped[str | None] = mapped_column(ClientText())
     action: Mapped[str | None] = mapped_column(String(16))
-    status_code: Mapped[int] = mapped_column(Integer())
+    status_code: Mapped[int | None] = mapped_column(Integer())
     latency_ms: Mapped[float] = mapped_column(Double())
     categories: Mapped[list[str]] = mapped_column(JSONDocument)
     scores: Mapped[dict[str, float]] = mapped_column(JSONDocument)
     policy: Mapped[str | None] = mapped_column(TextType())
     input_digest: Mapped[str | None] = mapped_column(String(64))
     output_digest: Mapped[str | None] = mapped_column(String(64))
-    content: Mapped[dict[str, Any] | None] = mapped_column(NullableJSONDocument)
-    error: Mapped[str | None] = mapped_column(TextType())
+    content: Mapped[dict[str, Any] | None] = mapped_column(ClientJSON(none_as_null=True))
+    error: Mapped[str | None] = mapped_column(ClientText())
     stream: Mapped[bool] = mapped_column(Boolean())
+    # False: the request was accepted and not (yet) answered; its completion replaces the row.
+    completed: Mapped[bool] = mapped_column(Boolean(), server_default=true())
     schema_version: Mapped[int] = mapped_column(Integer())
 
 
@@ -169,4 +221,133 @@ class AttemptRow(Base):
     status: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     record: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    schema_version: Mapped[int] = mapped_column(Integer())
+
+
+class GateModelVersionRow(Base):
+    """One model version the gate assesses, with its pre- and post-mitigation target names."""
+
+    __tablename__ = "gate_model_versions"
+    __table_args__ = (UniqueConstraint("model", "version", name="uq_gate_model_versions_model"),)
+
+    id: Mapped[str] = mapped_column(String(320), primary_key=True)
+    model: Mapped[str] = mapped_column(String(200))
+    version: Mapped[str] = mapped_column(String(100))
+    pre_target: Mapped[str] = mapped_column(String(200))
+    post_target: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(TextType())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class GateEvidenceRow(Base):
+    """One piece of evidence pinned to a model version: a run's target, an imported log, a finding."""
+
+    __tablename__ = "gate_evidence"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model_version_id: Mapped[str] = mapped_column(String(320), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    stage: Mapped[str] = mapped_column(String(8))
+    source: Mapped[str] = mapped_column(TextType())
+    content_hash: Mapped[str] = mapped_column(String(64))
+    collected_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    record_hash: Mapped[str] = mapped_column(String(64))
+    schema_version: Mapped[int] = mapped_column(Integer())
+
+
+class GateSignerRow(Base):
+    """A person's Ed25519 public key and role; the private key never reaches the database."""
+
+    __tablename__ = "gate_signers"
+
+    key_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    person: Mapped[str] = mapped_column(String(200), index=True)
+    role: Mapped[str] = mapped_column(String(32))
+    public_key: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class GateLogRow(Base):
+    """One signed entry of the decision log, in order; rows are only ever appended."""
+
+    __tablename__ = "gate_log"
+
+    seq: Mapped[int] = mapped_column(Integer(), primary_key=True, autoincrement=False)
+    entry: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    entry_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class TrainingSetRow(Base):
+    """One break-fix training set (`safestack align data`): its content hash, what it was built
+    from and how many rows of each kind, so later rounds can name it by id or hash."""
+
+    __tablename__ = "training_sets"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    version: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    runs: Mapped[list[str]] = mapped_column(JSONDocument)
+    policy: Mapped[str] = mapped_column(String(200))
+    counts: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    path: Mapped[str] = mapped_column(TextType())
+    manifest: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    schema_version: Mapped[int] = mapped_column(Integer())
+
+
+class MediaBankRow(Base):
+    """One hash bank (`safestack media bank import`): a named list of hashes of known material."""
+
+    __tablename__ = "media_banks"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    source: Mapped[str] = mapped_column(TextType())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    schema_version: Mapped[int] = mapped_column(Integer())
+
+
+class MediaHashRow(Base):
+    """One hash in a bank. Never deleted: a withdrawn hash gets `disabled_at` (a tombstone), so a
+    past match can always be traced to the entry it hit."""
+
+    __tablename__ = "media_hashes"
+    __table_args__ = (
+        CheckConstraint("kind IN ('pdq', 'md5', 'sha256')", name="kind"),
+        UniqueConstraint("bank_id", "kind", "value", name="uq_media_hashes_entry"),
+        Index("ix_media_hashes_kind_value", "kind", "value"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    bank_id: Mapped[str] = mapped_column(String(32), ForeignKey("media_banks.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    value: Mapped[str] = mapped_column(String(64))
+    quality: Mapped[int | None] = mapped_column(Integer())
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class MediaCaseRow(Base):
+    """One image that matched a bank: the case a reviewer confirms or dismisses and a report is
+    made from. The image itself is never here, only its hashes and what matched."""
+
+    __tablename__ = "media_cases"
+    __table_args__ = (
+        CheckConstraint("status IN ('open', 'confirmed', 'dismissed', 'reported')", name="status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    md5: Mapped[str] = mapped_column(String(32))
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    pdq: Mapped[str | None] = mapped_column(String(64))
+    quality: Mapped[int | None] = mapped_column(Integer())
+    matches: Mapped[list[dict[str, Any]]] = mapped_column(JSONDocument)
+    context: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    reviewer: Mapped[str | None] = mapped_column(TextType())
+    decision_note: Mapped[str | None] = mapped_column(TextType())
+    reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     schema_version: Mapped[int] = mapped_column(Integer())

@@ -17,6 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from safestack.datasets.examples import ATTACK_UNSPECIFIED, PAIR_TASKS, TASKS, Example, Task
+from safestack.judge.builtin import BuiltinModels
 from safestack.judge.builtin.cascade import align_labels, uncertain
 from safestack.judge.builtin.heads import Head, Matrix, pair_features
 from safestack.stats import rate
@@ -31,17 +32,17 @@ NOT_REPORTED = {"benign", "none"}
 Embed = Callable[[str, Sequence[str]], Matrix]
 
 
-def load_heads(task: Task) -> dict[str, Head]:
-    from safestack.judge.builtin.cascade import load_heads as shipped
-
-    return {str(tier): head for tier, head in shipped(task).items()}
+def load_heads(task: Task, models: BuiltinModels) -> dict[str, Head]:
+    return {str(tier): head for tier, head in models.heads(task).items()}
 
 
-def serving_embed(tier: str, texts: Sequence[str]) -> Matrix:
-    from safestack.judge.builtin.embedders import encoder, static_embedder
+def serving_embed(models: BuiltinModels) -> Embed:
+    """Embedding by the serving tiers of `models` (the caller's loaded built-in models)."""
 
-    model = static_embedder() if tier == "fast" else encoder()
-    return model.encode(list(texts))
+    def embed(tier: str, texts: Sequence[str]) -> Matrix:
+        return models.embedder("fast" if tier == "fast" else "accurate").encode(list(texts))
+
+    return embed
 
 
 def tier_probs(
@@ -110,10 +111,13 @@ def _groups(examples: Sequence[Example], key: Callable[[Example], str]) -> dict[
 
 
 def evaluate_task(
-    task: Task, examples: Sequence[Example], embed: Embed = serving_embed
+    task: Task, examples: Sequence[Example], models: BuiltinModels, embed: Embed | None = None
 ) -> dict[str, Any]:
+    """One task's metrics with the heads in `models`, embedded by its serving tiers unless
+    `embed` is given."""
     split = split_by_source(examples, task)
-    heads = load_heads(task)
+    heads = load_heads(task, models)
+    embed = embed if embed is not None else serving_embed(models)
     result: dict[str, Any] = {
         "test_sources": sorted(split.sources("test")),
         "test_examples": len(split.test),
@@ -217,13 +221,19 @@ def _index_groups(
 
 
 def evaluate_all(
-    examples: Sequence[Example], embed: Embed = serving_embed, tasks: Sequence[Task] = TASKS
+    examples: Sequence[Example],
+    models: BuiltinModels,
+    embed: Embed | None = None,
+    tasks: Sequence[Task] = TASKS,
 ) -> dict[str, Any]:
-    """Every task's held-out metrics (document-harm is measured by `safestack data eval`)."""
+    """Every task's held-out metrics on `models` (document-harm is measured by `safestack data
+    eval`)."""
     return {
         "band": list(DEFAULT_BAND),
         "threshold": THRESHOLD,
         "tasks": {
-            task: evaluate_task(task, examples, embed) for task in tasks if task != "document-harm"
+            task: evaluate_task(task, examples, models, embed)
+            for task in tasks
+            if task != "document-harm"
         },
     }

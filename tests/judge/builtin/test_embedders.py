@@ -8,11 +8,13 @@ with every Hugging Face download function made to fail.
 from __future__ import annotations
 
 import json
+import os
+import pickle
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -22,14 +24,14 @@ import numpy as np
 import pytest
 
 from safestack.errors import DetectorError
-from safestack.judge.builtin import embedders, use_m3
+from safestack.judge.builtin import BuiltinModels, models, use_m3
 from safestack.judge.builtin.embedders import (
     Embedder,
     OnnxEncoder,
     StaticEmbedder,
     models_dir,
-    vocabulary,
 )
+from safestack.judge.builtin.use_m3 import Vocabulary
 
 TIERS = ("static", "encoder")
 TEXTS = [
@@ -56,27 +58,26 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="module")
-def loaded() -> dict[str, Embedder]:
+def vocabulary() -> Vocabulary:
+    return Vocabulary.installed()
+
+
+@pytest.fixture(scope="module")
+def loaded(vocabulary: Vocabulary) -> dict[str, Embedder]:
     return {
         # No memory of recent texts: each test here measures the model, not the memo.
-        "static": StaticEmbedder(vocabulary(), recent=0),
-        "encoder": OnnxEncoder(models_dir() / "encoder", vocabulary(), recent=0),
+        "static": StaticEmbedder(vocabulary, recent=0),
+        "encoder": OnnxEncoder(models_dir() / "encoder", vocabulary, recent=0),
     }
-
-
-@pytest.fixture
-def fresh_cache(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(embedders, "_cache", {})
-    monkeypatch.setattr(embedders, "_key_locks", {})
-    yield
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
-def test_packaged_tiers_load_without_the_hub(fresh_cache: None) -> None:
-    static, encoder = embedders.static_embedder(), embedders.encoder()
+def test_packaged_tiers_load_without_the_hub() -> None:
+    registry = BuiltinModels()
+    static, encoder = registry.static_embedder(), registry.encoder()
     assert (static.dim, encoder.dim) == (512, 512)
     # The name carries the weights' digest, so heads can check what they sit on.
     assert static.name.startswith("use-m3-bag@")
@@ -141,8 +142,10 @@ def test_batch_gives_the_same_vectors_as_one_at_a_time(
     np.testing.assert_allclose(batched, single, atol=1e-4)
 
 
-def test_the_static_tier_remembers_recent_texts(loaded: dict[str, Embedder]) -> None:
-    static = StaticEmbedder(vocabulary(), recent=2)
+def test_the_static_tier_remembers_recent_texts(
+    loaded: dict[str, Embedder], vocabulary: Vocabulary
+) -> None:
+    static = StaticEmbedder(vocabulary, recent=2)
     tokenized: list[list[str]] = []
     real = static.tokenize
 
@@ -162,9 +165,9 @@ def test_the_static_tier_remembers_recent_texts(loaded: dict[str, Embedder]) -> 
 
 
 def test_recent_texts_are_not_run_again(
-    loaded: dict[str, Embedder], monkeypatch: pytest.MonkeyPatch
+    loaded: dict[str, Embedder], vocabulary: Vocabulary, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    encoder = OnnxEncoder(models_dir() / "encoder", vocabulary(), recent=3)
+    encoder = OnnxEncoder(models_dir() / "encoder", vocabulary, recent=3)
     runs: list[int] = []
     real = OnnxEncoder._run
 
@@ -201,15 +204,18 @@ def test_concurrent_encodes_agree_with_sequential(loaded: dict[str, Embedder], t
 
 @pytest.mark.parametrize(
     ("getter", "cls_name"),
-    [(embedders.vocabulary, "Vocabulary"), (embedders.encoder, "OnnxEncoder")],
+    [
+        (BuiltinModels.vocabulary, "Vocabulary"),
+        (BuiltinModels.encoder, "OnnxEncoder"),
+        (BuiltinModels.static_embedder, "StaticEmbedder"),
+    ],
 )
 def test_concurrent_first_use_loads_once(
     monkeypatch: pytest.MonkeyPatch,
-    fresh_cache: None,
-    getter: Callable[[], object],
+    getter: Callable[[BuiltinModels], object],
     cls_name: str,
 ) -> None:
-    real = getattr(embedders, cls_name)
+    real = getattr(models, cls_name)
     calls: list[object] = []
 
     class Slow(real):  # type: ignore[misc, valid-type]
@@ -218,41 +224,91 @@ def test_concurrent_first_use_loads_once(
             time.sleep(0.2)  # wide window for a second thread to race in
             super().__init__(*args, **kwargs)
 
-    slow_load = Slow
-    monkeypatch.setattr(embedders, cls_name, slow_load)
+    monkeypatch.setattr(models, cls_name, Slow)
+    registry = BuiltinModels()
     start = threading.Barrier(8)
 
     def first_use() -> object:
         start.wait()
-        return getter()
+        return getter(registry)
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         instances = list(pool.map(lambda _: first_use(), range(8)))
     assert len(calls) == 1
     assert all(instance is instances[0] for instance in instances)
+    assert isinstance(instances[0], Slow)
+    # Asked again later, still the one instance: the registry keeps what it loaded.
+    assert getter(registry) is instances[0]
 
 
-def test_missing_encoder_says_to_run_make_models(tmp_path: Path) -> None:
+def test_two_registries_load_independently(monkeypatch: pytest.MonkeyPatch) -> None:
+    loads: list[str] = []
+    real = models.Vocabulary.installed
+
+    def counting(*args: Any, **kwargs: Any) -> Vocabulary:
+        loads.append("vocabulary")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(models.Vocabulary, "installed", counting)
+    first, second = BuiltinModels(), BuiltinModels()
+    assert first.static_embedder() is first.static_embedder()
+    assert first.loaded() == ["static", "vocabulary"]
+    assert second.loaded() == []  # nothing leaked from the first one
+    assert second.vocabulary() is not first.vocabulary()
+    assert loads == ["vocabulary", "vocabulary"]
+    assert second.loaded() == ["vocabulary"]
+
+
+def test_heads_are_kept_per_registry() -> None:
+    first, second = BuiltinModels(), BuiltinModels()
+    heads = first.heads("harm")
+    assert first.heads("harm") is heads
+    assert second.heads("harm") is not heads
+    assert set(heads) == {"fast", "accurate"}
+
+
+def test_a_pickled_registry_travels_empty_and_loads_where_it_lands() -> None:
+    registry = BuiltinModels()
+    registry.heads("attack")
+    copy = pickle.loads(pickle.dumps(registry))
+    assert copy.loaded() == []
+    assert copy.directory == registry.directory
+    assert copy.heads("attack")["fast"].labels == registry.heads("attack")["fast"].labels
+
+
+def test_a_registry_reads_its_own_directory(tmp_path: Path) -> None:
+    (tmp_path / "heads").mkdir()
+    for tier in ("fast", "accurate"):
+        source = models_dir() / "heads" / f"refusal-{tier}.npz"
+        (tmp_path / "heads" / source.name).write_bytes(source.read_bytes())
+    assert BuiltinModels(tmp_path).heads("refusal")["fast"].task == "refusal"
+    with pytest.raises(DetectorError, match=r"harm-fast\.npz is missing"):
+        BuiltinModels(tmp_path).heads("harm")
+
+
+def test_missing_encoder_says_to_run_make_models(tmp_path: Path, vocabulary: Vocabulary) -> None:
     with pytest.raises(DetectorError, match="make models") as error:
-        OnnxEncoder(tmp_path, vocabulary())
+        OnnxEncoder(tmp_path, vocabulary)
     assert str(tmp_path) in str(error.value)
 
 
-def test_encoder_that_does_not_match_its_build_record_is_refused(tmp_path: Path) -> None:
+def test_encoder_that_does_not_match_its_build_record_is_refused(
+    tmp_path: Path, vocabulary: Vocabulary
+) -> None:
     for packaged in (models_dir() / "encoder").iterdir():
         (tmp_path / packaged.name).write_bytes(packaged.read_bytes())
     record = json.loads((tmp_path / "build.json").read_text())
     record["files"]["model.onnx"]["sha256"] = "0" * 64  # another build's record
     (tmp_path / "build.json").write_text(json.dumps(record))
     with pytest.raises(DetectorError, match=r"does not match its build record"):
-        OnnxEncoder(tmp_path, vocabulary())
+        OnnxEncoder(tmp_path, vocabulary)
 
 
-def test_corrupt_encoder_says_to_run_make_models(tmp_path: Path) -> None:
+def test_corrupt_encoder_says_to_run_make_models(tmp_path: Path, vocabulary: Vocabulary) -> None:
     (tmp_path / "build.json").write_text("{}")
     (tmp_path / "model.onnx").write_bytes(b"not a model file")
     with pytest.raises(DetectorError, match=r"unreadable.*make models"):
-        OnnxEncoder(tmp_path, vocabulary())
+        OnnxEncoder(tmp_path, vocabulary)
 
 
 def test_base_weights_that_do_not_match_the_pin_name_the_file_and_the_install_command() -> None:
@@ -270,8 +326,8 @@ def test_missing_base_package_names_the_install_command(monkeypatch: pytest.Monk
         use_m3.package_file(use_m3.WEIGHTS)
 
 
-def test_long_texts_are_cut_in_the_middle_to_the_piece_limit() -> None:
-    ids = vocabulary().ids(["start " + "word " * 2000 + " end"])[0]
+def test_long_texts_are_cut_in_the_middle_to_the_piece_limit(vocabulary: Vocabulary) -> None:
+    ids = vocabulary.ids(["start " + "word " * 2000 + " end"])[0]
     assert len(ids) == use_m3.MAX_PIECES
     assert ids[0] == use_m3.BOS and ids[-1] == use_m3.EOS
 
@@ -279,8 +335,9 @@ def test_long_texts_are_cut_in_the_middle_to_the_piece_limit() -> None:
 def test_serving_imports_neither_torch_nor_transformers() -> None:
     code = (
         "import sys\n"
-        "from safestack.judge.builtin.embedders import encoder, static_embedder\n"
-        "static_embedder().encode(['hi']); encoder().encode(['hi'])\n"
+        "from safestack.judge.builtin import BuiltinModels\n"
+        "models = BuiltinModels()\n"
+        "models.static_embedder().encode(['hi']); models.encoder().encode(['hi'])\n"
         "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))\n"
     )
     out = subprocess.run(
@@ -288,6 +345,7 @@ def test_serving_imports_neither_torch_nor_transformers() -> None:
         capture_output=True,
         text=True,
         check=True,
-        env={"HF_HUB_OFFLINE": "1", "PATH": ""},
+        # The source tree under test, when the run points at one (a worktree, not the installed copy).
+        env={"HF_HUB_OFFLINE": "1", "PATH": "", "PYTHONPATH": os.environ.get("PYTHONPATH", "")},
     )
     assert out.stdout.strip() == "[]"

@@ -1,6 +1,7 @@
 """The models corpus filters load (harm-model document scorer, presidio, py3langid), owned by one
 pipeline build (`PipelinePlan.build`, one per worker) and handed to its filters; loaded on first
-use, never kept by a module. A filter built alone makes its own.
+use, never kept by a module. A filter built alone makes its own. The built-in harm model's
+embedders and heads live in the run's `BuiltinModels` (`builtin`).
 """
 
 from __future__ import annotations
@@ -9,17 +10,24 @@ from typing import Any
 
 from safestack.data.filters.base import Filter, FilterOptions
 from safestack.data.filters.scoring import DocumentScorer
+from safestack.judge.builtin import BuiltinModels
 from safestack.policy import Policy
 
 
 class FilterModels:
     """Loaded models for one run of the filters. Pickled (to a spawned or Ray worker) it travels
-    empty and loads there; a forked worker inherits what is already loaded."""
+    empty and loads there, into the worker's own `BuiltinModels`; a forked worker inherits what is
+    already loaded. `builtin`: the caller's loaded built-in models (a new registry by default)."""
 
-    def __init__(self) -> None:
-        self.scorer = DocumentScorer()
+    def __init__(self, builtin: BuiltinModels | None = None) -> None:
+        self.scorer = DocumentScorer(models=builtin)
         self._presidio: Any = None
         self._languages: Any = None
+
+    @property
+    def builtin(self) -> BuiltinModels:
+        """The built-in models the document scorer runs on."""
+        return self.scorer.models
 
     def __getstate__(self) -> dict[str, Any]:
         return {"scorer": self.scorer}

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from safestack.judge.builtin import BuiltinModels
+
 if TYPE_CHECKING:
     from safestack.judge.builtin.heads import Head, Matrix
 
@@ -44,11 +46,9 @@ class FastTier:
     once per scorer, and a window's embedding is the normalised sum of its pieces' USE vectors:
     the vector the serving fast tier (`StaticEmbedder`) gives, without re-tokenizing every page."""
 
-    def __init__(self) -> None:
-        from safestack.judge.builtin.embedders import static_embedder, vocabulary
-
-        self.name = static_embedder().name
-        self._vocabulary = vocabulary()
+    def __init__(self, models: BuiltinModels) -> None:
+        self.name = models.static_embedder().name
+        self._vocabulary = models.vocabulary()
         self._ids: dict[str, list[int]] = {}
 
     def encode_words(self, windows: list[list[str]]) -> Matrix:
@@ -93,35 +93,33 @@ def windows(text: str, size: int) -> list[tuple[int, int]]:
 class DocumentScorer:
     """The harm model over whole documents, with the scores of recent documents kept.
 
-    Models load on first use, so a pipeline without model-backed filters pays nothing. Pickled
-    (to a spawned or Ray worker) it travels without its models and scores, which reload there.
+    Models load on first use from `models` (the run's `BuiltinModels`; a new one by default), so
+    a pipeline without model-backed filters pays nothing. Pickled (to a spawned or Ray worker) it
+    travels without its models and scores, which reload there into the worker's own registry.
     """
 
-    def __init__(self, cache_size: int = CACHE_SIZE) -> None:
+    def __init__(self, cache_size: int = CACHE_SIZE, models: BuiltinModels | None = None) -> None:
         self.cache_size = cache_size
+        self.models = models if models is not None else BuiltinModels()
         self._fast: FastTier | None = None
-        self._heads: dict[str, Head] | None = None
         self._cache: OrderedDict[tuple[int, int, bool, str], DocumentScores] = OrderedDict()
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"cache_size": self.cache_size}
+        return {"cache_size": self.cache_size, "models": self.models}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.cache_size = state["cache_size"]
-        self._fast, self._heads, self._cache = None, None, OrderedDict()
+        self.models = state["models"]  # arrives empty (BuiltinModels pickles without its models)
+        self._fast, self._cache = None, OrderedDict()
 
     @property
     def heads(self) -> dict[str, Head]:
-        if self._heads is None:
-            from safestack.judge.builtin.cascade import load_heads
-
-            self._heads = {str(tier): head for tier, head in load_heads(HEADS).items()}
-        return self._heads
+        return {str(tier): head for tier, head in self.models.heads(HEADS).items()}
 
     @property
     def fast(self) -> FastTier:
         if self._fast is None:
-            self._fast = FastTier()
+            self._fast = FastTier(self.models)
         return self._fast
 
     @property
@@ -195,10 +193,8 @@ class DocumentScorer:
             if ((s.top[columns] >= low) & (s.top[columns] <= high)).any()
         ]
         if unsure:
-            from safestack.judge.builtin.embedders import encoder
-
             rows = [texts[d][a:b] for d in unsure for a, b in cuts[d]]
-            embedded = encoder().encode(rows)
+            embedded = self.models.encoder().encode(rows)
             start = 0
             for d in unsure:
                 stop = start + len(cuts[d])

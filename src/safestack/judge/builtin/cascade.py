@@ -14,23 +14,17 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
 
-from safestack.judge.builtin.heads import Head, Matrix, pair_features
+from safestack.judge.builtin.heads import Head, Matrix, Tier, pair_features
+from safestack.judge.builtin.models import BuiltinModels, default_models
 from safestack.judge.detector import Detector, DetectorOptions, Sample, detector
 from safestack.judge.normalise import View
 from safestack.policy import Policy
 from safestack.records import Finding
-
-if TYPE_CHECKING:
-    from safestack.judge.builtin.embedders import OnnxEncoder, StaticEmbedder
-
-Tier = Literal["fast", "accurate"]
-
 
 # The accurate tier's cost per SentencePiece piece on one thread (benchmarks/embedders.py: ~11 ms
 # for a 512-character message of 133 pieces). A budget in milliseconds becomes a budget in pieces
@@ -88,12 +82,17 @@ class _Chunk:
 
 
 class BuiltinDetector(Detector):
-    """Shared cascade logic; subclasses name the task and map head labels to policy categories."""
+    """Shared cascade logic; subclasses name the task and map head labels to policy categories.
+
+    The embedders and heads come from `models`, the owner's `BuiltinModels` (the Python API's
+    `default_models()` when none is given).
+    """
 
     task: ClassVar[str]
     # Judged with the request alongside (`Sample.request`): refusals and harmful answers.
     pair: ClassVar[bool] = False
     version = "2"
+    uses_builtin_models = True
     Options: ClassVar[type[DetectorOptions]] = CascadeOptions
     options: CascadeOptions
     # head label -> policy category (None: the label means "nothing to report")
@@ -102,12 +101,19 @@ class BuiltinDetector(Detector):
     def category_of(self, label: str) -> str | None:
         return self.categories.get(label)
 
-    def __init__(self, policy: Policy, options: DetectorOptions | None = None):
+    def __init__(
+        self,
+        policy: Policy,
+        options: DetectorOptions | None = None,
+        *,
+        models: BuiltinModels | None = None,
+    ):
         super().__init__(policy, options)
+        self.models = models if models is not None else default_models()
         for category in self.categories.values():
             if category is not None:
                 policy.category(category)
-        heads = load_heads(self.task)
+        heads = self.models.heads(self.task)
         self.version = f"{type(self).version}+{heads['accurate'].embedder}"
 
     def detect(self, sample: Sample) -> list[Finding]:
@@ -117,7 +123,7 @@ class BuiltinDetector(Detector):
         chunks = _chunks(samples, self.options.chunk_chars)
         if not chunks:
             return [[] for _ in samples]
-        heads = load_heads(self.task)
+        heads = self.models.heads(self.task)
         tier_of = np.full(len(chunks), "fast", dtype=object)
         if self.options.tiers == "accurate":
             probs = heads["accurate"].predict(self._features("accurate", samples, chunks))
@@ -136,7 +142,7 @@ class BuiltinDetector(Detector):
         ids: Sequence[list[int]] | None = None,
     ) -> Matrix:
         """Embeddings of the chunks; for a pair task, with their sample's request alongside."""
-        model = _embedder(tier)
+        model = self.models.embedder(tier)
         x = model.encode([c.text for c in chunks]) if ids is None else model.encode_ids(ids)
         if not self.pair:
             return x
@@ -162,7 +168,7 @@ class BuiltinDetector(Detector):
         candidates = np.flatnonzero(unsure)
         if not len(candidates):
             return
-        ids = _embedder("accurate").tokenize([chunks[i].text for i in candidates])
+        ids = self.models.encoder().tokenize([chunks[i].text for i in candidates])
         # Closest to 0.5 first: where the fast tier knows least, the encoder helps most.
         doubt = np.abs(probs[candidates][:, reportable] - 0.5).min(axis=1)
         budget = self.options.piece_budget
@@ -360,20 +366,6 @@ def _view(sample: Sample, number: int) -> View:
 def _excerpt(text: str, width: int = 160) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= width else flat[: width - 1] + "…"
-
-
-@cache
-def load_heads(task: str) -> dict[Tier, Head]:
-    from safestack.judge.builtin.embedders import models_dir
-
-    directory = models_dir() / "heads"
-    return {tier: Head.load(directory / f"{task}-{tier}.npz") for tier in ("fast", "accurate")}
-
-
-def _embedder(tier: Tier) -> StaticEmbedder | OnnxEncoder:
-    from safestack.judge.builtin.embedders import encoder, static_embedder
-
-    return static_embedder() if tier == "fast" else encoder()
 
 
 def align_labels(source: Head, target: Head, probs: Matrix) -> Matrix:

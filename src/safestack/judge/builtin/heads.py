@@ -18,6 +18,8 @@ from numpy.typing import NDArray
 from safestack.errors import DetectorError
 
 Activation = Literal["sigmoid", "softmax"]
+Tier = Literal["fast", "accurate"]
+TIERS: tuple[Tier, ...] = ("fast", "accurate")
 Matrix = NDArray[np.float32]
 
 
@@ -96,6 +98,12 @@ class Head:
                 "builtin",
                 f"model head {path.name} is unreadable ({exc}); rebuild with `make models`",
             ) from None
+
+
+def load_heads(directory: Path, task: str) -> dict[Tier, Head]:
+    """A task's head per tier from `directory` (`<task>-<tier>.npz`), read afresh: keep them in a
+    `BuiltinModels` (`BuiltinModels.heads`), which reads each once."""
+    return {tier: Head.load(directory / f"{task}-{tier}.npz") for tier in TIERS}
 
 
 def pair_features(requests: Matrix, responses: Matrix) -> Matrix:

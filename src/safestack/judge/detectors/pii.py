@@ -7,12 +7,13 @@ points into the original input and whose evidence is masked.
 
 from __future__ import annotations
 
-import contextlib
+import importlib.abc
 import logging
 import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from importlib import metadata, resources
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Literal
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 from pydantic import Field, field_validator
 
 from safestack.errors import DetectorError
+from safestack.judge.builtin.models import BuiltinModels, default_models
 from safestack.judge.detector import Detector, DetectorOptions, Sample, detector
 from safestack.judge.detectors.pii_screen import Screen, stages
 from safestack.judge.normalise import View
@@ -139,10 +141,20 @@ class PiiDetector(Detector):
     batch_size: ClassVar[int] = 64  # texts per spaCy nlp.pipe() call
     recent_size: ClassVar[int] = 4096  # inputs whose findings are remembered (a chat resends turns)
 
-    def __init__(self, policy: Policy, options: DetectorOptions | None = None):
+    uses_builtin_models = True
+
+    def __init__(
+        self,
+        policy: Policy,
+        options: DetectorOptions | None = None,
+        *,
+        models: BuiltinModels | None = None,
+    ):
         super().__init__(policy, options)
         if not isinstance(self.options, PiiOptions):
             self.options = PiiOptions.model_validate(self.options.model_dump())
+        # presidio's engine is kept by the owner's models (loaded on first use), not by this module.
+        self.models = models if models is not None else default_models()
         # Names alone are never acted on while their capped score stays under the threshold.
         self._skip_names_alone = (
             self.options.names_alone == "skip"
@@ -180,6 +192,7 @@ class PiiDetector(Detector):
         """All views of all samples go through one spaCy `nlp.pipe()` (presidio's batch engine)."""
         views = [(index, view) for index, s in enumerate(samples) for view in s.normalised.views()]
         results = _analyze(
+            self.models.presidio(self.options.language),
             [view.text for _, view in views],
             self.options,
             self.batch_size,
@@ -236,17 +249,35 @@ def mask(value: str) -> str:
     return "".join(c if (i in keep or not c.isalnum()) else "*" for i, c in enumerate(value))
 
 
-# -- the presidio engine: built on first use, once per process and language -----------------------
+# -- the presidio engine: built on first use, once per `BuiltinModels` and language ---------------
 
-_engines: dict[str, AnalyzerEngine] = {}
-# Per engine and options: the pattern screen (None: the engine has parts it cannot reason about).
-_screens: dict[tuple[int, str, tuple[str, ...], tuple[str, ...]], Screen | None] = {}
-# One lock for building and running: spaCy does not promise thread-safe inference, and with the
-# GIL, serialising costs little throughput.
-_engine_lock = threading.Lock()
+
+class Presidio:
+    """presidio's engine for one language, with the lock every use takes: spaCy does not promise
+    thread-safe inference, and with the GIL, serialising costs little throughput."""
+
+    def __init__(self, engine: AnalyzerEngine) -> None:
+        self.engine = engine
+        self.lock = threading.Lock()
+        # Per options: the pattern screen (None: the engine has parts it cannot reason about).
+        self._screens: dict[tuple[str, tuple[str, ...], tuple[str, ...]], Screen | None] = {}
+
+    def screen(self, options: PiiOptions) -> Screen | None:
+        """The pattern screen for these options (built once; call under `lock`)."""
+        key = (options.language, options.entities, options.context_entities)
+        if key not in self._screens:
+            self._screens[key] = Screen.build(
+                self.engine, options.language, options.entities, options.context_entities
+            )
+        return self._screens[key]
+
+    @classmethod
+    def load(cls, language: str) -> Presidio:
+        return cls(load_analyzer(language))
 
 
 def _analyze(
+    presidio: Presidio,
     texts: list[str],
     options: PiiOptions,
     batch_size: int,
@@ -258,10 +289,8 @@ def _analyze(
     samples without an identifier get no results and no spaCy entity pass (`names_alone: skip`)."""
     if not texts:
         return []
-    with _engine_lock:
-        engine = _engines.get(options.language)
-        if engine is None:
-            engine = _engines[options.language] = load_analyzer(options.language, name)
+    with presidio.lock:
+        engine = presidio.engine
         unknown = sorted(
             set(options.entities) - set(engine.get_supported_entities(options.language))
         )
@@ -276,7 +305,7 @@ def _analyze(
 
             full = [True] * len(texts)
             if owners is not None:
-                screen = _screen(engine, options)
+                screen = presidio.screen(options)
                 if screen is not None:
                     full = stages(screen, texts, owners, options.min_score, batch_size)
             analysed: list[list[RecognizerResult]] = BatchAnalyzerEngine(engine).analyze_iterator(
@@ -294,15 +323,6 @@ def _analyze(
                 f"if this persists, {_INSTALL_HINT}",
             ) from exc
     return results
-
-
-def _screen(engine: AnalyzerEngine, options: PiiOptions) -> Screen | None:
-    key = (id(engine), options.language, options.entities, options.context_entities)
-    if key not in _screens:
-        _screens[key] = Screen.build(
-            engine, options.language, options.entities, options.context_entities
-        )
-    return _screens[key]
 
 
 def model_path() -> Path:
@@ -324,26 +344,6 @@ def model_path() -> Path:
     return Path(str(folders[-1]))
 
 
-# presidio (its transformers NLP engine) and thinc import these when they are installed (the `hf`
-# and `train` extras), for nothing the spaCy pipeline here uses: 18 s and 330 MB more per process
-# on the development machine. Both guard the imports, so they are hidden while presidio loads.
-_UNUSED_FRAMEWORKS = ("torch", "transformers")
-
-
-@contextlib.contextmanager
-def _without(modules: Sequence[str]) -> Iterator[None]:
-    """Imports of `modules` fail (ImportError) inside the block, unless already imported."""
-    hidden = [name for name in modules if name not in sys.modules]
-    for name in hidden:
-        sys.modules[name] = None  # type: ignore[assignment]  # the import system's "not found"
-    try:
-        yield
-    finally:
-        for name in hidden:
-            if sys.modules.get(name, ...) is None:
-                del sys.modules[name]
-
-
 def _skip_other_language_notices(record: logging.LogRecord) -> bool:
     """Drop presidio's one warning per recognizer of another language: expected, not actionable."""
     return "language is not supported by registry" not in record.getMessage()
@@ -358,14 +358,62 @@ def load_analyzer(language: str = "en", name: str = "pii") -> AnalyzerEngine:
     its directory and handed to the engine already loaded (presidio then never calls `load()`), and
     the email recognizer is replaced by one using tldextract's bundled suffix-list snapshot.
     """
+    with _without_torch():
+        return _load_analyzer(language, name)
+
+
+# Optional imports presidio and spaCy (through thinc) make when the packages are installed, as they
+# are with the `hf` extra: 4-8 s of start-up (torch, transformers.pipelines) for GPU and
+# transformer NER support that the spaCy CPU pipeline loaded here never uses.
+_UNUSED_HEAVY_IMPORTS = frozenset({"torch", "transformers"})
+
+
+class _RefuseHeavyImports(importlib.abc.MetaPathFinder):
+    """Fails `import torch` / `import transformers` (ModuleNotFoundError, which presidio and thinc
+    catch) in the threads loading presidio, and in no other: an `hf-classifier` loading in another
+    thread at the same moment still gets torch."""
+
+    def __init__(self) -> None:
+        self.threads: set[int] = set()
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        if (
+            name.partition(".")[0] in _UNUSED_HEAVY_IMPORTS
+            and threading.get_ident() in self.threads
+        ):
+            raise ModuleNotFoundError(f"{name} is left out while presidio loads", name=name)
+        return None
+
+
+_refuse_heavy_imports = _RefuseHeavyImports()
+_refusing_lock = threading.Lock()
+
+
+@contextmanager
+def _without_torch() -> Iterator[None]:
+    """Inside the block, this thread cannot import torch or transformers (unless some code
+    imported them already: then they are simply there)."""
+    with _refusing_lock:
+        if not _refuse_heavy_imports.threads:
+            sys.meta_path.insert(0, _refuse_heavy_imports)
+        _refuse_heavy_imports.threads.add(threading.get_ident())
     try:
-        with _without(_UNUSED_FRAMEWORKS):
-            import spacy
-            import tldextract
-            import yaml
-            from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
-            from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
-            from presidio_analyzer.predefined_recognizers import EmailRecognizer
+        yield
+    finally:
+        with _refusing_lock:
+            _refuse_heavy_imports.threads.discard(threading.get_ident())
+            if not _refuse_heavy_imports.threads:
+                sys.meta_path.remove(_refuse_heavy_imports)
+
+
+def _load_analyzer(language: str, name: str) -> AnalyzerEngine:
+    try:
+        import spacy
+        import tldextract
+        import yaml
+        from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+        from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
+        from presidio_analyzer.predefined_recognizers import EmailRecognizer
     except ImportError as exc:
         raise DetectorError(
             name, f"cannot import presidio or spaCy ({exc}); {_INSTALL_HINT}"

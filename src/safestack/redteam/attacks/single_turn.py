@@ -43,17 +43,20 @@ class BehaviourAttack(Attack):
             for payload in self.variants():
                 # The template digest, not its name, goes in the id: edited text is a new probe.
                 key = {k: v for k, v in payload.items() if k != "template"}
+                parts: list[Any] = [behaviour.id, behaviour.text, list(converters)]
+                parts.append(sorted(key.items()))
+                if behaviour.messages:  # a fixed conversation: edited turns are a new probe
+                    parts.append(conversation_digest(behaviour))
                 planned.append(
                     Probe(
-                        id=self.probe_id(
-                            behaviour.id, behaviour.text, list(converters), sorted(key.items())
-                        ),
+                        id=self.probe_id(*parts),
                         attack=self.ref,
                         objective=behaviour.text,
                         category=behaviour.category,
                         benign=behaviour.benign,
                         behaviour=behaviour,
                         converters=tuple(converters),
+                        canary=behaviour.canary,
                         payload=payload,
                     )
                 )
@@ -68,11 +71,29 @@ class BehaviourAttack(Attack):
         return session.transcript()
 
 
+def conversation_digest(behaviour: Behaviour) -> str:
+    """sha256 of a behaviour's fixed conversation (roles, names and contents)."""
+    turns = [m.model_dump(mode="json", exclude={"schema_version"}) for m in behaviour.messages]
+    return hashlib.sha256(json.dumps(turns, sort_keys=True).encode()).hexdigest()
+
+
 @attack("baseline")
 class Baseline(BehaviourAttack):
     """The request exactly as the behaviour states it: the reference every other attack is read
     against, and (on benign look-alikes) the measure of over-refusal. Converters, if a campaign
-    lists any for it, still apply."""
+    lists any for it, still apply.
+
+    A behaviour with a fixed conversation (`messages`, a regression finding) is replayed as it
+    stands, converters left out: its turns are already what the target was sent."""
+
+    async def run(self, probe: Probe, ctx: AttackContext) -> Transcript:
+        if probe.behaviour is None or not probe.behaviour.messages:
+            return await super().run(probe, ctx)
+        session = TargetSession(ctx)
+        for message in probe.behaviour.messages:
+            session.add(message)
+        await session.ask()
+        return session.transcript()
 
 
 @attack("converted")

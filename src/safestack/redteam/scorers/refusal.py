@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from safestack.judge.builtin import BuiltinModels
 from safestack.models.base import ChatModel
 from safestack.policy import Policy
 from safestack.records import Attempt, Score, Verdict
@@ -25,6 +26,7 @@ class RefusalScorer(ResponseScorer):
     """
 
     version = "1"
+    uses_builtin_models = True
     batches = True
 
     def __init__(
@@ -32,9 +34,11 @@ class RefusalScorer(ResponseScorer):
         policy: Policy,
         options: ScorerOptions | None = None,
         judge_model: ChatModel | None = None,
+        *,
+        models: BuiltinModels | None = None,
     ) -> None:
         super().__init__(policy, options, judge_model)
-        self._judge = offline_judge(policy, "refusal")
+        self._judge = offline_judge(policy, "refusal", models)
 
     @property
     def score_version(self) -> str:

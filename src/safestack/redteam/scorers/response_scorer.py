@@ -7,13 +7,16 @@ from __future__ import annotations
 import asyncio
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from safestack.errors import SafestackError
 from safestack.judge import Judge, create_detector
 from safestack.policy import Policy
 from safestack.records import Attempt, AttemptStatus, Role, Score, Verdict
 from safestack.redteam.scorers.scorer import Scorer
+
+if TYPE_CHECKING:
+    from safestack.judge.builtin import BuiltinModels
 
 
 def no_response(attempt: Attempt) -> str | None:
@@ -101,21 +104,21 @@ def request_of(attempt: Attempt) -> str | None:
 
 def warm_judge(judge: Judge) -> None:
     """Load the built-in detectors' first tier (the static embeddings; heads load with the
-    detector). The accurate tier, needed only for uncertain inputs, still loads when first used."""
+    detector) into each detector's `BuiltinModels`. The accurate tier, needed only for uncertain
+    inputs, still loads when first used."""
     from safestack.judge.builtin.cascade import BuiltinDetector, CascadeOptions
-    from safestack.judge.builtin.embedders import encoder, static_embedder
 
     for detector in judge.detectors:
         if isinstance(detector, BuiltinDetector) and isinstance(detector.options, CascadeOptions):
             if detector.options.tiers == "accurate":
-                encoder()
+                detector.models.encoder()
             else:
-                static_embedder()
+                detector.models.static_embedder()
 
 
-def offline_judge(policy: Policy, detector: str) -> Judge:
-    """A Judge with one built-in cascade detector and no piece budget: red-team scoring is batch
-    work, so every uncertain chunk of a response escalates to the accurate tier."""
+def offline_judge(policy: Policy, detector: str, models: BuiltinModels | None) -> Judge:
+    """A Judge with one built-in cascade detector on `models` and no piece budget: red-team
+    scoring is batch work, so every uncertain chunk of a response escalates to the accurate tier."""
     specs = {spec.name: spec.options for spec in policy.judge.detectors}
     options = {**specs.get(detector, {}), "budget_ms": 1e9}
-    return Judge(policy, [create_detector(detector, policy, options)])
+    return Judge(policy, [create_detector(detector, policy, options, models=models)])

@@ -14,6 +14,8 @@ import numpy as np
 from pydantic import Field
 
 from safestack.errors import SafestackError
+from safestack.judge.builtin import BuiltinModels, default_models
+from safestack.judge.builtin.embedders import SentenceEncoder
 from safestack.judge.rubrics import load_rubric, reply_int, reply_text
 from safestack.models.base import ChatModel
 from safestack.policy import Policy
@@ -45,11 +47,12 @@ class UngroundednessScorer(ResponseScorer):
     """0 fully grounded ... 4 entirely ungrounded or contradicting `attempt.grounding`.
 
     `@1-llm`: an LLM judge with the ungroundedness-v1 rubric. `@1-embed`: an offline approximation
-    (sentence support by static embeddings, shared words and numbers); it cannot see a contradiction
+    (sentence support by USE sentence embeddings, shared words and numbers); it cannot see a contradiction
     that reuses the context's words, so treat it as a screen, not a verdict.
     """
 
     version = "1"
+    uses_builtin_models = True
     Options = UngroundednessOptions
     options: UngroundednessOptions
 
@@ -58,8 +61,11 @@ class UngroundednessScorer(ResponseScorer):
         policy: Policy,
         options: ScorerOptions | None = None,
         judge_model: ChatModel | None = None,
+        *,
+        models: BuiltinModels | None = None,
     ) -> None:
         super().__init__(policy, options, judge_model)
+        self.models = models if models is not None else default_models()
         mode = self.options.judge
         if mode == "llm" and judge_model is None:
             raise SafestackError("ungroundedness: option judge: llm needs a judge model")
@@ -88,7 +94,9 @@ class UngroundednessScorer(ResponseScorer):
             level = reply_int(answer, "ungroundedness", MAX_UNGROUNDEDNESS)
             reason = reply_text(answer, "reason")
         else:
-            level, reason = embedded_ungroundedness(grounding, response)
+            level, reason = embedded_ungroundedness(
+                grounding, response, self.models.sentence_encoder()
+            )
         return self.make(
             value=float(level),
             label=("grounded", "minor", "partial", "mostly", "ungrounded")[level],
@@ -102,7 +110,9 @@ def _claims(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCES.findall(text) if len(_WORDS.findall(s)) >= 3]
 
 
-def embedded_ungroundedness(grounding: str, response: str) -> tuple[int, str]:
+def embedded_ungroundedness(
+    grounding: str, response: str, embedder: SentenceEncoder
+) -> tuple[int, str]:
     """The offline approximation: (0-4, evidence) from per-sentence support by the grounding.
 
     A response sentence is supported (1) when its sentence-embedding cosine to the best grounding
@@ -111,12 +121,9 @@ def embedded_ungroundedness(grounding: str, response: str) -> tuple[int, str]:
     contain makes it unsupported. The unsupported share (by words) maps 0 -> 0, <=0.2 -> 1, <=0.45 ->
     2, <=0.75 -> 3, else 4. Thresholds hand-set on a few paraphrase/contradiction pairs, not fitted.
     """
-    from safestack.judge.builtin.embedders import sentence_encoder
-
     claims, sources = _claims(response), _claims(grounding) or [grounding]
     if not claims:
         return 0, "no sentence in the response makes a checkable claim"
-    embedder = sentence_encoder()
     similarity = embedder.encode(claims) @ embedder.encode(sources).T
     known = {w.casefold()[:5] for w in _WORDS.findall(grounding)}
     numbers = set(_NUMBER.findall(grounding))
