@@ -128,6 +128,19 @@ def test_max_tokens_and_stop_strings_end_the_answer(plain_dir: Path) -> None:
     assert stopped.text.strip() == "the answer is" and stopped.finish_reason == "stop"
 
 
+def test_the_models_own_end_of_turn_tokens_end_the_answer(tmp_path: Path) -> None:
+    # A chat model ends its turn with its own token (Gemma's <end_of_turn>), listed in
+    # generation_config.json beside EOS: the answer stops there, as a fine-tune learnt to.
+    path = save_successor_model(tmp_path / "turns")
+    lm = transformers.GPT2LMHeadModel.from_pretrained(path)
+    words = transformers.AutoTokenizer.from_pretrained(path)
+    lm.generation_config.eos_token_id = words.convert_tokens_to_ids(["<eos>", "forty"])
+    lm.save_pretrained(path)
+    [completion, _] = complete(path, GenerationSettings(temperature=0, max_tokens=20))
+    assert completion.text == "the answer is forty"
+    assert completion.finish_reason == "stop" and completion.completion_tokens == 4
+
+
 def test_seeded_sampling_repeats_and_differs_from_another_seed(tmp_path: Path) -> None:
     path = save_successor_model(tmp_path / "flat")
     # Flatten the logits so sampling has real choices to make.

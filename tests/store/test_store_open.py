@@ -35,6 +35,7 @@ def test_migrations_create_the_tables_at_head(db_url: str) -> None:
             "media_banks",
             "media_hashes",
             "media_cases",
+            "models",
         } <= set(schema.get_table_names())
         columns = {column["name"] for column in schema.get_columns("judgements")}
         assert columns == {

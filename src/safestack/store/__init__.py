@@ -2,10 +2,10 @@
 
 `Store.open(settings.database_url())` connects and migrates; one repository per record family writes
 and reads them: `store.judgements`, `store.keys`, `store.audit`, `store.runs` (red-team attempts),
-`store.training_sets` (break-fix training sets), `store.gate` (the gate's evidence and decision
-log). `AuditJournal` is the gateway's write-ahead log of audit events on local disk, drained into
-`store.audit`. `store.media_banks` (hash banks for
-images) and `store.media_cases` (their matches, for review).
+`store.training_sets` (break-fix training sets), `store.models` (the fine-tuned models' lineage),
+`store.gate` (the gate's evidence and decision log), `store.media_banks` (hash banks for images)
+and `store.media_cases` (their matches, for review). `AuditJournal` is the gateway's write-ahead
+log of audit events on local disk, drained into `store.audit`.
 """
 
 from safestack.store.attempts import RedteamRuns, StoredRun
@@ -22,6 +22,7 @@ from safestack.store.gate import (
 from safestack.store.journal import AuditJournal
 from safestack.store.judgements import Judgements, StoredJudgement
 from safestack.store.keys import SCOPES, ApiKey, ApiKeys, KeyLimits, Scope
+from safestack.store.lineage import ModelLineage, StoredModel
 from safestack.store.media_banks import (
     ActiveHash,
     BankEntry,
@@ -53,6 +54,7 @@ __all__ = [
     "MediaBanks",
     "MediaCase",
     "MediaCases",
+    "ModelLineage",
     "RedteamRuns",
     "Scope",
     "Store",
@@ -60,6 +62,7 @@ __all__ = [
     "StoredEvidence",
     "StoredJudgement",
     "StoredLogEntry",
+    "StoredModel",
     "StoredModelVersion",
     "StoredRun",
     "StoredSigner",

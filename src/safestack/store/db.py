@@ -14,6 +14,7 @@ from safestack.store.database import Database
 from safestack.store.gate import GateRecords
 from safestack.store.judgements import Judgements
 from safestack.store.keys import ApiKeys
+from safestack.store.lineage import ModelLineage
 from safestack.store.media_banks import MediaBanks
 from safestack.store.media_cases import MediaCases
 from safestack.store.training_sets import TrainingSets
@@ -32,3 +33,4 @@ class Store(Database):
         self.training_sets = TrainingSets(self)
         self.media_banks = MediaBanks(self)
         self.media_cases = MediaCases(self)
+        self.models = ModelLineage(self)

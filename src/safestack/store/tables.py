@@ -351,3 +351,26 @@ class MediaCaseRow(Base):
     decision_note: Mapped[str | None] = mapped_column(TextType())
     reviewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     schema_version: Mapped[int] = mapped_column(Integer())
+
+
+class ModelRow(Base):
+    """One model in the break-fix lineage: a base model, or a fine-tune of its `parent` on a
+    training set (`safestack align train`), with its training config hash and metrics."""
+
+    __tablename__ = "models"
+    __table_args__ = (CheckConstraint("kind IN ('base', 'fine-tune')", name="kind"),)
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))
+    parent: Mapped[str | None] = mapped_column(String(200), nullable=True, index=True)
+    training_set: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    training_set_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    config_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    config: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    path: Mapped[str] = mapped_column(TextType())
+    target: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    schema_version: Mapped[int] = mapped_column(Integer())
