@@ -119,9 +119,27 @@ def make_chain(out: Path, *, days: int = 30, expired: bool = False) -> dict[str,
     out.mkdir(parents=True, exist_ok=True)
     now = dt.datetime.now(dt.UTC)
     start = now - dt.timedelta(days=2)
-    root = _issue("safestack TEST root CA", None, ca=True, not_before=start, not_after=now + dt.timedelta(days=days + 2))
-    inter = _issue("safestack TEST intermediate CA", root, ca=True, not_before=start, not_after=now + dt.timedelta(days=days + 1))
-    signer = _issue("safestack TEST signer", inter, ca=False, not_before=start, not_after=now + dt.timedelta(days=days))
+    root = _issue(
+        "safestack TEST root CA",
+        None,
+        ca=True,
+        not_before=start,
+        not_after=now + dt.timedelta(days=days + 2),
+    )
+    inter = _issue(
+        "safestack TEST intermediate CA",
+        root,
+        ca=True,
+        not_before=start,
+        not_after=now + dt.timedelta(days=days + 1),
+    )
+    signer = _issue(
+        "safestack TEST signer",
+        inter,
+        ca=False,
+        not_before=start,
+        not_after=now + dt.timedelta(days=days),
+    )
     paths = {"root": out / "root.pem", "chain": out / "chain.pem", "key": out / "signer.key"}
     _write_pem(paths["root"], [root.cert])
     _write_pem(paths["chain"], [signer.cert, inter.cert])
@@ -157,9 +175,13 @@ def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("out", type=Path, help="directory to write the chain into")
-    parser.add_argument("--days", type=int, default=30, help="signer validity from now (default 30)")
+    parser.add_argument(
+        "--days", type=int, default=30, help="signer validity from now (default 30)"
+    )
     parser.add_argument("--expired", action="store_true", help="also write an expired signer")
     args = parser.parse_args()
     paths = make_chain(args.out, days=args.days, expired=args.expired)

@@ -18,7 +18,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from safestack.server import admin, chat, health, models, moderations
+from safestack.server import admin, chat, health, images, models, moderations
+from safestack.server.provenance import text_signer
 from safestack.server.audit import AuditTrail, purge_periodically
 from safestack.server.auth import KeyCache
 from safestack.server.catalog import ModelCatalog
@@ -104,7 +105,9 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.gateway = gateway
-    for module in (chat, moderations, models, admin, health):
+    app.state.image_signer = images.image_signer(settings)  # None unless signing is enabled
+    app.state.text_signer = text_signer(settings)
+    for module in (chat, moderations, images, models, admin, health):
         app.include_router(module.router)
     document = None
 

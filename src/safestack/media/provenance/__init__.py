@@ -17,6 +17,7 @@ from safestack.media.provenance.signing import (
     ContentSigner,
     image_format,
     manifest_definition,
+    signer_from_settings,
     verify_asset,
 )
 from safestack.media.provenance.text import sign_text, strip_credentials, verify_text
@@ -35,6 +36,7 @@ __all__ = [
     "load_trust_anchors",
     "manifest_definition",
     "sign_text",
+    "signer_from_settings",
     "strip_credentials",
     "verify_asset",
     "verify_text",

@@ -20,7 +20,15 @@ from safestack.errors import MediaError
 
 # C2PA's signature algorithms (C2PA 2.x, "Digital signatures"): ECDSA, RSASSA-PSS, Ed25519.
 Algorithm = Literal["es256", "es384", "es512", "ps256", "ps384", "ps512", "ed25519"]
-ALGORITHMS: tuple[Algorithm, ...] = ("es256", "es384", "es512", "ps256", "ps384", "ps512", "ed25519")
+ALGORITHMS: tuple[Algorithm, ...] = (
+    "es256",
+    "es384",
+    "es512",
+    "ps256",
+    "ps384",
+    "ps512",
+    "ed25519",
+)
 _CURVE_ALGORITHM: dict[str, Algorithm] = {
     "secp256r1": "es256",
     "secp384r1": "es384",

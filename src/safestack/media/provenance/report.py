@@ -60,7 +60,7 @@ class ProvenanceReport(BaseModel):
 
 def verdict_of(state: str | None, failures: list[StatusEntry]) -> Verdict:
     codes = {f.code for f in failures}
-    if codes - set(_CREDENTIAL_FAILURES) or state == "Invalid" and not codes:
+    if codes - set(_CREDENTIAL_FAILURES) or (state == "Invalid" and not codes):
         return "invalid"
     for code, verdict in _CREDENTIAL_FAILURES.items():  # the worst first
         if code in codes:
@@ -87,7 +87,9 @@ def report_of(
     ]
     if state == "Invalid" and len(failures) < len(active.get("failure", [])):
         # What made it invalid was checked another way: the state the rest supports.
-        trusted = any(s.get("code") == "signingCredential.trusted" for s in active.get("success", []))
+        trusted = any(
+            s.get("code") == "signingCredential.trusted" for s in active.get("success", [])
+        )
         state = "Trusted" if trusted else "Valid"
     actions: list[dict[str, Any]] = []
     for assertion in (manifest or {}).get("assertions", []):

@@ -16,8 +16,9 @@ import c2pa
 
 from safestack import __version__
 from safestack.errors import MediaError
-from safestack.media.provenance.credentials import SigningCredentials
+from safestack.media.provenance.credentials import SigningCredentials, load_trust_anchors
 from safestack.media.provenance.report import ProvenanceReport, StatusEntry, report_of
+from safestack.settings import Settings
 
 # IPTC NewsCodes digital source type for content made by a trained model (C2PA 2.x, "Actions").
 TRAINED_ALGORITHMIC_MEDIA = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
@@ -172,3 +173,22 @@ def verify_asset(
 
 def _reason(exc: Exception) -> str:
     return str(exc).strip().replace("\n", " ")[:300]
+
+
+def signer_from_settings(settings: Settings) -> ContentSigner:
+    """The deployment's signer; MediaError saying which setting is missing or wrong."""
+    if settings.provenance_cert is None or settings.provenance_key is None:
+        raise MediaError(
+            "signing content credentials needs SAFESTACK_PROVENANCE_CERT (the PEM chain) and "
+            "SAFESTACK_PROVENANCE_KEY (its private key); scripts/make_test_certs.py makes a "
+            "test-only pair"
+        )
+    credentials = SigningCredentials.load(
+        settings.provenance_cert, settings.provenance_key, algorithm=settings.provenance_algorithm
+    )
+    anchors = settings.provenance_trust_anchors
+    return ContentSigner(
+        credentials,
+        trust_anchors=load_trust_anchors(anchors) if anchors is not None else None,
+        tsa_url=settings.provenance_tsa_url,
+    )

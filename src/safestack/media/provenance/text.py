@@ -112,8 +112,11 @@ def find_wrappers(text: str) -> tuple[list[Wrapper], int]:
         if run.startswith(MAGIC):
             length = struct.unpack(">I", run[9:13])[0] if len(run) >= HEADER else -1
             padding = run[HEADER + length :] if length >= 0 else b""
-            if run[8] != VERSION or length < 0 or HEADER + length > len(run) or padding.strip(
-                b"\x00\x10"
+            if (
+                run[8] != VERSION
+                or length < 0
+                or HEADER + length > len(run)
+                or padding.strip(b"\x00\x10")
             ):
                 corrupt += 1
             else:
@@ -209,7 +212,9 @@ def verify_text(text: str, trust_anchors: str | None = None) -> ProvenanceReport
             code="assertion.dataHash.mismatch",
             explanation=f"the data hash excludes {exclusions}, the wrapper is at {(start, length)}",
         )
-        return report.model_copy(update={"verdict": "invalid", "failures": [*report.failures, failure]})
+        return report.model_copy(
+            update={"verdict": "invalid", "failures": [*report.failures, failure]}
+        )
     return report
 
 
