@@ -19,7 +19,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from safestack.server import admin, chat, health, images, models, moderations
-from safestack.server.provenance import text_signer
 from safestack.server.audit import AuditTrail, purge_periodically
 from safestack.server.auth import KeyCache
 from safestack.server.catalog import ModelCatalog
@@ -28,6 +27,7 @@ from safestack.server.gateway import Gateway
 from safestack.server.metrics import Metrics
 from safestack.server.openapi import openapi_document
 from safestack.server.policies import PolicyCache
+from safestack.server.provenance import text_signer
 from safestack.server.ratelimit import RateLimiter
 from safestack.server.storecalls import StoreCalls
 from safestack.server.upstream import Upstream
