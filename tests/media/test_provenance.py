@@ -149,9 +149,9 @@ def test_wrong_key_and_bad_files_are_named(chain: dict[str, Path], tmp_path: Pat
         SigningCredentials.load(chain["chain"], other["key"])
     garbage = tmp_path / "garbage.pem"
     garbage.write_text("not a certificate")
-    with pytest.raises(MediaError, match="garbage.pem: not a PEM certificate chain"):
+    with pytest.raises(MediaError, match=r"garbage\.pem: not a PEM certificate chain"):
         SigningCredentials.load(garbage, chain["key"])
-    with pytest.raises(MediaError, match="nope.key: cannot read the private key"):
+    with pytest.raises(MediaError, match=r"nope\.key: cannot read the private key"):
         SigningCredentials.load(chain["chain"], tmp_path / "nope.key")
 
 
