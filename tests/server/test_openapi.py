@@ -37,6 +37,7 @@ CHAT = "/v1/chat/completions"
 ROUTES = {
     ("post", CHAT),
     ("post", "/v1/moderations"),
+    ("post", "/v1/images/generations"),
     ("get", "/v1/models"),
     ("get", "/admin/audit"),
     ("get", "/healthz"),

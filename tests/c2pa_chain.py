@@ -7,7 +7,7 @@ import importlib.util
 from pathlib import Path
 from types import ModuleType
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "make_test_certs.py"
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "make_test_certs.py"
 
 
 def certs_script() -> ModuleType:
