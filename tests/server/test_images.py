@@ -15,12 +15,12 @@ from typing import Any
 
 import openai
 import pytest
-from c2pa_chain import make_chain
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from PIL import Image, ImageDraw
 from server_harness import ANSWER, FakeUpstream, GatewayFactory, serving, system, user
 
+from c2pa_chain import make_chain
 from safestack.media.provenance import TRAINED_ALGORITHMIC_MEDIA, verify_asset, verify_text
 from safestack.media.provenance.text import strip_credentials
 
