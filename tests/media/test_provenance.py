@@ -12,11 +12,11 @@ import zlib
 from pathlib import Path
 
 import pytest
-from c2pa_chain import certs_script, make_chain
 from cryptography.hazmat.primitives import serialization
 from media_images import generated_image
 from PIL import Image
 
+from c2pa_chain import certs_script, make_chain
 from safestack.errors import MediaError
 from safestack.media.provenance import (
     TRAINED_ALGORITHMIC_MEDIA,
@@ -174,6 +174,19 @@ def test_not_an_image_is_refused(signer: ContentSigner) -> None:
         signer.sign_image(b"<svg xmlns='http://www.w3.org/2000/svg'/>", MODEL)
 
 
+def test_unreadable_files_are_errors_not_verdicts(signer: ContentSigner) -> None:
+    with pytest.raises(MediaError, match="not a format content credentials can be read from"):
+        verify_asset(bytes(range(256)) * 8)
+    signed = signer.sign_image(encoded("PNG"), MODEL)
+    with pytest.raises(MediaError, match="corrupt or truncated image/png"):
+        verify_asset(signed[: len(signed) // 2])
+    # A manifest broken beyond parsing is still a verdict: invalid, never unsigned or trusted.
+    damaged = bytearray(signed)
+    damaged[signed.find(b"jumb") + 20] ^= 0xFF
+    report = verify_asset(bytes(damaged))
+    assert report.verdict == "invalid" and report.failures[0].code == "manifest.unreadable"
+
+
 def test_a_certificate_that_expired_after_signing_verifies_as_expired(tmp_path: Path) -> None:
     script = certs_script()
     now = dt.datetime.now(dt.UTC)
@@ -246,6 +259,24 @@ def test_edited_text_moved_or_doubled_wrappers_are_invalid(
     assert verify_text(corrupt, root).failures[0].code == "manifest.text.corruptedWrapper"
     # What many pipelines do to invisible characters: the credentials are simply gone.
     assert verify_text(strip_credentials(signed), root).verdict == "unsigned"
+
+
+def test_text_smuggled_into_the_excluded_range_is_invalid(signer: ContentSigner, root: str) -> None:
+    """The hash skips the wrapper's signed byte range; text put there (paid for with padding, so
+    every hashed byte is unchanged) must not verify: the wrapper has to fill the range exactly."""
+    signed = sign_text(signer, ANSWER, "m")
+    [wrapper], _ = find_wrappers(signed)
+    mark = signed[wrapper.start : wrapper.end]
+    # Padding is 0x00 selectors (3 UTF-8 bytes each) then 0x10 ones (4 each): drop two 0x00s.
+    body = mark.rstrip(chr(0xE0100))
+    tail = mark[len(body) :]
+    padding = "\ufe00" * 2
+    assert body.endswith(padding)
+    smuggled = ANSWER + "PWNED!" + body[: -len(padding)] + tail
+    assert len(smuggled.encode()) == len(signed.encode())
+    report = verify_text(smuggled, root)
+    assert report.verdict == "invalid"
+    assert "the wrapper is at" in (report.failures[-1].explanation or "")
 
 
 def test_wrapper_length_is_exact_whatever_the_bytes() -> None:

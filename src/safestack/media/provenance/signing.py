@@ -155,7 +155,11 @@ def verify_asset(
         reader = c2pa.Reader(mime, io.BytesIO(data), context=library_context(trust_anchors))
     except c2pa.C2paError.ManifestNotFound:
         return ProvenanceReport(verdict="unsigned", format=mime)
+    except c2pa.C2paError.NotSupported:
+        raise MediaError(f"not a format content credentials can be read from ({mime})") from None
     except c2pa.C2paError as exc:
+        if "asset could not be parsed" in str(exc):  # the file itself, not its manifest
+            raise MediaError(f"corrupt or truncated {mime} file: {_reason(exc)}") from None
         # A manifest so damaged the library cannot parse it: tampered, never "unsigned".
         return ProvenanceReport(
             verdict="invalid",
