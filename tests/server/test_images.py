@@ -6,6 +6,7 @@ trusted, a tampered one does not. Chat answers get a C2PA text manifest when tha
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import time
 from collections.abc import Iterator
@@ -13,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
+import jsonschema_rs
 import openai
 import pytest
 from fastapi import FastAPI, Request
@@ -113,6 +116,25 @@ def test_generated_images_come_back_signed_and_verify(
     [event] = gateway.audit()
     assert event.endpoint == IMAGES and event.model == IMAGE_MODEL
     assert event.status_code == 200 and event.action is not None and event.output_digest
+
+
+def test_the_answer_matches_the_openapi_document(
+    start_gateway: GatewayFactory, image_model: FakeImageModel, chain: dict[str, Path]
+) -> None:
+    gateway = start_gateway(image_model.url, **signing(chain, provenance_sign_images=True))
+    document = httpx.get(gateway.url + "/openapi.json", timeout=30).json()
+    answer = httpx.post(
+        gateway.url + IMAGES,
+        json={"model": IMAGE_MODEL, "prompt": "a kite"},
+        headers={"authorization": f"Bearer {gateway.key()}"},
+        timeout=60,
+    )
+    assert answer.status_code == 200
+    schema = {"$ref": "#/components/schemas/ImagesResponse", "components": document["components"]}
+    jsonschema_rs.validator_for(schema).validate(answer.json())
+    [image] = answer.json()["safestack"]["images"]
+    returned = base64.b64decode(answer.json()["data"][0]["b64_json"])
+    assert image["signed"] is True and image["sha256"] == hashlib.sha256(returned).hexdigest()
 
 
 def test_a_prompt_the_guard_blocks_never_reaches_the_image_model(
