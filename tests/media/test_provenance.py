@@ -155,6 +155,12 @@ def test_wrong_key_and_bad_files_are_named(chain: dict[str, Path], tmp_path: Pat
         SigningCredentials.load(chain["chain"], tmp_path / "nope.key")
 
 
+def test_an_algorithm_the_key_cannot_sign_is_named(chain: dict[str, Path]) -> None:
+    assert SigningCredentials.load(chain["chain"], chain["key"]).algorithm == "es256"
+    with pytest.raises(MediaError, match="ALGORITHM is es384, but this key signs es256"):
+        SigningCredentials.load(chain["chain"], chain["key"], algorithm="es384")
+
+
 def test_the_key_is_never_in_the_credentials_repr(chain: dict[str, Path]) -> None:
     credentials = SigningCredentials.load(chain["chain"], chain["key"])
     assert "PRIVATE KEY" not in repr(credentials) and "PRIVATE" in credentials.key_pem.decode()

@@ -29,6 +29,7 @@ ALGORITHMS: tuple[Algorithm, ...] = (
     "ps512",
     "ed25519",
 )
+_RSA: tuple[Algorithm, ...] = ("ps256", "ps384", "ps512")
 _CURVE_ALGORITHM: dict[str, Algorithm] = {
     "secp256r1": "es256",
     "secp384r1": "es384",
@@ -96,10 +97,18 @@ class SigningCredentials:
                 f"{cert_path}: the signing certificate ({subject}) is not valid before "
                 f"{signer.not_valid_before_utc:%Y-%m-%d %H:%M} UTC"
             )
+        natural = _algorithm_of(key, key_path)
+        fits = algorithm in (None, natural) or (natural == "ps256" and algorithm in _RSA)
+        if not fits:
+            raise MediaError(
+                f"{key_path}: SAFESTACK_PROVENANCE_ALGORITHM is {algorithm}, but this key signs "
+                f"{natural}{' (or ps384, ps512)' if natural == 'ps256' else ''}; set it to that "
+                "or leave it unset"
+            )
         return cls(
             chain_pem=chain_pem,
             key_pem=key_pem,
-            algorithm=algorithm or _algorithm_of(key, key_path),
+            algorithm=algorithm or natural,
             subject=subject,
             not_after=signer.not_valid_after_utc,
         )
