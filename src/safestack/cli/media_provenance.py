@@ -182,6 +182,8 @@ def _show(path: Path, report: ProvenanceReport, anchored: bool, show_manifest: b
     )
     if report.verdict == "unsigned":
         return
+    if report.verdict == "invalid":
+        console.print("  (what the manifest claims below failed validation: do not rely on it)")
     rows = [
         ("format", report.format),
         ("validation state", report.state),
@@ -202,7 +204,8 @@ def _show(path: Path, report: ProvenanceReport, anchored: bool, show_manifest: b
         )
     if not anchored and report.verdict == "untrusted":
         console.print(
-            "  (no trust anchors given: --trust ROOT.pem or SAFESTACK_PROVENANCE_TRUST_ANCHORS)"
+            "  (no trust anchors given: --trust ROOT.pem or SAFESTACK_PROVENANCE_TRUST_ANCHORS)",
+            soft_wrap=True,
         )
     if show_manifest and report.manifest is not None:
         console.print_json(json.dumps(report.manifest))
