@@ -6,6 +6,7 @@ trusted, a tampered one does not. Chat answers get a C2PA text manifest when tha
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import io
 import time
@@ -18,12 +19,13 @@ import httpx
 import jsonschema_rs
 import openai
 import pytest
+from cryptography.hazmat.primitives import serialization
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from PIL import Image, ImageDraw
 from server_harness import ANSWER, FakeUpstream, GatewayFactory, serving, system, user
 
-from c2pa_chain import make_chain
+from c2pa_chain import certs_script, make_chain
 from safestack.media.provenance import TRAINED_ALGORITHMIC_MEDIA, verify_asset, verify_text
 from safestack.media.provenance.text import strip_credentials
 
@@ -163,6 +165,35 @@ def test_with_signing_on_urls_and_non_images_are_refused(
     with pytest.raises(openai.APIStatusError) as failed:
         client.images.generate(model=IMAGE_MODEL, prompt="a boat")
     assert failed.value.status_code == 502  # never an unsigned image passed on
+
+
+def test_a_certificate_that_expires_while_serving_means_503_never_an_unsigned_image(
+    start_gateway: GatewayFactory, image_model: FakeImageModel, tmp_path: Path
+) -> None:
+    script = certs_script()
+    now = dt.datetime.now(dt.UTC)
+    day = dt.timedelta(days=1)
+    ca = script._issue("root", None, ca=True, not_before=now - day, not_after=now + day)
+    brief = script._issue(
+        "brief", ca, ca=False, not_before=now - day, not_after=now + dt.timedelta(seconds=2)
+    )
+    pem = serialization.Encoding.PEM
+    (tmp_path / "chain.pem").write_bytes(brief.cert.public_bytes(pem))
+    script._write_key(tmp_path / "signer.key", brief.key)
+    gateway = start_gateway(
+        image_model.url,
+        provenance_cert=tmp_path / "chain.pem",
+        provenance_key=tmp_path / "signer.key",
+        provenance_sign_images=True,
+    )
+    client = gateway.client()
+    assert client.images.generate(model=IMAGE_MODEL, prompt="a kite").data[0].b64_json
+    wait = (brief.cert.not_valid_after_utc - dt.datetime.now(dt.UTC)).total_seconds() + 1.1
+    time.sleep(max(0.0, wait))
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.images.generate(model=IMAGE_MODEL, prompt="a kite")
+    assert caught.value.status_code == 503 and caught.value.code == "provenance_unavailable"
+    assert "not valid" in str(caught.value)
 
 
 def test_without_signing_images_pass_through_unchanged(

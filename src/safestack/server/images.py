@@ -121,11 +121,13 @@ async def _sign(
     except (binascii.Error, ValueError):
         raise _bad_upstream(f"data[{index}].b64_json is not base64") from None
     if signer is not None:
+        from safestack.media.provenance import image_format
+
+        if image_format(data) is None:
+            raise _bad_upstream(f"data[{index}] is not a PNG, JPEG, WebP or GIF image")
         try:
             data = await asyncio.to_thread(signer.sign_image, data, model)
         except MediaError as exc:
-            if "only those are signed" in str(exc):
-                raise _bad_upstream(f"data[{index}] is {exc}") from None
             raise ApiError(
                 503,
                 f"the image could not be signed, so it is not returned: {exc}",

@@ -40,13 +40,13 @@ async def sign_answers(request: Request, completion: dict[str, Any], model: str)
     choices = completion.get("choices")
     for choice in choices if isinstance(choices, list) else []:
         message = choice.get("message") if isinstance(choice, dict) else None
-        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(message, dict) or choice.get("finish_reason") == "content_filter":
+            continue
+        content = message.get("content")
         if not isinstance(content, str) or not content.strip():
             continue
-        if choice.get("finish_reason") == "content_filter":
-            continue
         try:
-            message["content"] = await asyncio.to_thread(sign_text, signer, content, model)  # type: ignore[index]
+            message["content"] = await asyncio.to_thread(sign_text, signer, content, model)
         except MediaError as exc:
             raise ApiError(
                 503,
