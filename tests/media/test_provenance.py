@@ -263,6 +263,9 @@ def test_edited_text_moved_or_doubled_wrappers_are_invalid(
     )
     corrupt = ANSWER + mark[:200]  # cut short: the length says more than is there
     assert verify_text(corrupt, root).failures[0].code == "manifest.text.corruptedWrapper"
+    for cut in (9, 10, 14):  # the magic alone, with the version, with part of the length
+        report = verify_text(ANSWER + mark[:cut], root)
+        assert report.failures[0].code == "manifest.text.corruptedWrapper", cut
     # What many pipelines do to invisible characters: the credentials are simply gone.
     assert verify_text(strip_credentials(signed), root).verdict == "unsigned"
 

@@ -110,19 +110,23 @@ def find_wrappers(text: str) -> tuple[list[Wrapper], int]:
             run.append(value)
             end += 1
         if run.startswith(MAGIC):
-            length = struct.unpack(">I", run[9:13])[0] if len(run) >= HEADER else -1
-            padding = run[HEADER + length :] if length >= 0 else b""
-            if (
-                run[8] != VERSION
-                or length < 0
-                or HEADER + length > len(run)
-                or padding.strip(b"\x00\x10")
-            ):
+            store = _store_of(bytes(run))
+            if store is None:
                 corrupt += 1
             else:
-                found.append(Wrapper(index, end, bytes(run[HEADER : HEADER + length])))
+                found.append(Wrapper(index, end, store))
         index = text.find(MARKER, end)
     return found, corrupt
+
+
+def _store_of(run: bytes) -> bytes | None:
+    """The manifest store a selector run carries, or None when its frame is malformed."""
+    if len(run) < HEADER or run[len(MAGIC)] != VERSION:
+        return None
+    (length,) = struct.unpack(">I", run[len(MAGIC) + 1 : HEADER])
+    if HEADER + length > len(run) or run[HEADER + length :].strip(b"\x00\x10"):
+        return None  # shorter than it says, or something other than padding after the store
+    return run[HEADER : HEADER + length]
 
 
 def strip_credentials(text: str) -> str:
