@@ -3,7 +3,7 @@
 A bad file fails with the file, the line, the field path and what is allowed; `read_policy` keeps
 the file's node tree, so the judge can check each detector's options against the detector with
 lines too (`judge.validate_policy_detectors`). A file that changes the policy without a version of
-its own gets one derived from its content (`2026.11.1+3f9c0a1b`), so audit records, runs and
+its own gets one derived from its content (`2026.12.1+3f9c0a1b`), so audit records, runs and
 reports never credit a changed policy to the default.
 """
 
