@@ -24,6 +24,7 @@ from safestack.server.auth import KeyCache
 from safestack.server.catalog import ModelCatalog
 from safestack.server.errors import ApiError
 from safestack.server.gateway import Gateway
+from safestack.server.images import MediaGate
 from safestack.server.metrics import Metrics
 from safestack.server.openapi import openapi_document
 from safestack.server.policies import PolicyCache
@@ -72,6 +73,7 @@ def create_app(
         keys=KeyCache(store, settings.key_cache_seconds, calls),
         metrics=Metrics(),
         require_auth=require_auth,
+        media=MediaGate.build(settings, store),
     )
 
     @contextlib.asynccontextmanager
@@ -89,6 +91,7 @@ def create_app(
                 task.cancel()
             await trail.close(timeout=calls.deadline)
             calls.close()
+            await gateway.media.aclose()
             if upstream is not None:
                 await upstream.aclose()
             if on_shutdown is not None:

@@ -1,0 +1,396 @@
+"""Images through the gateway: every `image_url` part is loaded, hashed and matched against the
+hash banks before anything else (docs/media.md).
+
+A part is a data: URL, or an http(s) URL the gateway fetches itself when the deployment allows it
+(size and time limits, no redirects, no private addresses unless allowed). An image that cannot be
+hashed (corrupt, a bomb, SVG or another type, too large) is a 400 naming the part: never forwarded.
+An image that matches a bank blocks the request (400 `media_match`), opens a case with its hashes,
+the match and the request's context, and is kept only in the encrypted quarantine when one is
+configured. Images that match nothing go upstream as the bytes that were hashed, after the policy's
+image detectors (none by default) have judged them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import copy
+import ipaddress
+import logging
+import socket
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+from starlette.requests import Request
+
+from safestack.errors import DetectorError, MediaError
+from safestack.judge.image_detector import ImageSample, ajudge_image
+from safestack.records import Action, Verdict
+from safestack.server.calls import Call
+from safestack.server.errors import ApiError, bad_request
+from safestack.server.messages import ImagePart
+from safestack.server.policies import LoadedPolicy
+from safestack.server.storecalls import StoreCalls
+from safestack.settings import Settings
+from safestack.store import Store
+
+if TYPE_CHECKING:
+    from safestack.media import MediaScreen, MediaVerdict
+    from safestack.media.quarantine import Quarantine
+
+log = logging.getLogger("safestack.server")
+
+MEDIA_MATCH = "media_match"
+INVALID_IMAGE = "invalid_image"
+
+
+@dataclass(frozen=True, slots=True)
+class ScreenedImage:
+    """An image that was hashed and matched nothing: the bytes that go on, and what they are."""
+
+    part: ImagePart
+    data: bytes
+    media_type: str
+    sha256: str
+    fetched: bool
+
+    def data_url(self) -> str:
+        return f"data:{self.media_type};base64,{base64.b64encode(self.data).decode('ascii')}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Loaded:
+    part: ImagePart
+    data: bytes
+    fetched: bool
+
+
+class MediaGate:
+    """The gateway's images: the banks' index, the quarantine, the fetcher. One per app."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        screen: MediaScreen | None,
+        quarantine: Quarantine | None = None,
+        *,
+        unavailable: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.screen = screen
+        self.quarantine = quarantine
+        self.unavailable = unavailable
+        self._client: httpx.AsyncClient | None = None
+
+    @classmethod
+    def build(cls, settings: Settings, store: Store) -> MediaGate:
+        """The banks' index from the store; without the media extra, a gate that refuses images
+        (they could not be hashed, so they are not forwarded)."""
+        try:
+            from safestack.media import MediaScreen
+            from safestack.media.quarantine import Quarantine
+        except ImportError as exc:
+            why = (
+                f"this gateway cannot hash images (the media extra is not installed: {exc.name} "
+                "is missing; pip install 'safestack[media]'), so it does not accept them"
+            )
+            return cls(settings, None, unavailable=why)
+        key = settings.media_quarantine_key
+        quarantine = (
+            Quarantine(settings.media_quarantine_path(), key.get_secret_value())
+            if key is not None
+            else None
+        )
+        return cls(settings, MediaScreen.from_store(store, settings), quarantine)
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+
+    # -- hashing and matching, before anything else ------------------------------------------
+    async def screen_parts(
+        self,
+        parts: list[ImagePart],
+        *,
+        call: Call,
+        request: Request,
+        store: Store,
+        calls: StoreCalls,
+    ) -> list[ScreenedImage]:
+        """Hash and match every part. A match: cases opened, then 400 `media_match`. A part that
+        cannot be loaded or hashed: 400 naming it. Otherwise the images, ready to forward."""
+        if not parts:
+            return []
+        if self.screen is None:
+            raise bad_request(
+                f"{parts[0].where}: {self.unavailable}",
+                param=parts[0].where,
+                code="unsupported_content",
+            )
+        limit = self.settings.media_max_images
+        if len(parts) > limit:
+            raise bad_request(
+                f"{len(parts)} images is over the limit of {limit} a request "
+                "(SAFESTACK_MEDIA_MAX_IMAGES); send fewer",
+                code="request_limit_exceeded",
+            )
+        screened: list[ScreenedImage] = []
+        matched: list[tuple[_Loaded, MediaVerdict]] = []
+        failure: ApiError | None = None
+        digests: dict[ImagePart, str] = {}
+        try:
+            for part in parts:
+                try:
+                    loaded = await self._load(part)
+                    verdict = await asyncio.to_thread(
+                        self.screen.screen, loaded.data, name=part.where
+                    )
+                except ApiError as error:
+                    failure = failure or error
+                    continue
+                except MediaError as exc:
+                    failure = failure or bad_request(str(exc), param=part.where, code=INVALID_IMAGE)
+                    continue
+                hashes = verdict.hashes
+                digests[part] = hashes.sha256
+                if verdict.matched:
+                    matched.append((loaded, verdict))
+                    continue
+                media_type = f"image/{hashes.format.lower()}"
+                screened.append(
+                    ScreenedImage(part, loaded.data, media_type, hashes.sha256, loaded.fetched)
+                )
+        finally:
+            # The audit log never keeps an image, only which one it was.
+            call.payload = _withhold_images(call.payload, parts, digests)
+        if matched:
+            call.act(Action.BLOCK, [], {})
+            for loaded, verdict in matched:
+                await self._open_case(loaded, verdict, call, request, store, calls)
+            where = matched[0][0].part.where
+            raise ApiError(
+                400,
+                f"{where}: the image is refused: it matches known material listed in a hash bank "
+                "this service screens against; the request was recorded",
+                type="policy_violation",
+                code=MEDIA_MATCH,
+                param=where,
+            )
+        if failure is not None:
+            raise failure
+        return screened
+
+    async def _open_case(
+        self,
+        loaded: _Loaded,
+        verdict: MediaVerdict,
+        call: Call,
+        request: Request,
+        store: Store,
+        calls: StoreCalls,
+    ) -> None:
+        from safestack.media import open_case
+
+        kept = None
+        if self.quarantine is not None:
+            kept = await asyncio.to_thread(self.quarantine.keep, loaded.data)
+        context = _context(loaded, verdict, call, request, kept)
+        case = await calls.run(open_case, store, verdict, context)
+        # The case id, never the hashes or the bank: the log may be read more widely than cases.
+        log.warning("request %s: an image matched a hash bank; media case %s", call.id, case.id)
+
+    # -- loading a part's bytes --------------------------------------------------------------
+    async def _load(self, part: ImagePart) -> _Loaded:
+        url = part.url
+        if url[:5].lower() == "data:":
+            return _Loaded(part, _data_url(part, self.settings.media_max_bytes), fetched=False)
+        scheme = urlsplit(url).scheme.lower()
+        if scheme not in ("http", "https"):
+            raise bad_request(
+                f"{part.where}: the image URL must be a data: URL (data:image/png;base64,...)"
+                + (" or an http(s) URL" if self.settings.media_fetch_urls else ""),
+                param=part.where,
+                code=INVALID_IMAGE,
+            )
+        if not self.settings.media_fetch_urls:
+            raise bad_request(
+                f"{part.where}: this gateway does not fetch image URLs "
+                "(SAFESTACK_MEDIA_FETCH_URLS is off); send the image as a data: URL",
+                param=part.where,
+                code=INVALID_IMAGE,
+            )
+        return _Loaded(part, await self._fetch(part), fetched=True)
+
+    async def _fetch(self, part: ImagePart) -> bytes:
+        settings = self.settings
+        shown = _shown(part.url)
+
+        def refused(problem: str) -> ApiError:
+            return bad_request(
+                f"{part.where}: {shown} {problem}", param=part.where, code=INVALID_IMAGE
+            )
+
+        limit = settings.media_max_bytes
+        try:
+            async with asyncio.timeout(settings.media_fetch_timeout):
+                if not settings.media_fetch_private:
+                    await _check_public(part.url, refused)
+                if self._client is None:
+                    self._client = httpx.AsyncClient(follow_redirects=False, trust_env=False)
+                async with self._client.stream("GET", part.url) as response:
+                    if response.status_code != 200:
+                        hint = (
+                            " (redirects are not followed; give the final URL)"
+                            if response.is_redirect
+                            else ""
+                        )
+                        raise refused(f"answered HTTP {response.status_code}{hint}")
+                    declared = response.headers.get("content-length", "")
+                    if declared.isdigit() and int(declared) > limit:
+                        raise refused(_too_large(int(declared), limit))
+                    chunks, size = [], 0
+                    async for chunk in response.aiter_bytes():
+                        size += len(chunk)
+                        if size > limit:
+                            raise refused(_too_large(size, limit))
+                        chunks.append(chunk)
+        except TimeoutError:
+            raise refused(
+                f"did not arrive within {settings.media_fetch_timeout:g} s "
+                "(SAFESTACK_MEDIA_FETCH_TIMEOUT)"
+            ) from None
+        except httpx.HTTPError as exc:
+            raise refused(f"could not be fetched ({type(exc).__name__})") from None
+        return b"".join(chunks)
+
+    # -- the policy's image detectors --------------------------------------------------------
+    async def judge(self, loaded: LoadedPolicy, images: list[ScreenedImage]) -> list[Verdict]:
+        """Each image's verdict from the policy's image detectors (none: no verdicts); 503 when a
+        detector failed and the policy says fail (never "safe")."""
+        if not loaded.image_detectors:
+            return []
+        verdicts = []
+        for image in images:
+            sample = ImageSample(image.data, image.media_type, image.part.where)
+            try:
+                verdicts.append(
+                    await ajudge_image(loaded.policy, list(loaded.image_detectors), sample)
+                )
+            except DetectorError as exc:
+                raise ApiError(
+                    503,
+                    f"{image.part.where}: {exc}; the image could not be judged (fail closed), "
+                    "retry later",
+                    type="service_unavailable",
+                    code="detector_error",
+                ) from None
+        return verdicts
+
+
+def _data_url(part: ImagePart, limit: int) -> bytes:
+    header, comma, encoded = part.url.partition(",")
+    if not comma or not header.lower().endswith(";base64"):
+        raise bad_request(
+            f"{part.where}: a data: URL image must be base64 (data:image/png;base64,...)",
+            param=part.where,
+            code=INVALID_IMAGE,
+        )
+    if len(encoded) * 3 // 4 > limit + 3:  # refused before decoding
+        raise bad_request(
+            f"{part.where}: {_too_large(len(encoded) * 3 // 4, limit)}",
+            param=part.where,
+            code=INVALID_IMAGE,
+        )
+    try:
+        return base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise bad_request(
+            f"{part.where}: the data: URL is not valid base64", param=part.where, code=INVALID_IMAGE
+        ) from None
+
+
+def _too_large(size: int, limit: int) -> str:
+    return (
+        f"is {size:,} bytes or more, over the limit of {limit:,} (SAFESTACK_MEDIA_MAX_BYTES); "
+        "send a smaller image"
+    )
+
+
+def _shown(url: str) -> str:
+    """A URL as errors show it: no credentials, no query (signed URLs carry tokens there)."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
+
+
+async def _check_public(url: str, refused: Any) -> None:
+    """Refuse a URL whose host resolves to a loopback, private, link-local or reserved address
+    (server-side request forgery: the cloud's metadata service, the intranet)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError:
+        raise refused("could not be fetched (its host does not resolve)") from None
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if not address.is_global:
+            raise refused(
+                f"resolves to a non-public address ({address}); the gateway fetches public URLs "
+                "only (SAFESTACK_MEDIA_FETCH_PRIVATE)"
+            )
+
+
+def _context(
+    loaded: _Loaded, verdict: MediaVerdict, call: Call, request: Request, kept: str | None
+) -> dict[str, Any]:
+    """The request as the case keeps it: who sent it, from where, which part; never the image."""
+    payload = call.payload if isinstance(call.payload, dict) else {}
+    hashes = verdict.hashes
+
+    def text(value: Any) -> str | None:
+        return value if isinstance(value, str) else None
+
+    return {
+        "request_id": call.id,
+        "endpoint": call.endpoint,
+        "key_id": call.key.id if call.key is not None else None,
+        "key_name": call.key.name if call.key is not None else None,
+        "model": call.model,
+        "ip": request.client.host if request.client is not None else None,
+        "forwarded_for": request.headers.get("x-forwarded-for"),
+        "user_agent": request.headers.get("user-agent"),
+        # The end user, as the deployment's application names them in OpenAI's fields.
+        "user": text(payload.get("user")),
+        "safety_identifier": text(payload.get("safety_identifier")),
+        "part": loaded.part.where,
+        "source": "url" if loaded.fetched else "data-url",
+        "url": loaded.part.url if loaded.fetched else None,
+        "format": hashes.format,
+        "width": hashes.width,
+        "height": hashes.height,
+        "bytes": len(loaded.data),
+        "quarantine": kept,
+    }
+
+
+def _withhold_images(payload: Any, parts: list[ImagePart], digests: dict[ImagePart, str]) -> Any:
+    """A copy of `payload` for the audit log with each image's URL replaced by its SHA-256."""
+    if not isinstance(payload, dict) or not parts:
+        return payload
+    payload = copy.deepcopy(payload)
+    for part in parts:
+        try:
+            if part.message is None:
+                item = payload["input"][part.part]
+            else:
+                item = payload["messages"][part.message]["content"][part.part]
+        except (KeyError, IndexError, TypeError):
+            continue
+        digest = digests.get(part)
+        withheld = f"[image withheld: sha256 {digest}]" if digest else "[image withheld]"
+        item["image_url"] = {"url": withheld}
+    return payload
