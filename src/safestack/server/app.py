@@ -92,6 +92,9 @@ def create_app(
             await trail.close(timeout=calls.deadline)
             calls.close()
             await gateway.media.aclose()
+            for loaded in policies.loaded():  # their connections belong to this app's loop
+                for image_detector in loaded.image_detectors:
+                    await image_detector.aclose()
             if upstream is not None:
                 await upstream.aclose()
             if on_shutdown is not None:

@@ -63,6 +63,11 @@ class PolicyCache:
         """The default policy, loading it now (in this thread) if needed."""
         return self._load_once(None)
 
+    def loaded(self) -> list[LoadedPolicy]:
+        """The policies loaded so far."""
+        with self._lock:
+            return list(self._loaded.values())
+
     async def get(self, path: str | None) -> LoadedPolicy:
         """The policy at `path` (a key's), or the default; raises PolicyError if it cannot load."""
         loaded = self._loaded.get(path)
