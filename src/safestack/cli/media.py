@@ -350,7 +350,43 @@ def export_case(
         out.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise MediaError(f"{out}: cannot write the report ({exc.strerror})") from None
-    console.print(f"case {case.id}: {format.value} report written to {escape(str(out))}")
+    console.print(
+        f"case {case.id}: {format.value} report written to {escape(str(out))}", soft_wrap=True
+    )
+
+
+@case_app.command("image")
+def case_image(
+    ctx: typer.Context,
+    case_id: str = typer.Argument(..., help="The case id from `safestack media case list`."),
+    out: Path = typer.Option(..., "--out", "-o", help="Where to write the decrypted image."),
+) -> None:
+    """Decrypt a case's quarantined image (SAFESTACK_MEDIA_QUARANTINE_KEY) for the legal report.
+
+    Handle the file as the law requires: it may be illegal material.
+    Example: safestack media case image 3f2a... --out /secure/evidence/3f2a.png
+    """
+    from safestack.media.quarantine import Quarantine
+
+    settings = state(ctx).settings
+    with Store.open(settings.database_url()) as store:
+        case = store.media_cases.get(case_id)
+    name = case.context.get("quarantine")
+    if not name:
+        raise MediaError(
+            f"media case {case.id}: its image was not kept (no quarantine key was set when it "
+            "matched)"
+        )
+    key = settings.media_quarantine_key
+    if key is None:
+        raise MediaError("SAFESTACK_MEDIA_QUARANTINE_KEY is not set: the quarantine cannot be read")
+    data = Quarantine(settings.media_quarantine_path(), key.get_secret_value()).read(str(name))
+    try:
+        out.write_bytes(data)
+        out.chmod(0o600)
+    except OSError as exc:
+        raise MediaError(f"{out}: cannot write the image ({exc.strerror})") from None
+    console.print(f"case {case.id}: image written to {escape(str(out))}", soft_wrap=True)
 
 
 @media_app.command("quarantine-key")
