@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_api import FakeAPI
 
+from fake_api import FakeAPI
 from safestack.errors import DetectorError, PolicyError
 from safestack.judge.image_detector import (
     ImageSample,
@@ -47,7 +47,9 @@ def test_policy_errors_name_the_file_line_and_field(tmp_path: Path) -> None:
     path = tmp_path / "policy.yaml"
     path.write_text("judge:\n  image_detectors:\n    - name: no-such-thing\n")
     loaded = read_policy(path)
-    with pytest.raises(PolicyError, match=rf"{path}:3: judge.image_detectors.0.name: unknown image"):
+    with pytest.raises(
+        PolicyError, match=rf"{path}:3: judge.image_detectors.0.name: unknown image"
+    ):
         validate_policy_image_detectors(loaded.policy, loaded.source, loaded.root)
     path.write_text(
         "judge:\n  image_detectors:\n    - name: openai-moderation\n      options:\n"

@@ -20,7 +20,7 @@ def test_decoding_leaves_pillows_global_limit_alone() -> None:
     decode_image(IMAGE, ImageLimits(max_pixels=100_000))
     with pytest.raises(MediaError):
         decode_image(IMAGE, ImageLimits(max_pixels=1_000))
-    assert Image.MAX_IMAGE_PIXELS == before
+    assert before == Image.MAX_IMAGE_PIXELS
 
 
 def test_each_call_has_its_own_limit_across_threads() -> None:

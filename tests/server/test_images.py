@@ -19,13 +19,13 @@ import httpx
 import openai
 import pytest
 import yaml
-from fake_api import FakeAPI
-from fake_api import serving as serving_api
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse, Response
-from media.media_images import TRANSFORMS, encode, generated_image
 from server_harness import FakeUpstream, Gateway, GatewayFactory, serving, unused_port, user
 
+from fake_api import FakeAPI
+from fake_api import serving as serving_api
+from media.media_images import TRANSFORMS, encode, generated_image
 from safestack.media import ImageLimits, hash_image
 from safestack.media.quarantine import Quarantine, new_key
 from safestack.store import BankEntry, Store
@@ -66,9 +66,7 @@ def banked_db(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def media_gateway(
-    start_gateway: GatewayFactory, upstream: FakeUpstream, banked_db: str
-) -> Gateway:
+def media_gateway(start_gateway: GatewayFactory, upstream: FakeUpstream, banked_db: str) -> Gateway:
     return start_gateway(upstream.url, db_url=banked_db, audit_content=True)
 
 
@@ -145,6 +143,37 @@ def test_an_unrelated_image_goes_through_to_the_upstream(
     assert media_gateway.store.media_cases.find() == []
 
 
+def test_a_streamed_request_with_an_unrelated_image_goes_through(
+    media_gateway: Gateway, upstream: FakeUpstream
+) -> None:
+    url = data_url(UNRELATED)
+    stream = media_gateway.client().chat.completions.create(
+        model="acme-chat",
+        messages=with_image(url),  # type: ignore[arg-type]
+        stream=True,
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert text
+    assert upstream.requests[0]["messages"][0]["content"][1] == image_part(url)
+
+
+def test_a_streamed_request_with_a_banked_image_is_refused_before_streaming(
+    media_gateway: Gateway, upstream: FakeUpstream
+) -> None:
+    error = refused(media_gateway, with_image(data_url(BANKED)), stream=True)
+    assert error.code == "media_match"
+    assert upstream.requests == []
+
+
+def test_a_bad_image_in_a_moderation_input_names_its_part(media_gateway: Gateway) -> None:
+    text = {"type": "text", "text": "hello"}
+    with pytest.raises(openai.BadRequestError) as caught:
+        media_gateway.client().moderations.create(
+            input=[text, image_part(data_url(SVG, "image/svg+xml"))]  # type: ignore[list-item]
+        )
+    assert caught.value.code == "invalid_image" and caught.value.param == "input[1]"
+
+
 def test_text_beside_an_unrelated_image_is_still_judged(
     media_gateway: Gateway, upstream: FakeUpstream
 ) -> None:
@@ -172,11 +201,15 @@ def _bomb_png(side: int) -> bytes:
     import zlib
 
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
 
     header = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
     rows = zlib.compress(b"\0" * 1000)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+    )
 
 
 SVG = b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10"/></svg>'
@@ -219,7 +252,9 @@ def test_too_many_images_are_refused(
     gateway = start_gateway(upstream.url, db_url=banked_db, media_max_images=1)
     content = [image_part(data_url(UNRELATED))] * 2
     error = refused(gateway, [user(content)])  # type: ignore[arg-type]
-    assert error.code == "request_limit_exceeded" and "SAFESTACK_MEDIA_MAX_IMAGES" in message_of(error)
+    assert error.code == "request_limit_exceeded" and "SAFESTACK_MEDIA_MAX_IMAGES" in message_of(
+        error
+    )
 
 
 def test_audio_parts_are_still_refused(media_gateway: Gateway) -> None:
