@@ -17,11 +17,10 @@ from typing import Any, ClassVar
 
 import yaml
 
-from safestack.errors import DetectorError
 from safestack.judge.detector import stamped_finding, validate_specs
-from safestack.judge.judge import combine_findings
+from safestack.judge.judge import combine_findings, sort_results
 from safestack.policy import Policy
-from safestack.records import DetectorFailure, Finding, Verdict
+from safestack.records import Finding, Verdict
 from safestack.registry import Plugin, PluginOptions, Registry
 
 
@@ -92,15 +91,7 @@ async def ajudge_image(
     """Every detector's findings on `image`, combined by the policy; a detector that fails raises
     or blocks as `judge.on_detector_error` says (never "safe")."""
     results = await asyncio.gather(*(d.adetect(image) for d in detectors), return_exceptions=True)
-    findings: list[Finding] = []
-    failures: list[DetectorFailure] = []
-    for detector, result in zip(detectors, results, strict=True):
-        if isinstance(result, DetectorError):
-            failures.append(DetectorFailure(detector=detector.ref, message=str(result)))
-        elif isinstance(result, BaseException):
-            raise result
-        else:
-            findings.extend(result)
+    findings, failures = sort_results(detectors, results)
     return combine_findings(
         policy,
         findings,

@@ -22,6 +22,7 @@ from safestack.judge.detector import (
 from safestack.judge.normalise import normalise
 from safestack.policy import Policy, default_policy
 from safestack.records import Action, DetectorFailure, Finding, Kind, Verdict
+from safestack.registry import Plugin
 
 if TYPE_CHECKING:
     from safestack.judge.builtin.models import BuiltinModels
@@ -135,15 +136,7 @@ class Judge:
         results = await asyncio.gather(
             *(d.adetect(sample) for d in self.detectors), return_exceptions=True
         )
-        findings: list[Finding] = []
-        failures: list[DetectorFailure] = []
-        for det, result in zip(self.detectors, results, strict=True):
-            if isinstance(result, DetectorError):
-                failures.append(DetectorFailure(detector=det.ref, message=str(result)))
-            elif isinstance(result, BaseException):
-                raise result
-            else:
-                findings.extend(result)
+        findings, failures = sort_results(self.detectors, results)
         return self.combine(sample, findings, failures)
 
     def combine(
@@ -156,6 +149,23 @@ class Judge:
             normalisations=sample.normalised.all_transformations(),
             detectors=[d.ref for d in self.detectors],
         )
+
+
+def sort_results(
+    detectors: Sequence[Plugin], results: Sequence[list[Finding] | BaseException]
+) -> tuple[list[Finding], list[DetectorFailure]]:
+    """`asyncio.gather(..., return_exceptions=True)` of the detectors, as findings and failures:
+    a DetectorError is a failure (never "no findings"); any other exception is raised."""
+    findings: list[Finding] = []
+    failures: list[DetectorFailure] = []
+    for detector, result in zip(detectors, results, strict=True):
+        if isinstance(result, DetectorError):
+            failures.append(DetectorFailure(detector=detector.ref, message=str(result)))
+        elif isinstance(result, BaseException):
+            raise result
+        else:
+            findings.extend(result)
+    return findings, failures
 
 
 def combine_findings(
