@@ -187,6 +187,12 @@ class Settings(BaseSettings):
         description="Images one gateway request may carry (each is decoded and hashed); 0 refuses "
         "every image.",
     )
+    media_reload_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="How often the gateway checks the hash banks for imports and withdrawals, and "
+        "reloads its index when they changed; 0: only when it starts.",
+    )
     media_fetch_urls: bool = Field(
         default=False,
         description="Let the gateway fetch http(s) image URLs itself (to hash them before "

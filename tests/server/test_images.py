@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -490,3 +491,25 @@ def test_openapi_documents_image_parts(media_gateway: Gateway) -> None:
     part = document["components"]["schemas"]["ImagePart"]
     assert part["properties"]["type"]["const"] == "image_url"
     assert "ImagePart" in str(document["components"]["schemas"]["ChatMessage"])
+
+
+def test_a_bank_imported_while_serving_is_matched_after_the_next_check(
+    start_gateway: GatewayFactory, upstream: FakeUpstream, banked_db: str
+) -> None:
+    gateway = start_gateway(upstream.url, db_url=banked_db, media_reload_seconds=0.2)
+    url = data_url(UNRELATED)
+    client = gateway.client()
+    client.chat.completions.create(model="acme-chat", messages=with_image(url))  # type: ignore[arg-type]
+    hashes = hash_image(UNRELATED, ImageLimits())
+    gateway.store.media_banks.add("late-bank", [BankEntry(kind="md5", value=hashes.md5)])
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.chat.completions.create(model="acme-chat", messages=with_image(url))  # type: ignore[arg-type]
+        except openai.BadRequestError as error:
+            assert error.code == "media_match"
+            break
+        assert time.monotonic() < deadline, "the new bank was never loaded"
+        time.sleep(0.2)
+    [case] = gateway.store.media_cases.find()
+    assert case.matches[0].bank == "late-bank" and case.matches[0].kind == "md5"

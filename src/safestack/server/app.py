@@ -84,6 +84,9 @@ def create_app(
         retention = settings.audit_retention_days or policies.default.policy.audit.retention_days
         if retention is not None:
             tasks.append(asyncio.create_task(purge_periodically(store, calls, retention)))
+        if settings.media_reload_seconds > 0:
+            follow = gateway.media.follow_banks(store, calls, settings.media_reload_seconds)
+            tasks.append(asyncio.create_task(follow))
         try:
             yield
         finally:

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 from starlette.requests import Request
 
-from safestack.errors import DetectorError, MediaError
+from safestack.errors import DetectorError, MediaError, StoreError
 from safestack.judge.image_detector import ImageSample, ajudge_image
 from safestack.records import Action, Verdict
 from safestack.server.calls import Call
@@ -84,6 +84,7 @@ class MediaGate:
         self.quarantine = quarantine
         self.unavailable = unavailable
         self._client: httpx.AsyncClient | None = None
+        self._banks: list[tuple[str, int, int]] | None = None  # what the index was built from
 
     @classmethod
     def build(cls, settings: Settings, store: Store) -> MediaGate:
@@ -104,7 +105,28 @@ class MediaGate:
             if key is not None
             else None
         )
-        return cls(settings, MediaScreen.from_store(store, settings), quarantine)
+        banks = _bank_counts(store)
+        gate = cls(settings, MediaScreen.from_store(store, settings), quarantine)
+        gate._banks = banks
+        return gate
+
+    async def follow_banks(self, store: Store, calls: StoreCalls, every: float) -> None:
+        """Every `every` seconds, reload the index if the banks' counts changed (an import, a
+        withdrawal); matching goes on against the old index meanwhile. Runs until cancelled."""
+        if self.screen is None:
+            return
+        while True:
+            await asyncio.sleep(every)
+            try:
+                banks = await calls.run(_bank_counts, store)
+                if banks != self._banks:
+                    await calls.run_unbounded(self.screen.reload, store)
+                    self._banks = banks
+                    log.info(
+                        "hash banks changed: the index now holds %d entries", len(self.screen.index)
+                    )
+            except StoreError as exc:  # the next round tries again; matching goes on meanwhile
+                log.warning("could not check the hash banks for changes: %s", exc)
 
     async def aclose(self) -> None:
         if self._client is not None:
@@ -288,6 +310,10 @@ class MediaGate:
                     code="detector_error",
                 ) from None
         return verdicts
+
+
+def _bank_counts(store: Store) -> list[tuple[str, int, int]]:
+    return [(bank.name, bank.active, bank.disabled) for bank in store.media_banks.banks()]
 
 
 def _data_url(part: ImagePart, limit: int) -> bytes:
