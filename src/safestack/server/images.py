@@ -2,7 +2,7 @@
 hash banks before anything else (docs/media.md).
 
 A part is a data: URL, or an http(s) URL the gateway fetches itself when the deployment allows it
-(size and time limits, no redirects, no private addresses unless allowed). An image that cannot be
+(`image_urls.py`: size and time limits, no redirects, no private addresses unless allowed). An image that cannot be
 hashed (corrupt, a bomb, SVG or another type, too large) is a 400 naming the part: never forwarded.
 An image that matches a bank blocks the request (400 `media_match`), opens a case with its hashes,
 the match and the request's context, and is kept only in the encrypted quarantine when one is
@@ -14,14 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import copy
-import ipaddress
 import logging
-import socket
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from starlette.requests import Request
@@ -31,6 +27,7 @@ from safestack.judge.image_detector import ImageSample, ajudge_image
 from safestack.records import Action, Verdict
 from safestack.server.calls import Call
 from safestack.server.errors import ApiError, bad_request
+from safestack.server.image_urls import INVALID_IMAGE, load_image
 from safestack.server.messages import ImagePart
 from safestack.server.policies import LoadedPolicy
 from safestack.server.storecalls import StoreCalls
@@ -44,7 +41,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("safestack.server")
 
 MEDIA_MATCH = "media_match"
-INVALID_IMAGE = "invalid_image"
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,67 +222,12 @@ class MediaGate:
 
     # -- loading a part's bytes --------------------------------------------------------------
     async def _load(self, part: ImagePart) -> _Loaded:
-        url = part.url
-        if url[:5].lower() == "data:":
-            return _Loaded(part, _data_url(part, self.settings.media_max_bytes), fetched=False)
-        scheme = urlsplit(url).scheme.lower()
-        if scheme not in ("http", "https"):
-            raise bad_request(
-                f"{part.where}: the image URL must be a data: URL (data:image/png;base64,...)"
-                + (" or an http(s) URL" if self.settings.media_fetch_urls else ""),
-                param=part.where,
-                code=INVALID_IMAGE,
-            )
-        if not self.settings.media_fetch_urls:
-            raise bad_request(
-                f"{part.where}: this gateway does not fetch image URLs "
-                "(SAFESTACK_MEDIA_FETCH_URLS is off); send the image as a data: URL",
-                param=part.where,
-                code=INVALID_IMAGE,
-            )
-        return _Loaded(part, await self._fetch(part), fetched=True)
-
-    async def _fetch(self, part: ImagePart) -> bytes:
-        settings = self.settings
-        shown = _shown(part.url)
-
-        def refused(problem: str) -> ApiError:
-            return bad_request(
-                f"{part.where}: {shown} {problem}", param=part.where, code=INVALID_IMAGE
-            )
-
-        limit = settings.media_max_bytes
-        try:
-            async with asyncio.timeout(settings.media_fetch_timeout):
-                if not settings.media_fetch_private:
-                    await _check_public(part.url, refused)
-                if self._client is None:
-                    self._client = httpx.AsyncClient(follow_redirects=False, trust_env=False)
-                async with self._client.stream("GET", part.url) as response:
-                    if response.status_code != 200:
-                        hint = (
-                            " (redirects are not followed; give the final URL)"
-                            if response.is_redirect
-                            else ""
-                        )
-                        raise refused(f"answered HTTP {response.status_code}{hint}")
-                    declared = response.headers.get("content-length", "")
-                    if declared.isdigit() and int(declared) > limit:
-                        raise refused(_too_large(int(declared), limit))
-                    chunks, size = [], 0
-                    async for chunk in response.aiter_bytes():
-                        size += len(chunk)
-                        if size > limit:
-                            raise refused(_too_large(size, limit))
-                        chunks.append(chunk)
-        except TimeoutError:
-            raise refused(
-                f"did not arrive within {settings.media_fetch_timeout:g} s "
-                "(SAFESTACK_MEDIA_FETCH_TIMEOUT)"
-            ) from None
-        except httpx.HTTPError as exc:
-            raise refused(f"could not be fetched ({type(exc).__name__})") from None
-        return b"".join(chunks)
+        if self._client is None and self.settings.media_fetch_urls:
+            # No redirects (each hop would need the address check); no proxy or .netrc from the
+            # environment.
+            self._client = httpx.AsyncClient(follow_redirects=False, trust_env=False)
+        data, fetched = await load_image(part, self.settings, self._client)
+        return _Loaded(part, data, fetched)
 
     # -- the policy's image detectors --------------------------------------------------------
     async def judge(self, loaded: LoadedPolicy, images: list[ScreenedImage]) -> list[Verdict]:
@@ -314,60 +255,6 @@ class MediaGate:
 
 def _bank_counts(store: Store) -> list[tuple[str, int, int]]:
     return [(bank.name, bank.active, bank.disabled) for bank in store.media_banks.banks()]
-
-
-def _data_url(part: ImagePart, limit: int) -> bytes:
-    header, comma, encoded = part.url.partition(",")
-    if not comma or not header.lower().endswith(";base64"):
-        raise bad_request(
-            f"{part.where}: a data: URL image must be base64 (data:image/png;base64,...)",
-            param=part.where,
-            code=INVALID_IMAGE,
-        )
-    if len(encoded) * 3 // 4 > limit + 3:  # refused before decoding
-        raise bad_request(
-            f"{part.where}: {_too_large(len(encoded) * 3 // 4, limit)}",
-            param=part.where,
-            code=INVALID_IMAGE,
-        )
-    try:
-        return base64.b64decode(encoded, validate=True)
-    except (binascii.Error, ValueError):
-        raise bad_request(
-            f"{part.where}: the data: URL is not valid base64", param=part.where, code=INVALID_IMAGE
-        ) from None
-
-
-def _too_large(size: int, limit: int) -> str:
-    return (
-        f"is {size:,} bytes or more, over the limit of {limit:,} (SAFESTACK_MEDIA_MAX_BYTES); "
-        "send a smaller image"
-    )
-
-
-def _shown(url: str) -> str:
-    """A URL as errors show it: no credentials, no query (signed URLs carry tokens there)."""
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
-
-
-async def _check_public(url: str, refused: Any) -> None:
-    """Refuse a URL whose host resolves to a loopback, private, link-local or reserved address
-    (server-side request forgery: the cloud's metadata service, the intranet)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError:
-        raise refused("could not be fetched (its host does not resolve)") from None
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global:
-            raise refused(
-                f"resolves to a non-public address ({address}); the gateway fetches public URLs "
-                "only (SAFESTACK_MEDIA_FETCH_PRIVATE)"
-            )
 
 
 def _context(
