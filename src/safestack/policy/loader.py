@@ -84,7 +84,11 @@ def _versioned(policy: Policy, *, own_version: bool) -> Policy:
     default = default_policy()
     if policy == default or (own_version and policy.ref != default.ref):
         return policy
-    content = json.dumps(policy.model_dump(mode="json", exclude={"version"}), sort_keys=True)
+    dumped = policy.model_dump(mode="json", exclude={"version"})
+    if not dumped["judge"]["image_detectors"]:
+        # Added after policies were versioned by this digest: absent, it must not change theirs.
+        del dumped["judge"]["image_detectors"]
+    content = json.dumps(dumped, sort_keys=True)
     digest = hashlib.sha256(content.encode()).hexdigest()[:8]
     return policy.model_copy(update={"version": f"{policy.version}+{digest}"})
 
