@@ -182,6 +182,44 @@ class Settings(BaseSettings):
         le=100,
         description="PDQ hashes of lower quality are not trusted for matching (exact hashes still are).",
     )
+    media_max_images: int = Field(
+        default=16,
+        ge=0,
+        description="Images one gateway request may carry (each is decoded and hashed); 0 refuses "
+        "every image.",
+    )
+    media_reload_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="How often the gateway checks the hash banks for imports and withdrawals, and "
+        "reloads its index when they changed; 0: only when it starts.",
+    )
+    media_fetch_urls: bool = Field(
+        default=False,
+        description="Let the gateway fetch http(s) image URLs itself (to hash them before "
+        "anything else); off: only data: URLs are accepted.",
+    )
+    media_fetch_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds a fetched image may take to arrive, in all."
+    )
+    media_fetch_private: bool = Field(
+        default=False,
+        description="Let fetched URLs resolve to loopback, private or link-local addresses (off: "
+        "refused, against server-side request forgery; on only for tests or a trusted intranet).",
+    )
+    media_quarantine_key: SecretStr | None = Field(
+        default=None,
+        description="A Fernet key (`safestack media quarantine-key`): when set, an image that "
+        "matched is kept encrypted in the quarantine for the legal report; unset: never kept.",
+    )
+    media_quarantine_dir: Path | None = Field(
+        default=None, description="Where quarantined images go; `home`/media-quarantine if unset."
+    )
+    # The reporter's details in a CyberTipline report file (`safestack media case export`).
+    media_reporter_org: str | None = Field(default=None, description="Reporting company name.")
+    media_reporter_name: str | None = Field(default=None, description="Reporting person's name.")
+    media_reporter_email: str | None = Field(default=None, description="Reporting person's email.")
+    media_reporter_phone: str | None = Field(default=None, description="Reporting person's phone.")
 
     # -- C2PA provenance (`safestack media sign|verify`, docs/media.md "Provenance") --------------
     provenance_cert: Path | None = Field(
@@ -221,3 +259,6 @@ class Settings(BaseSettings):
 
     def audit_journal_path(self) -> Path:
         return self.audit_journal_dir or self.home / "audit-journal"
+
+    def media_quarantine_path(self) -> Path:
+        return self.media_quarantine_dir or self.home / "media-quarantine"

@@ -102,7 +102,7 @@ def test_a_finding_becomes_exact_sft_preference_and_kto_rows(store: Store) -> No
         "category": "cyber",
         "language": "en",
         "answer_language": "en",
-        "policy": "safestack-default@2026.11.1",
+        "policy": "safestack-default@2026.12.1",
         "writer": templates_ref(),
         "template": "cyber/en/1.1",
         "group": "behaviour:harmbench:harmbench:0001",

@@ -94,7 +94,7 @@ def test_the_manifest_counts_inputs_and_pins_every_file(store: Store, tmp_path: 
     assert manifest["inputs"]["runs"] == [
         {"id": "r1", "name": "unit-align", "campaign_hash": "c" * 64, "attempts": 11}
     ]
-    assert manifest["inputs"]["policy"] == "safestack-default@2026.11.1"
+    assert manifest["inputs"]["policy"] == "safestack-default@2026.12.1"
     assert set(manifest["inputs"]["heldout"]) == {"benign-lookalikes"}
     assert set(manifest["files"]) == FILES  # the card and the manifest itself come after
     for name, digest in manifest["files"].items():

@@ -80,9 +80,11 @@ class State:
 def load_policy_file(path: Path) -> Policy:
     """A policy file, its detectors' options checked too: every error names the file and line."""
     from safestack.judge import validate_policy_detectors  # the detector modules load lazily
+    from safestack.judge.image_detector import validate_policy_image_detectors
 
     loaded = read_policy(path)
     validate_policy_detectors(loaded.policy, loaded.source, loaded.root)
+    validate_policy_image_detectors(loaded.policy, loaded.source, loaded.root)
     return loaded.policy
 
 

@@ -307,3 +307,95 @@ def review_case(
     with Store.open(state(ctx).settings.database_url()) as store:
         case = store.media_cases.review(case_id, status=status.value, reviewer=reviewer, note=note)
     console.print(f"case {case.id}: {case.status} by {escape(reviewer)}", highlight=False)
+
+
+class ReportFormat(StrEnum):
+    JSON = "json"
+    XML = "xml"
+
+
+@case_app.command("export")
+def export_case(
+    ctx: typer.Context,
+    case_id: str = typer.Argument(..., help="The case id from `safestack media case list`."),
+    format: ReportFormat = typer.Option(
+        ReportFormat.JSON, "--format", "-f", help="json, or xml (the CyberTipline structure)."
+    ),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Write here instead of stdout."),
+) -> None:
+    """Write a case as a report file with what a NCMEC CyberTipline report asks (incident time,
+    uploader account and IP, file hashes and matches, reporter from SAFESTACK_MEDIA_REPORTER_*).
+    Nothing is sent anywhere: a person files it, then marks the case reported.
+
+    Example: safestack media case export 3f2a... --format xml --out report.xml
+    """
+    from safestack.media.reports import Reporter, case_report, report_json, report_xml
+
+    settings = state(ctx).settings
+    with Store.open(settings.database_url()) as store:
+        case = store.media_cases.get(case_id)
+    reporter = Reporter.from_settings(settings)
+    report = case_report(case, reporter)
+    text = report_xml(report) if format is ReportFormat.XML else report_json(report)
+    missing = reporter.missing()
+    if missing:
+        err_console.print(
+            f"note: the reporter's details are incomplete; set {', '.join(missing)}",
+            highlight=False,
+        )
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    try:
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise MediaError(f"{out}: cannot write the report ({exc.strerror})") from None
+    console.print(
+        f"case {case.id}: {format.value} report written to {escape(str(out))}", soft_wrap=True
+    )
+
+
+@case_app.command("image")
+def case_image(
+    ctx: typer.Context,
+    case_id: str = typer.Argument(..., help="The case id from `safestack media case list`."),
+    out: Path = typer.Option(..., "--out", "-o", help="Where to write the decrypted image."),
+) -> None:
+    """Decrypt a case's quarantined image (SAFESTACK_MEDIA_QUARANTINE_KEY) for the legal report.
+
+    Handle the file as the law requires: it may be illegal material.
+    Example: safestack media case image 3f2a... --out /secure/evidence/3f2a.png
+    """
+    from safestack.media.quarantine import Quarantine
+
+    settings = state(ctx).settings
+    with Store.open(settings.database_url()) as store:
+        case = store.media_cases.get(case_id)
+    name = case.context.get("quarantine")
+    if not name:
+        raise MediaError(
+            f"media case {case.id}: its image was not kept (no quarantine key was set when it "
+            "matched)"
+        )
+    key = settings.media_quarantine_key
+    if key is None:
+        raise MediaError("SAFESTACK_MEDIA_QUARANTINE_KEY is not set: the quarantine cannot be read")
+    data = Quarantine(settings.media_quarantine_path(), key.get_secret_value()).read(str(name))
+    try:
+        out.write_bytes(data)
+        out.chmod(0o600)
+    except OSError as exc:
+        raise MediaError(f"{out}: cannot write the image ({exc.strerror})") from None
+    console.print(f"case {case.id}: image written to {escape(str(out))}", soft_wrap=True)
+
+
+@media_app.command("quarantine-key")
+def quarantine_key() -> None:
+    """Print a new random key for the media quarantine (SAFESTACK_MEDIA_QUARANTINE_KEY).
+
+    Keep it as a secret; without it the quarantined images cannot be read.
+    Example: export SAFESTACK_MEDIA_QUARANTINE_KEY=$(safestack media quarantine-key)
+    """
+    from safestack.media.quarantine import new_key
+
+    typer.echo(new_key())

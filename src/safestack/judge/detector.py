@@ -12,13 +12,13 @@ import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 import yaml
 
 from safestack.errors import PolicyError, RegistryError
 from safestack.judge.normalise import Normalised
-from safestack.policy import Policy
+from safestack.policy import DetectorSpec, Policy
 from safestack.records import Finding, Kind
 from safestack.registry import Plugin, PluginOptions, Registry, validate_options
 from safestack.yamlfile import line_of
@@ -67,18 +67,25 @@ class Detector(Plugin, ABC):
 
     def finding(self, category: str, score: float, **fields: Any) -> Finding:
         """A Finding stamped with this detector's identity; severity from the policy if not given."""
-        score = min(1.0, max(0.0, float(score)))
-        severity = fields.pop("severity", None)
-        if severity is None:
-            severity = self.policy.severity_from_score(score)
-        return Finding(
-            category=category,
-            score=score,
-            severity=severity,
-            detector=self.name,
-            detector_version=self.version,
-            **fields,
-        )
+        return stamped_finding(self, self.policy, category, score, **fields)
+
+
+def stamped_finding(
+    plugin: Plugin, policy: Policy, category: str, score: float, **fields: Any
+) -> Finding:
+    """A Finding stamped with `plugin`'s name and version; severity from the policy if not given."""
+    score = min(1.0, max(0.0, float(score)))
+    severity = fields.pop("severity", None)
+    if severity is None:
+        severity = policy.severity_from_score(score)
+    return Finding(
+        category=category,
+        score=score,
+        severity=severity,
+        detector=plugin.name,
+        detector_version=plugin.version,
+        **fields,
+    )
 
 
 _detectors: Registry[type[Detector]] = Registry(
@@ -114,12 +121,29 @@ def validate_policy_detectors(
     `file:line: judge.detectors.N.options.field: problem (allowed options: ...)`; without them it
     names the policy instead of the file.
     """
+    checked = validate_specs(_detectors, policy.judge.detectors, "detectors", policy, source, root)
+    return [(cls, cast(DetectorOptions, options)) for cls, options in checked]
+
+
+P = TypeVar("P", bound=Plugin)
+
+
+def validate_specs(
+    registry: Registry[type[P]],
+    specs: Sequence[DetectorSpec],
+    field: str,
+    policy: Policy,
+    source: str | None,
+    root: yaml.Node | None,
+) -> list[tuple[type[P], PluginOptions]]:
+    """The plugins `judge.<field>` names, from `registry`, with their options validated: the one
+    path for the text detectors and the image detectors (`image_detector.py`)."""
     source = source or f"policy {policy.ref}"
     checked = []
-    for index, spec in enumerate(policy.judge.detectors):
-        loc = ["judge", "detectors", str(index)]
+    for index, spec in enumerate(specs):
+        loc = ["judge", field, str(index)]
         try:
-            cls = _detectors.get(spec.name)
+            cls = registry.get(spec.name)
         except RegistryError as exc:
             line = line_of(root, [*loc, "name"])
             at = f"{source}:{line}" if line else source

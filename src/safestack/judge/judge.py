@@ -22,6 +22,7 @@ from safestack.judge.detector import (
 from safestack.judge.normalise import normalise
 from safestack.policy import Policy, default_policy
 from safestack.records import Action, DetectorFailure, Finding, Kind, Verdict
+from safestack.registry import Plugin
 
 if TYPE_CHECKING:
     from safestack.judge.builtin.models import BuiltinModels
@@ -135,55 +136,84 @@ class Judge:
         results = await asyncio.gather(
             *(d.adetect(sample) for d in self.detectors), return_exceptions=True
         )
-        findings: list[Finding] = []
-        failures: list[DetectorFailure] = []
-        for det, result in zip(self.detectors, results, strict=True):
-            if isinstance(result, DetectorError):
-                failures.append(DetectorFailure(detector=det.ref, message=str(result)))
-            elif isinstance(result, BaseException):
-                raise result
-            else:
-                findings.extend(result)
+        findings, failures = sort_results(self.detectors, results)
         return self.combine(sample, findings, failures)
 
     def combine(
         self, sample: Sample, findings: list[Finding], failures: list[DetectorFailure]
     ) -> Verdict:
-        policy = self.policy
-        if failures and policy.judge.on_detector_error == "fail":
-            raise DetectorError(failures[0].detector, failures[0].message.split(": ", 1)[-1])
-        scores: dict[str, float] = {}
-        severities: dict[str, int] = {}
-        known = [f for f in findings if f.category in policy.categories]
-        for finding in known:
-            for category in _self_and_parent(policy, finding.category):
-                if finding.score > scores.get(category, -1.0):
-                    scores[category] = finding.score
-                if finding.score >= policy.threshold(category):
-                    severities[category] = max(severities.get(category, 0), finding.severity)
-        flagged = sorted(
-            c for c, s in scores.items() if s >= policy.threshold(c) and not policy.is_signal(c)
-        )
-        action = Action.ALLOW
-        for category in flagged:
-            candidate = policy.action(category, severities[category])
-            if candidate.rank > action.rank:
-                action = candidate
-        if failures:
-            action = Action.BLOCK  # on_detector_error: block -- fail closed, and say why
-        return Verdict(
-            flagged=bool(flagged),
-            action=action,
-            severity=max((severities[c] for c in flagged), default=0),
-            flagged_categories=flagged,
-            category_scores={c: round(s, 6) for c, s in sorted(scores.items())},
-            category_severities={c: severities[c] for c in flagged},
-            findings=sorted(findings, key=lambda f: (-f.score, f.category)),
+        return combine_findings(
+            self.policy,
+            findings,
+            failures,
             normalisations=sample.normalised.all_transformations(),
-            failures=failures,
-            policy=policy.ref,
             detectors=[d.ref for d in self.detectors],
         )
+
+
+def sort_results(
+    detectors: Sequence[Plugin], results: Sequence[list[Finding] | BaseException]
+) -> tuple[list[Finding], list[DetectorFailure]]:
+    """`asyncio.gather(..., return_exceptions=True)` of the detectors, as findings and failures:
+    a DetectorError is a failure (never "no findings"); any other exception is raised."""
+    findings: list[Finding] = []
+    failures: list[DetectorFailure] = []
+    for detector, result in zip(detectors, results, strict=True):
+        if isinstance(result, DetectorError):
+            failures.append(DetectorFailure(detector=detector.ref, message=str(result)))
+        elif isinstance(result, BaseException):
+            raise result
+        else:
+            findings.extend(result)
+    return findings, failures
+
+
+def combine_findings(
+    policy: Policy,
+    findings: list[Finding],
+    failures: list[DetectorFailure],
+    *,
+    normalisations: list[str],
+    detectors: list[str],
+) -> Verdict:
+    """The verdict on one input (a text, or an image for the image detectors) from its findings:
+    scores per category (a sub-category's also count for its parent), flagged against the
+    policy's thresholds, the strictest action; a detector failure raises or blocks
+    (`judge.on_detector_error`), never reads as safe."""
+    if failures and policy.judge.on_detector_error == "fail":
+        raise DetectorError(failures[0].detector, failures[0].message.split(": ", 1)[-1])
+    scores: dict[str, float] = {}
+    severities: dict[str, int] = {}
+    known = [f for f in findings if f.category in policy.categories]
+    for finding in known:
+        for category in _self_and_parent(policy, finding.category):
+            if finding.score > scores.get(category, -1.0):
+                scores[category] = finding.score
+            if finding.score >= policy.threshold(category):
+                severities[category] = max(severities.get(category, 0), finding.severity)
+    flagged = sorted(
+        c for c, s in scores.items() if s >= policy.threshold(c) and not policy.is_signal(c)
+    )
+    action = Action.ALLOW
+    for category in flagged:
+        candidate = policy.action(category, severities[category])
+        if candidate.rank > action.rank:
+            action = candidate
+    if failures:
+        action = Action.BLOCK  # on_detector_error: block -- fail closed, and say why
+    return Verdict(
+        flagged=bool(flagged),
+        action=action,
+        severity=max((severities[c] for c in flagged), default=0),
+        flagged_categories=flagged,
+        category_scores={c: round(s, 6) for c, s in sorted(scores.items())},
+        category_severities={c: severities[c] for c in flagged},
+        findings=sorted(findings, key=lambda f: (-f.score, f.category)),
+        normalisations=normalisations,
+        failures=failures,
+        policy=policy.ref,
+        detectors=detectors,
+    )
 
 
 def _self_and_parent(policy: Policy, category: str) -> list[str]:

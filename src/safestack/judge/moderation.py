@@ -33,12 +33,19 @@ OPENAI_CATEGORIES = (
 def moderation_result(verdict: Verdict) -> dict[str, Any]:
     """One entry of `results`: OpenAI's fields for its 13 categories, the rest under `safestack`."""
     flagged = set(verdict.flagged_categories)
+    # Which inputs (text, image) a category's score came from: a sub-category's count for its parent.
+    applied: dict[str, set[str]] = {}
+    for finding in verdict.findings:
+        kind = "image" if finding.source == "image" else "text"
+        for category in {finding.category, finding.category.split("/", 1)[0]}:
+            applied.setdefault(category, set()).add(kind)
     return {
         "flagged": verdict.flagged,
         "categories": {c: c in flagged for c in OPENAI_CATEGORIES},
         "category_scores": {c: verdict.category_scores.get(c, 0.0) for c in OPENAI_CATEGORIES},
         "category_applied_input_types": {
-            c: ["text"] if c in verdict.category_scores else [] for c in OPENAI_CATEGORIES
+            c: sorted(applied.get(c, ())) if c in verdict.category_scores else []
+            for c in OPENAI_CATEGORIES
         },
         "safestack": {
             "schema_version": verdict.schema_version,

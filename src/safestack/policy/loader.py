@@ -3,7 +3,7 @@
 A bad file fails with the file, the line, the field path and what is allowed; `read_policy` keeps
 the file's node tree, so the judge can check each detector's options against the detector with
 lines too (`judge.validate_policy_detectors`). A file that changes the policy without a version of
-its own gets one derived from its content (`2026.11.1+3f9c0a1b`), so audit records, runs and
+its own gets one derived from its content (`2026.12.1+3f9c0a1b`), so audit records, runs and
 reports never credit a changed policy to the default.
 """
 
@@ -84,7 +84,11 @@ def _versioned(policy: Policy, *, own_version: bool) -> Policy:
     default = default_policy()
     if policy == default or (own_version and policy.ref != default.ref):
         return policy
-    content = json.dumps(policy.model_dump(mode="json", exclude={"version"}), sort_keys=True)
+    dumped = policy.model_dump(mode="json", exclude={"version"})
+    if not dumped["judge"]["image_detectors"]:
+        # Added after policies were versioned by this digest: absent, it must not change theirs.
+        del dumped["judge"]["image_detectors"]
+    content = json.dumps(dumped, sort_keys=True)
     digest = hashlib.sha256(content.encode()).hexdigest()[:8]
     return policy.model_copy(update={"version": f"{policy.version}+{digest}"})
 

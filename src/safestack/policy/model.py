@@ -125,6 +125,9 @@ class DetectorSpec(_Strict):
 class JudgeSettings(_Strict):
     # Detectors run in this order; each one's options are validated by the detector itself.
     detectors: list[DetectorSpec] = Field(min_length=1)
+    # Image detectors (`safestack.judge.image_detector`) judge images that matched no hash bank,
+    # in the gateway; none by default: images are then only matched (docs/media.md).
+    image_detectors: list[DetectorSpec] = Field(default_factory=list)
     max_input_chars: int = Field(default=100_000, gt=0)
     # What a detector error does to a verdict: 'fail' raises (the caller sees an error, never
     # "safe"), 'block' returns a blocking verdict that lists the failure.

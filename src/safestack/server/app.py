@@ -18,12 +18,13 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from safestack.server import admin, chat, health, images, models, moderations
+from safestack.server import admin, chat, health, image_generation, models, moderations
 from safestack.server.audit import AuditTrail, purge_periodically
 from safestack.server.auth import KeyCache
 from safestack.server.catalog import ModelCatalog
 from safestack.server.errors import ApiError
 from safestack.server.gateway import Gateway
+from safestack.server.images import MediaGate
 from safestack.server.metrics import Metrics
 from safestack.server.openapi import openapi_document
 from safestack.server.policies import PolicyCache
@@ -73,6 +74,7 @@ def create_app(
         keys=KeyCache(store, settings.key_cache_seconds, calls),
         metrics=Metrics(),
         require_auth=require_auth,
+        media=MediaGate.build(settings, store),
     )
 
     @contextlib.asynccontextmanager
@@ -83,6 +85,9 @@ def create_app(
         retention = settings.audit_retention_days or policies.default.policy.audit.retention_days
         if retention is not None:
             tasks.append(asyncio.create_task(purge_periodically(store, calls, retention)))
+        if settings.media_reload_seconds > 0:
+            follow = gateway.media.follow_banks(store, calls, settings.media_reload_seconds)
+            tasks.append(asyncio.create_task(follow))
         try:
             yield
         finally:
@@ -90,6 +95,10 @@ def create_app(
                 task.cancel()
             await trail.close(timeout=calls.deadline)
             calls.close()
+            await gateway.media.aclose()
+            for loaded in policies.loaded():  # their connections belong to this app's loop
+                for image_detector in loaded.image_detectors:
+                    await image_detector.aclose()
             if upstream is not None:
                 await upstream.aclose()
             if on_shutdown is not None:
@@ -105,9 +114,9 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.gateway = gateway
-    app.state.image_signer = images.image_signer(settings)  # None unless signing is enabled
+    app.state.image_signer = image_generation.image_signer(settings)  # None unless enabled
     app.state.text_signer = text_signer(settings)
-    for module in (chat, moderations, images, models, admin, health):
+    for module in (chat, moderations, image_generation, models, admin, health):
         app.include_router(module.router)
     document = None
 

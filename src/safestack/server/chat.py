@@ -1,7 +1,8 @@
 """POST /v1/chat/completions: the guard between an OpenAI client and the upstream model.
 
-Input decision first: a blocked request is answered 400 in OpenAI's error shape with the policy
-code, an election question gets the redirect as the assistant's answer, anything else goes
+Images first: each is hashed and matched against the hash banks (`images.py`; a match is a 400
+`media_match` and a case). Then the input decision: a blocked request is answered 400 in OpenAI's
+error shape with the policy code, an election question gets the redirect as the assistant's answer, anything else goes
 upstream with the guard's messages (spotlighted, redacted, canary planted). The answer is checked
 before it is returned: whole (`check_output`, per choice and per tool call) or as it streams
 (`streaming.py`).
@@ -9,6 +10,7 @@ before it is returned: whole (`check_output`, per choice and per tool call) or a
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from typing import Any
@@ -22,13 +24,19 @@ from safestack.records import Action, Conversation
 from safestack.server.calls import Call, begin, handle, opened, read_json
 from safestack.server.errors import json_response
 from safestack.server.gateway import Gateway
+from safestack.server.images import ScreenedImage
 from safestack.server.limits import WorkLimits
-from safestack.server.messages import ChatRequest, forward_payload, parse_chat_request
+from safestack.server.messages import (
+    ChatRequest,
+    forward_payload,
+    parse_chat_request,
+    with_image_urls,
+)
 from safestack.server.metrics import Metrics
 from safestack.server.openapi import BODY_ERRORS, event_stream, json_content, operation
 from safestack.server.provenance import sign_answers
 from safestack.server.streaming import relay, replay
-from safestack.server.verdicts import input_scores, refusal, summary
+from safestack.server.verdicts import image_refusal, input_scores, refusal, summary
 
 CHAT = "/v1/chat/completions"
 
@@ -61,6 +69,10 @@ async def _chat(gateway: Gateway, call: Call, request: Request) -> Response:
     locale = request.headers.get("x-safestack-locale") or gateway.settings.locale
     chat = parse_chat_request(payload, locale=locale)
     call.model, call.stream = chat.model, chat.stream
+    images = await gateway.media.screen_parts(
+        chat.images, call=call, request=request, store=gateway.store, calls=gateway.calls
+    )
+    chat = _with_images(chat, images)
     chars = sum(len(message.content) for message in chat.conversation.messages)
     await limits.charge_characters(gateway, call, chars, "messages")
     upstream, catalog = gateway.require_upstream()
@@ -74,8 +86,13 @@ async def _chat(gateway: Gateway, call: Call, request: Request) -> Response:
     decision = await loaded.guard.acheck_input(chat.conversation, locale=locale)
     gateway.metrics.guard_latency.labels("input").observe(time.perf_counter() - started)
     call.act(decision.action, decision.flagged_categories, input_scores(decision))
-    await opened(gateway, call)  # no upstream call and no streamed byte without an audit record
     reasons = list(decision.reasons)
+    if decision.forward:
+        for verdict in await gateway.media.judge(loaded, images):
+            call.act(verdict.action, verdict.flagged_categories, verdict.category_scores)
+            if verdict.action in (Action.BLOCK, Action.REDIRECT):
+                raise image_refusal(call, verdict, reasons)
+    await opened(gateway, call)  # no upstream call and no streamed byte without an audit record
     if not decision.forward:
         if decision.action is Action.REDIRECT and decision.response:
             return await _answer(gateway, call, chat, decision.response, reasons)
@@ -100,6 +117,15 @@ async def _chat(gateway: Gateway, call: Call, request: Request) -> Response:
     call.output = "\n".join(texts)
     call.response_content = completion.get("choices")
     return json_response({**completion, "safestack": summary(call, reasons)})
+
+
+def _with_images(chat: ChatRequest, images: list[ScreenedImage]) -> ChatRequest:
+    """The request with fetched images replaced by the bytes that were hashed (a data: URL), so the
+    upstream never fetches a URL again and gets something else."""
+    fetched = {image.part: image.data_url() for image in images if image.fetched}
+    if not fetched:
+        return chat
+    return dataclasses.replace(chat, payload=with_image_urls(chat.payload, fetched))
 
 
 async def _check_choices(

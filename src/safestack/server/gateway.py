@@ -1,11 +1,13 @@
 """What every route of one gateway shares: settings, the store (and the thread pool its calls run
-in), the audit trail, the rate limiter, the policies, the upstream, the key cache and the metrics. Built by `create_app()`; a route finds it on
+in), the audit trail, the rate limiter, the policies, the upstream, the key cache, the metrics and
+the media gate (images hashed and matched). Built by `create_app()`; a route finds it on
 `request.app.state.gateway`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 
@@ -21,6 +23,9 @@ from safestack.server.upstream import Upstream
 from safestack.settings import Settings
 from safestack.store import Store
 
+if TYPE_CHECKING:
+    from safestack.server.images import MediaGate
+
 
 @dataclass(slots=True)
 class Gateway:
@@ -35,6 +40,7 @@ class Gateway:
     keys: KeyCache
     metrics: Metrics
     require_auth: bool
+    media: MediaGate
 
     def require_upstream(self) -> tuple[Upstream, ModelCatalog]:
         """The upstream and its model list; 503 with how to configure one when there is none."""

@@ -26,7 +26,7 @@ _OPEN = ConfigDict(extra="allow")  # fields the gateway does not read pass throu
 
 # -- requests ------------------------------------------------------------------------------------
 class TextPart(BaseModel):
-    """A text content part; only text can be judged, so any other part type is refused (400)."""
+    """A text content part; text and images are judged, any other part type is refused (400)."""
 
     model_config = _OPEN
     type: Literal["text", "input_text"]
@@ -39,7 +39,25 @@ class RefusalPart(BaseModel):
     refusal: str
 
 
-ContentPart = TextPart | RefusalPart
+class ImageUrl(BaseModel):
+    model_config = _OPEN
+    url: str = Field(
+        min_length=1,
+        description="A data: URL (data:image/png;base64,...); an http(s) URL only when the "
+        "gateway fetches images (SAFESTACK_MEDIA_FETCH_URLS). PNG, JPEG, WebP or GIF.",
+    )
+
+
+class ImagePart(BaseModel):
+    """An image, hashed and matched against the hash banks before anything else: a match is a
+    400 `media_match`; an image that cannot be hashed a 400 `invalid_image` naming the part."""
+
+    model_config = _OPEN
+    type: Literal["image_url"]
+    image_url: ImageUrl
+
+
+ContentPart = TextPart | RefusalPart | ImagePart
 
 
 class ChatMessage(BaseModel):
@@ -283,8 +301,9 @@ _ANSWERS: list[type[BaseModel]] = [
 
 # -- operations ----------------------------------------------------------------------------------
 _ERRORS: dict[int | str, str] = {
-    400: "Malformed body or fields, a request over a limit (code request_limit_exceeded), or "
-    "refused by the guard (type policy_violation, code blocked:<category>).",
+    400: "Malformed body or fields, a request over a limit (code request_limit_exceeded), an "
+    "image that cannot be hashed (invalid_image), refused by the guard (type policy_violation, "
+    "code blocked:<category>), or an image matching a hash bank (policy_violation, media_match).",
     401: "No API key, or an unknown or revoked one (invalid_api_key).",
     403: "The key lacks this endpoint's scope (insufficient_scope).",
     404: "Unknown model, or one the key may not use (model_not_found).",

@@ -1,7 +1,7 @@
 """The policies the gateway enforces: the default one and each key's own, loaded once and cached.
 
 A `LoadedPolicy` is a policy with its Judge (for /v1/moderations) and its Guard (for chat), which
-share detector instances. Loading builds and warms the detectors (seconds: presidio, the built-in
+share detector instances, and its image detectors (none unless the policy names some). Loading builds and warms the detectors (seconds: presidio, the built-in
 models, loaded into the cache's one `BuiltinModels`), so it runs in a worker thread, once per policy
 path, however many requests ask at once.
 """
@@ -16,6 +16,7 @@ from pathlib import Path
 from safestack.guard import Guard
 from safestack.judge import Judge
 from safestack.judge.builtin import BuiltinModels
+from safestack.judge.image_detector import ImageDetector, create_image_detectors
 from safestack.policy import Policy, load_policy
 
 
@@ -24,6 +25,7 @@ class LoadedPolicy:
     policy: Policy
     judge: Judge
     guard: Guard
+    image_detectors: tuple[ImageDetector, ...] = ()
 
     @classmethod
     def build(
@@ -34,7 +36,7 @@ class LoadedPolicy:
         guard = Guard(policy, judge, models=models)
         if warm:
             guard.warm_up()
-        return cls(policy, judge, guard)
+        return cls(policy, judge, guard, tuple(create_image_detectors(policy)))
 
 
 class PolicyCache:
@@ -60,6 +62,11 @@ class PolicyCache:
     def default(self) -> LoadedPolicy:
         """The default policy, loading it now (in this thread) if needed."""
         return self._load_once(None)
+
+    def loaded(self) -> list[LoadedPolicy]:
+        """The policies loaded so far."""
+        with self._lock:
+            return list(self._loaded.values())
 
     async def get(self, path: str | None) -> LoadedPolicy:
         """The policy at `path` (a key's), or the default; raises PolicyError if it cannot load."""

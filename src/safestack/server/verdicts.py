@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from safestack.guard import InputDecision, Reason
-from safestack.records import Action
+from safestack.records import Action, Verdict
 from safestack.server.calls import Call
 from safestack.server.errors import ApiError
 
@@ -56,6 +56,30 @@ def refusal(call: Call, decision: InputDecision) -> ApiError:
         400,
         f"{decision.response or 'The request was blocked.'} "
         f"(blocked by policy {call.policy}: {categories})",
+        type="policy_violation",
+        code=f"blocked:{category}",
+        extra=extra,
+    )
+
+
+def image_refusal(call: Call, verdict: Verdict, reasons: list[Reason]) -> ApiError:
+    """The error for an image the policy's image detectors refused (or, failing, could not judge
+    under `on_detector_error: block`)."""
+    extra = {"safestack": summary(call, reasons)}
+    if verdict.failures and not verdict.flagged_categories:
+        return ApiError(
+            503,
+            "an image detector failed, so the image could not be judged and is refused "
+            f"(fail closed; judge.on_detector_error): {verdict.failures[0].message}",
+            type="service_unavailable",
+            code="detector_error",
+            extra=extra,
+        )
+    category = verdict.flagged_categories[0] if verdict.flagged_categories else "policy"
+    return ApiError(
+        400,
+        f"An image in the request was refused (blocked by policy {call.policy}: "
+        f"{', '.join(verdict.flagged_categories) or category})",
         type="policy_violation",
         code=f"blocked:{category}",
         extra=extra,

@@ -9,6 +9,7 @@ be read raises `DetectorError`, never "no findings".
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import re
 import time
@@ -72,21 +73,25 @@ class RemoteOptions(DetectorOptions):
         return name
 
 
-class RemoteDetector(Detector):
-    """What the remote detectors share: headers, retries, errors, JSON decoding.
+class RemoteCalls:
+    """What every remote plugin shares (text detectors here, image detectors in
+    `judge/image_detectors/`): headers, retries, errors, JSON decoding.
 
     Subclasses build a payload, call `post` (sync) or `apost` (async), and parse the answer;
     everything between is here once, over one `safestack.http.Endpoint` kept for connection reuse;
-    `close()` / `aclose()` release it.
+    `close()` / `aclose()` release it. The plugin's `__init__` calls `connect()` once its options
+    are set.
     """
 
+    name: ClassVar[str]
+    version: str
     path: ClassVar[str]
     options: RemoteOptions
     # What to tell the user when the service answers something this detector cannot read.
     unusable_hint: ClassVar[str] = "check that base_url points at an OpenAI-compatible API"
 
-    def __init__(self, policy: Policy, options: DetectorOptions | None = None):
-        super().__init__(policy, options)
+    def connect(self) -> None:
+        """Set up the endpoint and the retry policy from the options."""
         timeout = self.options.timeout
         self.endpoint = Endpoint(self.url, Timeouts(connect=timeout, read=timeout))
         self.retry = RetryPolicy(
@@ -246,6 +251,16 @@ class RemoteDetector(Detector):
         )
 
 
+class RemoteDetector(RemoteCalls, Detector):
+    """A text detector that asks a remote service (`openai_moderation.py`, `llm_judge.py`)."""
+
+    options: RemoteOptions
+
+    def __init__(self, policy: Policy, options: DetectorOptions | None = None):
+        Detector.__init__(self, policy, options)
+        self.connect()
+
+
 # -- small pure helpers ----------------------------------------------------------------------------
 
 
@@ -258,6 +273,16 @@ def _error_detail(reply: Reply) -> str:
     error = body.get("error") if isinstance(body, dict) else None
     message = error.get("message") if isinstance(error, dict) else error
     return shorten(str(message if message else body))
+
+
+def is_probability(value: Any) -> bool:
+    """A score a service sent that can be used: a finite number in [0, 1], not a bool."""
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and 0.0 <= value <= 1.0
+    )
 
 
 def _attempts(attempt: int) -> str:

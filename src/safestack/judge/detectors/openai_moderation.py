@@ -6,7 +6,6 @@ other remote detectors (retries, errors) is in `http.py`.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -14,7 +13,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from safestack.judge.detector import Sample, detector
-from safestack.judge.detectors.http import RemoteDetector, RemoteOptions
+from safestack.judge.detectors.http import RemoteDetector, RemoteOptions, is_probability
 from safestack.records import Finding, Span
 
 
@@ -85,7 +84,7 @@ class OpenAIModeration(RemoteDetector):
             if not isinstance(raw, dict):
                 raise self.unusable(f"results[{i}] has no 'category_scores' object")
             for name, score in raw.items():
-                if not _is_probability(score):
+                if not is_probability(score):
                     raise self.unusable(
                         f"results[{i}].category_scores.{name} is {score!r}, not a number in [0, 1]"
                     )
@@ -117,15 +116,6 @@ def _moderation_inputs(samples: Sequence[Sample]) -> list[_Input]:
                 seen.add(view.text)
                 inputs.append(_Input(index, view.text, view.source, view.span(0, len(view.text))))
     return inputs
-
-
-def _is_probability(value: Any) -> bool:
-    return (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and 0.0 <= value <= 1.0
-    )
 
 
 def _chunks(items: Sequence[_Input], size: int) -> list[Sequence[_Input]]:
