@@ -6,6 +6,7 @@ Values come from `SAFESTACK_*` environment variables; nothing below the edge rea
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -219,6 +220,37 @@ class Settings(BaseSettings):
     media_reporter_name: str | None = Field(default=None, description="Reporting person's name.")
     media_reporter_email: str | None = Field(default=None, description="Reporting person's email.")
     media_reporter_phone: str | None = Field(default=None, description="Reporting person's phone.")
+
+    # -- C2PA provenance (`safestack media sign|verify`, docs/media.md "Provenance") --------------
+    provenance_cert: Path | None = Field(
+        default=None,
+        description="PEM certificate chain that signs content credentials: the signer's "
+        "certificate first, then its intermediates (not the root).",
+    )
+    provenance_key: Path | None = Field(
+        default=None, description="PEM private key of the signer's certificate (never printed)."
+    )
+    provenance_algorithm: (
+        Literal["es256", "es384", "es512", "ps256", "ps384", "ps512", "ed25519"] | None
+    ) = Field(default=None, description="Signature algorithm; from the key's type when unset.")
+    provenance_tsa_url: str | None = Field(
+        default=None,
+        description="RFC 3161 time-stamp authority for signatures (none: offline, untimestamped).",
+    )
+    provenance_trust_anchors: Path | None = Field(
+        default=None,
+        description="PEM root certificates whose signatures verify as trusted; when set, signing "
+        "also refuses credentials that would not verify as trusted.",
+    )
+    provenance_sign_images: bool = Field(
+        default=False,
+        description="The gateway signs every image /v1/images/generations returns (needs "
+        "provenance_cert and provenance_key).",
+    )
+    provenance_sign_text: bool = Field(
+        default=False,
+        description="The gateway embeds a C2PA text manifest in non-streamed chat answers.",
+    )
 
     def database_url(self) -> str:
         if self.db_url:

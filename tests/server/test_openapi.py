@@ -2,7 +2,7 @@
 gateway really gives, and a bounded fuzz of the running gateway against it finds no 5xx and no
 answer the document does not describe (so item 2, a 500 for bad input, cannot come back).
 
-The fuzz sends 350 requests, the same on every run, to a gateway on loopback with the default
+The fuzz sends 400 requests, the same on every run, to a gateway on loopback with the default
 policy and the fake upstream: first every case of schemathesis's coverage phase (each schema
 keyword's boundaries and violations; it finds `"role": [null]` as a 500 should that come back),
 then random valid and invalid requests over every operation (derandomized) for the rest. Chat
@@ -37,13 +37,14 @@ CHAT = "/v1/chat/completions"
 ROUTES = {
     ("post", CHAT),
     ("post", "/v1/moderations"),
+    ("post", "/v1/images/generations"),
     ("get", "/v1/models"),
     ("get", "/admin/audit"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
 }
-FUZZ_EXAMPLES = 350  # image parts (issue 16) added about 40 coverage cases
+FUZZ_EXAMPLES = 400  # image parts (issue 16) and the images route each added coverage cases
 CHECKS = [
     not_a_server_error,
     status_code_conformance,

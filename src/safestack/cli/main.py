@@ -14,6 +14,7 @@ from safestack.cli.gate import gate_app
 from safestack.cli.judge import judge_app
 from safestack.cli.keys import keys_app
 from safestack.cli.media import media_app
+from safestack.cli.media_provenance import sign  # noqa: F401  registers `media sign|verify`
 from safestack.cli.models import models_app
 from safestack.cli.policy import policy_app
 from safestack.cli.redteam import redteam_app

@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from safestack.server import admin, chat, health, models, moderations
+from safestack.server import admin, chat, health, image_generation, models, moderations
 from safestack.server.audit import AuditTrail, purge_periodically
 from safestack.server.auth import KeyCache
 from safestack.server.catalog import ModelCatalog
@@ -28,6 +28,7 @@ from safestack.server.images import MediaGate
 from safestack.server.metrics import Metrics
 from safestack.server.openapi import openapi_document
 from safestack.server.policies import PolicyCache
+from safestack.server.provenance import text_signer
 from safestack.server.ratelimit import RateLimiter
 from safestack.server.storecalls import StoreCalls
 from safestack.server.upstream import Upstream
@@ -113,7 +114,9 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.gateway = gateway
-    for module in (chat, moderations, models, admin, health):
+    app.state.image_signer = image_generation.image_signer(settings)  # None unless enabled
+    app.state.text_signer = text_signer(settings)
+    for module in (chat, moderations, image_generation, models, admin, health):
         app.include_router(module.router)
     document = None
 

@@ -34,6 +34,7 @@ from safestack.server.messages import (
 )
 from safestack.server.metrics import Metrics
 from safestack.server.openapi import BODY_ERRORS, event_stream, json_content, operation
+from safestack.server.provenance import sign_answers
 from safestack.server.streaming import relay, replay
 from safestack.server.verdicts import image_refusal, input_scores, refusal, summary
 
@@ -112,6 +113,7 @@ async def _chat(gateway: Gateway, call: Call, request: Request) -> Response:
         reasons,
         gateway.metrics,
     )
+    await sign_answers(request, completion, chat.model)  # C2PA text manifests, when enabled
     call.output = "\n".join(texts)
     call.response_content = completion.get("choices")
     return json_response({**completion, "safestack": summary(call, reasons)})

@@ -107,6 +107,19 @@ class ModerationRequest(BaseModel):
     model: Any = Field(default=None, description="Echoed in the audit log; not used to judge.")
 
 
+class ImageGenerationRequest(BaseModel):
+    """OpenAI's image request; the prompt is judged like a chat message, the rest goes upstream."""
+
+    model_config = _OPEN
+    model: str = Field(min_length=1)
+    prompt: Judged
+    response_format: Literal["b64_json", "url"] | None = Field(
+        default=None,
+        description="With signing on (SAFESTACK_PROVENANCE_SIGN_IMAGES) only b64_json: a URL's "
+        "image cannot be signed.",
+    )
+
+
 # -- answers -------------------------------------------------------------------------------------
 class ErrorObject(BaseModel):
     message: str
@@ -217,6 +230,33 @@ class ModerationResponse(BaseModel):
     results: list[ModerationResult]
 
 
+class GeneratedImage(BaseModel):
+    model_config = _OPEN
+    b64_json: str | None = Field(
+        default=None, description="The image, with C2PA content credentials when signing is on."
+    )
+    url: str | None = None
+
+
+class ImageRecord(BaseModel):
+    index: int
+    signed: bool
+    sha256: str | None = Field(default=None, description="Of the image as returned (signed).")
+
+
+class ImageSummary(VerdictSummary):
+    images: list[ImageRecord]
+
+
+class ImagesResponse(BaseModel):
+    """The upstream's images, each signed when the deployment signs, with the verdict added."""
+
+    model_config = _OPEN
+    created: int
+    data: list[GeneratedImage]
+    safestack: ImageSummary
+
+
 class ModelCard(BaseModel):
     model_config = _OPEN
     id: str
@@ -241,13 +281,18 @@ class Readiness(BaseModel):
     checks: dict[str, str] = Field(description="store, rate_limiter, upstream: 'ok' or the error.")
 
 
-_REQUESTS: list[type[BaseModel]] = [ChatCompletionRequest, ModerationRequest]
+_REQUESTS: list[type[BaseModel]] = [
+    ChatCompletionRequest,
+    ModerationRequest,
+    ImageGenerationRequest,
+]
 _ANSWERS: list[type[BaseModel]] = [
     ErrorResponse,
     ChatCompletion,
     ChatCompletionChunk,
     StreamError,
     ModerationResponse,
+    ImagesResponse,
     ModelList,
     AuditEventList,
     Health,
@@ -270,7 +315,8 @@ _ERRORS: dict[int | str, str] = {
     "(policy_error).",
     502: "The upstream is down, failed or answered nonsense.",
     503: "Not configured or a dependency failed, fail closed: no_upstream, detector_error, "
-    "audit_unavailable, store_unavailable, rate_limiter_unavailable.",
+    "audit_unavailable, store_unavailable, rate_limiter_unavailable, provenance_unavailable "
+    "(an image that could not be signed is not returned).",
     504: "The upstream did not answer within SAFESTACK_UPSTREAM_TIMEOUT.",
     "4XX": "The upstream refused the request: its status and error, in the same shape.",
 }

@@ -73,6 +73,18 @@ class Upstream:
         _raise_for_status(response)
         return _json_object(response)
 
+    async def generate_images(self, body: dict[str, Any]) -> dict[str, Any]:
+        """POST images/generations; the whole answer within `timeout` or 504."""
+        try:
+            with anyio.fail_after(self.timeout):
+                response = await self.client.post("images/generations", json=body)
+        except TimeoutError:
+            raise _timeout(self.timeout) from None
+        except httpx.HTTPError as exc:
+            raise _transport_error(self.base_url, exc, self.timeout) from None
+        _raise_for_status(response)
+        return _json_object(response)
+
     async def open_stream(self, body: dict[str, Any]) -> UpstreamStream:
         """POST chat/completions with stream: true; returns once the upstream's headers arrive."""
         request = self.client.build_request("POST", "chat/completions", json=body)
