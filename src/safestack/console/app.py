@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Form, HTTPException, Request
@@ -54,9 +54,11 @@ def create_app(
     policy: Policy,
     targets: ConsoleTargets,
     judge: Judge | None,
+    pages: Sequence[ConsolePage] = (),
     plugins: bool = True,
 ) -> FastAPI:
-    """The console app. `judge` (None: no verdicts beside findings) judges flagged answers."""
+    """The console app. `judge` (None: no verdicts beside findings) judges flagged answers;
+    `pages` are added after the built-in ones, then (with `plugins`) the entry points' pages."""
     from safestack.console.chat import chat_router
     from safestack.console.engagements import engagements_page, review_page
     from safestack.console.findings import findings_router
@@ -87,7 +89,7 @@ def create_app(
     engagements = engagements_page()
     engagements.router.include_router(chat_router())
     engagements.router.include_router(findings_router())
-    app.state.pages = load_pages([engagements, review_page()], plugins=plugins)
+    app.state.pages = load_pages([engagements, review_page(), *pages], plugins=plugins)
     app.mount("/static", StaticFiles(directory=str(PACKAGE / "static")), name="static")
 
     @app.middleware("http")

@@ -227,7 +227,7 @@ class ConsoleRecords:
             latency_ms=latency_ms,
             created_at=datetime.now(UTC),
         )
-        with self._database.transaction("recording a turn") as session:
+        with self._database.transaction("recording a turn", write_first=True) as session:
             if parent_id is not None:
                 parent = session.get(TurnRow, parent_id)
                 if parent is None or parent.conversation_id != conversation_id:
