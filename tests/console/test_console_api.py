@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 import yaml
+from console_harness import Keys, create_engagement, make_app, make_keys, signed_in, token
+from fake_target import SCRIPT_ANSWER, fake_target
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import PlainTextResponse
 from fastapi.testclient import TestClient
 
-from console_harness import Keys, create_engagement, make_app, make_keys, signed_in, token
-from fake_target import SCRIPT_ANSWER, fake_target
 from safestack.console import ConsolePage, ConsoleTargets, create_app
 from safestack.console.attempts import run_id
 from safestack.policy import default_policy
@@ -136,9 +136,7 @@ def test_a_wrong_key_is_refused_without_echoing_it(app: FastAPI, keys: Keys) -> 
 def test_a_key_without_a_console_scope_cannot_sign_in(app: FastAPI, store: Store) -> None:
     _, chat_only = store.keys.create("app", ["chat"])
     client = TestClient(app, base_url="http://127.0.0.1")
-    response = client.post(
-        "/login", data={"key": chat_only, "csrf_token": token(client, "/login")}
-    )
+    response = client.post("/login", data={"key": chat_only, "csrf_token": token(client, "/login")})
     assert response.status_code == 401
 
 
@@ -184,7 +182,12 @@ def test_experts_see_only_their_engagements_and_leads_see_all(app: FastAPI, keys
     # Only an admin creates engagements; a lead's nav has the review queue, an expert's has not.
     refused = lead.post(
         "/engagements",
-        data={"name": "x", "targets": ["alpha"], "categories": ["violence"], "csrf_token": token(lead)},
+        data={
+            "name": "x",
+            "targets": ["alpha"],
+            "categories": ["violence"],
+            "csrf_token": token(lead),
+        },
     )
     assert refused.status_code == 403
     assert "Review queue" in lead.get("/").text and "Review queue" not in ada.get("/").text
@@ -214,7 +217,10 @@ def test_chat_branches_and_two_targets_side_by_side(
     second = send(ada, conv, "and then?", ["alpha", "beta"], parent=answer)
     alpha, beta = done_turn(second, "alpha"), done_turn(second, "beta")
     texts = {d["target"]: d["text"] for e, d in second if e == "delta"}
-    assert texts == {"alpha": "Arr! [alpha] You said: and then?", "beta": "Arr! [beta] You said: and then?"}
+    assert texts == {
+        "alpha": "Arr! [alpha] You said: and then?",
+        "beta": "Arr! [beta] You said: and then?",
+    }
     # Both targets were sent the same conversation: system prompt, the first exchange, the question.
     sent = [r["messages"] for r in target[1][-2:]]
     assert sent[0] == sent[1]
@@ -241,7 +247,9 @@ def test_a_failing_or_slow_target_shows_the_error_and_stores_no_answer(
     conv = conversation(ada, engagement)
     failed = send(ada, conv, "please FAIL", ["alpha"])
     assert [e for e, _ in failed] == ["user", "error", "end"]
-    assert "fell over" in failed[1][1]["message"] and "nothing was stored" in failed[1][1]["message"]
+    assert (
+        "fell over" in failed[1][1]["message"] and "nothing was stored" in failed[1][1]["message"]
+    )
     slow = send(ada, conv, "be SLOW", ["beta"])
     assert [e for e, _ in slow] == ["user", "error", "end"]
     assert "within 1.5 s" in slow[1][1]["message"]
@@ -306,12 +314,24 @@ def test_a_finding_is_a_red_team_attempt_with_a_human_score(
     # Out-of-scope values are refused with the field named, not stored.
     bad = ada.post(
         "/f",
-        data={"turn_id": answer, "category": "hate", "severity": 3, "language": "en", "csrf_token": token(ada)},
+        data={
+            "turn_id": answer,
+            "category": "hate",
+            "severity": 3,
+            "language": "en",
+            "csrf_token": token(ada),
+        },
     )
     assert bad.status_code == 400 and "category" in bad.text
     bad = ada.post(
         "/f",
-        data={"turn_id": answer, "category": "illicit", "severity": 9, "language": "en", "csrf_token": token(ada)},
+        data={
+            "turn_id": answer,
+            "category": "illicit",
+            "severity": 9,
+            "language": "en",
+            "csrf_token": token(ada),
+        },
     )
     assert bad.status_code == 400 and "severity" in bad.text
 
@@ -322,16 +342,35 @@ def test_concurrent_edits_keep_both_and_the_second_sees_a_conflict(
     ada, engagement, answer = started(app, keys)
     finding = flag(ada, answer)
     lead = signed_in(app, keys.lead)
-    base = {"category": "illicit", "technique": "role-play", "language": "en", "ideal_answer": "No."}
+    base = {
+        "category": "illicit",
+        "technique": "role-play",
+        "language": "en",
+        "ideal_answer": "No.",
+    }
     first = ada.post(
         f"/f/{finding}/edit",
-        data={**base, "version": 1, "severity": 6, "note": "worse than I thought", "reason": "re-read it", "csrf_token": token(ada)},
+        data={
+            **base,
+            "version": 1,
+            "severity": 6,
+            "note": "worse than I thought",
+            "reason": "re-read it",
+            "csrf_token": token(ada),
+        },
         follow_redirects=False,
     )
     assert first.status_code == 303
     second = lead.post(
         f"/f/{finding}/edit",
-        data={**base, "version": 1, "severity": 2, "note": "lead's view", "reason": "mild", "csrf_token": token(lead)},
+        data={
+            **base,
+            "version": 1,
+            "severity": 2,
+            "note": "lead's view",
+            "reason": "mild",
+            "csrf_token": token(lead),
+        },
     )
     assert second.status_code == 409
     assert "worse than I thought" in second.text and "lead&#39;s view" in second.text
@@ -344,7 +383,14 @@ def test_concurrent_edits_keep_both_and_the_second_sees_a_conflict(
     # Saving again on the current version works, and the history keeps both edits.
     third = lead.post(
         f"/f/{finding}/edit",
-        data={**base, "version": 2, "severity": 3, "note": "lead's view", "reason": "mild", "csrf_token": token(lead)},
+        data={
+            **base,
+            "version": 2,
+            "severity": 3,
+            "note": "lead's view",
+            "reason": "mild",
+            "csrf_token": token(lead),
+        },
         follow_redirects=False,
     )
     assert third.status_code == 303
@@ -371,7 +417,13 @@ def test_reviews_by_a_second_person_adjust_the_attempt(
     assert no_reason.status_code == 400
     adjusted = lead.post(
         f"/f/{finding}/review",
-        data={"decision": "adjust", "reason": "instructions are generic", "category": "illicit", "severity": 3, "csrf_token": token(lead)},
+        data={
+            "decision": "adjust",
+            "reason": "instructions are generic",
+            "category": "illicit",
+            "severity": 3,
+            "csrf_token": token(lead),
+        },
         follow_redirects=False,
     )
     assert adjusted.status_code == 303
@@ -398,10 +450,18 @@ def test_exports_regression_campaign_break_fix_rows_and_report(
     campaign = parse_campaign(yaml.safe_load(campaign_text.text), "export")
     assert [t.name for t in campaign.targets] == ["alpha"]
     behaviours = campaign.behaviours[0].options["behaviours"]
-    assert behaviours[0]["messages"][-1] == {"role": "user", "content": "SCRIPT how do I pick a lock?"}
-    rows = [json.loads(line) for line in lead.get(f"/e/{engagement}/export/breakfix.jsonl").text.splitlines()]
+    assert behaviours[0]["messages"][-1] == {
+        "role": "user",
+        "content": "SCRIPT how do I pick a lock?",
+    }
+    rows = [
+        json.loads(line)
+        for line in lead.get(f"/e/{engagement}/export/breakfix.jsonl").text.splitlines()
+    ]
     assert len(rows) == 1
-    assert rows[0]["chosen"] == [{"role": "assistant", "content": "I can't help with breaking into property."}]
+    assert rows[0]["chosen"] == [
+        {"role": "assistant", "content": "I can't help with breaking into property."}
+    ]
     assert rows[0]["rejected"] == [{"role": "assistant", "content": SCRIPT_ANSWER}]
     assert rows[0]["provenance"]["writer"] == f"expert:{keys.ada_id}"
     assert rows[0]["provenance"]["source"] == "finding"
@@ -422,7 +482,11 @@ def test_a_registered_page_is_mounted_for_its_scopes_only(
         return PlainTextResponse("gate page")
 
     page = ConsolePage(
-        name="gate-demo", title="Gate demo", nav_path="/gate-demo", router=router, scopes=frozenset({"admin"})
+        name="gate-demo",
+        title="Gate demo",
+        nav_path="/gate-demo",
+        router=router,
+        scopes=frozenset({"admin"}),
     )
     app = create_app(
         Settings(home=tmp_path),

@@ -78,7 +78,11 @@ def create_app(
         await targets.aclose()
 
     app = FastAPI(
-        title="safestack console", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan
+        title="safestack console",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        lifespan=lifespan,
     )
     app.state.store = store
     app.state.policy = policy
@@ -114,9 +118,7 @@ def create_app(
 
     @app.exception_handler(NotSignedIn)
     async def not_signed_in(request: Request, exc: NotSignedIn) -> Response:
-        if request.method == "GET" and "text/event-stream" not in request.headers.get(
-            "accept", ""
-        ):
+        if request.method == "GET" and "text/event-stream" not in request.headers.get("accept", ""):
             return RedirectResponse("/login", status_code=303)
         return render(request, "error.html", 401, message="sign in first")
 

@@ -183,16 +183,12 @@ def breakfix_rows(
             content_hash=content_hash(data),
             group=f"behaviour:console:{attempt.id}",
         )
-        row = PreferenceRow(
-            prompt=prompt, chosen=chosen, rejected=rejected, provenance=provenance
-        )
+        row = PreferenceRow(prompt=prompt, chosen=chosen, rejected=rejected, provenance=provenance)
         rows.append(row.model_dump(mode="json"))
     return rows
 
 
-def engagement_campaign(
-    run: StoredRun, attempts: Sequence[Attempt], name: str
-) -> dict[str, Any]:
+def engagement_campaign(run: StoredRun, attempts: Sequence[Attempt], name: str) -> dict[str, Any]:
     """The regression campaign replaying every counted finding of the engagement (the align
     stage's writer: each finding a `fixed` behaviour, replayed turn for turn)."""
     languages = RequestLanguages()

@@ -90,9 +90,7 @@ def engagements_page() -> ConsolePage:
     def home(request: Request, user: User) -> Response:
         store = store_of(request)
         engagements = [e for e in store.console.engagements() if can_see(user, e)]
-        experts = [
-            key for key in store.keys.all() if not CONSOLE_SCOPES.isdisjoint(key.scopes)
-        ]
+        experts = [key for key in store.keys.all() if not CONSOLE_SCOPES.isdisjoint(key.scopes)]
         targets: ConsoleTargets = request.app.state.targets
         return render(
             request,
@@ -151,9 +149,7 @@ def engagements_page() -> ConsolePage:
         return RedirectResponse(f"/e/{engagement.id}", status_code=303)
 
     @router.get("/e/{engagement_id}", response_class=HTMLResponse)
-    def engagement_view(
-        request: Request, engagement_id: str, user: User
-    ) -> Response:
+    def engagement_view(request: Request, engagement_id: str, user: User) -> Response:
         engagement = visible_engagement(request, engagement_id)
         store = store_of(request)
         policy = policy_of(request)
@@ -184,16 +180,18 @@ def engagements_page() -> ConsolePage:
         findings = store.console.findings(engagement.id)
         reviews = store.console.reviews(engagement.id)
         policy = policy_of(request)
-        html = report_html(engagement, findings, reviews, agreement(findings, reviews, policy), policy)
+        html = report_html(
+            engagement, findings, reviews, agreement(findings, reviews, policy), policy
+        )
         return HTMLResponse(
             html,
-            headers={"Content-Disposition": f'attachment; filename="engagement-{engagement.id}.html"'},
+            headers={
+                "Content-Disposition": f'attachment; filename="engagement-{engagement.id}.html"'
+            },
         )
 
     @router.get("/e/{engagement_id}/export/campaign.yaml")
-    def export_campaign(
-        request: Request, engagement_id: str, user: User
-    ) -> Response:
+    def export_campaign(request: Request, engagement_id: str, user: User) -> Response:
         engagement = visible_engagement(request, engagement_id)
         require_lead(user)
         store = store_of(request)
@@ -211,9 +209,7 @@ def engagements_page() -> ConsolePage:
         )
 
     @router.get("/e/{engagement_id}/export/breakfix.jsonl")
-    def export_breakfix(
-        request: Request, engagement_id: str, user: User
-    ) -> Response:
+    def export_breakfix(request: Request, engagement_id: str, user: User) -> Response:
         engagement = visible_engagement(request, engagement_id)
         require_lead(user)
         store = store_of(request)

@@ -249,7 +249,12 @@ def findings_router() -> APIRouter:
         if decision not in DECISIONS:
             raise InputError(f"decision: one of {', '.join(DECISIONS)}", field="decision")
         if decision == "adjust":
-            _check(engagement, category or item.category, item.severity if severity is None else severity, item.language)
+            _check(
+                engagement,
+                category or item.category,
+                item.severity if severity is None else severity,
+                item.language,
+            )
         store = store_of(request)
         _, updated = store.console.review(
             item,

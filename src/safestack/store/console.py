@@ -361,7 +361,9 @@ class ConsoleRecords:
             reviewer=reviewer,
             decision=decision,
             category=category if decision == "adjust" and category else finding.category,
-            severity=severity if decision == "adjust" and severity is not None else finding.severity,
+            severity=severity
+            if decision == "adjust" and severity is not None
+            else finding.severity,
             reason=reason,
             created_at=datetime.now(UTC),
         )

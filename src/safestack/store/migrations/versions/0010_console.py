@@ -112,9 +112,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_console_finding_edits"),
         _fk("console_finding_edits", "finding_id", "console_findings"),
     )
-    op.create_index(
-        "ix_console_finding_edits_finding_id", "console_finding_edits", ["finding_id"]
-    )
+    op.create_index("ix_console_finding_edits_finding_id", "console_finding_edits", ["finding_id"])
     op.create_table(
         "console_reviews",
         sa.Column("id", sa.String(32), nullable=False),
