@@ -1,5 +1,5 @@
 """A scripted OpenAI-compatible chat target on 127.0.0.1 for the console's tests: it answers
-`[<model>] You said: <last user message>`, or, when the message says so, `<script>` markup
+(streamed a word at a time when asked to stream) `[<model>] You said: <last user message>`, or, when the message says so, `<script>` markup
 (SCRIPT), a 500 error (FAIL) or nothing for 3 s (SLOW: longer than the tests' target timeout).
 """
 
@@ -46,12 +46,36 @@ class Handler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(length) or b"{}")
         self.server.requests.append(body)  # type: ignore[attr-defined]
         status, payload = answer_for(body.get("model", "?"), body.get("messages", []))
+        if status == 200 and body.get("stream"):
+            self.stream(payload)
+            return
         data = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+    def stream(self, payload: dict[str, Any]) -> None:
+        """The answer as server-sent events, a word at a time (as vLLM or the gateway stream)."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        text = payload["choices"][0]["message"]["content"]
+        words = text.split(" ")
+        for index, word in enumerate(words):
+            piece = word if index == len(words) - 1 else word + " "
+            chunk = {
+                "choices": [{"index": 0, "delta": {"content": piece}}],
+                "model": payload["model"],
+            }
+            self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+            self.wfile.flush()
+            time.sleep(0.005)
+        self.wfile.write(b"data: [DONE]\n\n")
+        self.wfile.flush()
+        self.close_connection = True
 
     def log_message(self, format: str, *args: Any) -> None:
         pass

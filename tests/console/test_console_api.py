@@ -212,18 +212,23 @@ def test_chat_branches_and_two_targets_side_by_side(
     ada = signed_in(app, keys.ada)
     conv = conversation(ada, engagement, system="PIRATE mode")
     first = send(ada, conv, "hello", ["alpha"])
-    assert [e for e, _ in first] == ["user", "delta", "done", "end"]
+    # Streamed a word at a time: "Arr!", "[alpha]", "You", "said:", "hello".
+    assert [e for e, _ in first] == ["user", *["delta"] * 5, "done", "end"]
     answer = done_turn(first, "alpha")
     second = send(ada, conv, "and then?", ["alpha", "beta"], parent=answer)
     alpha, beta = done_turn(second, "alpha"), done_turn(second, "beta")
-    texts = {d["target"]: d["text"] for e, d in second if e == "delta"}
+    texts: dict[str, str] = {}
+    for event, data in second:
+        if event == "delta":
+            texts[data["target"]] = texts.get(data["target"], "") + data["text"]
     assert texts == {
         "alpha": "Arr! [alpha] You said: and then?",
         "beta": "Arr! [beta] You said: and then?",
     }
     # Both targets were sent the same conversation: system prompt, the first exchange, the question.
     sent = [r["messages"] for r in target[1][-2:]]
-    assert sent[0] == sent[1]
+    assert sent[0] == sent[1] and all(r["stream"] for r in target[1])
+    assert store.console.turn(alpha).content == "Arr! [alpha] You said: and then?"  # type: ignore[union-attr]
     assert [m["role"] for m in sent[0]] == ["system", "user", "assistant", "user"]
     # Branch: a new message after the first user turn's parent (instead of "hello").
     branch = send(ada, conv, "a different opening", ["beta"], parent=None)
