@@ -16,7 +16,9 @@ from fake_target import SCRIPT_ANSWER, fake_target
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import PlainTextResponse
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
+from safestack.cli.main import app as cli
 from safestack.console import ConsolePage, ConsoleTargets, create_app
 from safestack.console.attempts import run_id
 from safestack.policy import default_policy
@@ -443,7 +445,7 @@ def test_reviews_by_a_second_person_adjust_the_attempt(
 
 # -- into the rest of safestack ------------------------------------------------------------------
 def test_exports_regression_campaign_break_fix_rows_and_report(
-    app: FastAPI, keys: Keys, store: Store
+    app: FastAPI, keys: Keys, store: Store, tmp_path: Path
 ) -> None:
     ada, engagement, answer = started(app, keys)
     flag(ada, answer)
@@ -470,6 +472,20 @@ def test_exports_regression_campaign_break_fix_rows_and_report(
     assert rows[0]["rejected"] == [{"role": "assistant", "content": SCRIPT_ANSWER}]
     assert rows[0]["provenance"]["writer"] == f"expert:{keys.ada_id}"
     assert rows[0]["provenance"]["source"] == "finding"
+    # `safestack redteam report` reads the engagement's run like any other.
+    out = tmp_path / "report"
+    result = CliRunner().invoke(
+        cli,
+        ["redteam", "report", run_id(engagement), "--out", str(out)],
+        env={
+            "SAFESTACK_DB_URL": f"sqlite:///{tmp_path / 'console.db'}",
+            "SAFESTACK_HOME": str(tmp_path),
+        },
+    )
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["summaries"][0]["asr"]["successes"] == 1
+    assert "role-play" in (out / "report.html").read_text()
     report = lead.get(f"/e/{engagement}/report")
     assert report.status_code == 200 and "attachment" in report.headers["content-disposition"]
     assert "<script" not in report.text and "src=" not in report.text and "href=" not in report.text
