@@ -274,6 +274,30 @@ def test_a_model_answer_with_markup_is_shown_as_text(app: FastAPI, keys: Keys) -
     assert "&lt;script&gt;document.title=&#39;pwned&#39;&lt;/script&gt;" in page
 
 
+def test_experts_chat_only_between_the_engagements_dates(app: FastAPI, keys: Keys) -> None:
+    admin = signed_in(app, keys.admin)
+    ended = create_engagement(admin, [keys.ada_id], starts_on="2020-01-01", ends_on="2020-01-31")
+    ada = signed_in(app, keys.ada)
+    conv = conversation(ada, ended)
+    response = ada.post(
+        f"/c/{conv}/send",
+        json={"content": "hi", "targets": ["alpha"]},
+        headers={"X-CSRF-Token": token(ada)},
+    )
+    assert response.status_code == 403 and "ended on 2020-01-31" in response.text
+    bad = admin.post(
+        "/engagements",
+        data={
+            "name": "x",
+            "targets": ["alpha"],
+            "categories": ["violence"],
+            "starts_on": "soon",
+            "csrf_token": token(admin),
+        },
+    )
+    assert bad.status_code == 400 and "starts_on" in bad.text
+
+
 def test_send_refuses_targets_outside_the_engagement(app: FastAPI, keys: Keys) -> None:
     admin = signed_in(app, keys.admin)
     engagement = create_engagement(admin, [keys.ada_id], targets=["alpha"])

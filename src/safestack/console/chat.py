@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 from pydantic import BaseModel, ConfigDict, Field
 
 from safestack.console.attempts import path_to
-from safestack.console.engagements import store_of, visible_engagement
+from safestack.console.engagements import check_open, store_of, visible_engagement
 from safestack.console.rendering import render
 from safestack.console.session import User, principal
 from safestack.console.targets import ConsoleTargets, stream_answer
@@ -143,6 +143,7 @@ def chat_router() -> APIRouter:
         engagement = await asyncio.to_thread(
             visible_engagement, request, conversation.engagement_id
         )
+        check_open(engagement, user)
         outside = [t for t in body.targets if t not in engagement.targets]
         if outside:
             raise HTTPException(400, f"target {', '.join(outside)} is not in this engagement")

@@ -58,6 +58,17 @@ def visible_engagement(request: Request, engagement_id: str) -> Engagement:
     return engagement
 
 
+def check_open(engagement: Engagement, user: Principal) -> None:
+    """Experts chat and flag only between the engagement's dates (both days included)."""
+    if user.is_lead:
+        return
+    today = datetime.now(UTC).date()
+    if engagement.starts_on is not None and today < engagement.starts_on.date():
+        raise HTTPException(403, f"this engagement starts on {engagement.starts_on.date()}")
+    if engagement.ends_on is not None and today > engagement.ends_on.date():
+        raise HTTPException(403, f"this engagement ended on {engagement.ends_on.date()}")
+
+
 def require_lead(user: Principal) -> None:
     if not user.is_lead:
         raise HTTPException(403, "this needs a key with the review or admin scope")
@@ -186,7 +197,9 @@ def engagements_page() -> ConsolePage:
         return HTMLResponse(
             html,
             headers={
-                "Content-Disposition": f'attachment; filename="engagement-{engagement.id}.html"'
+                "Content-Disposition": f'attachment; filename="engagement-{engagement.id}.html"',
+                # The report is one file with its own <style>: allow that, and nothing else.
+                "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
             },
         )
 

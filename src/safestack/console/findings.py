@@ -12,7 +12,7 @@ from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from safestack.console.attempts import finding_attempt, path_to, record_attempt, run_id
-from safestack.console.engagements import policy_of, store_of, visible_engagement
+from safestack.console.engagements import check_open, policy_of, store_of, visible_engagement
 from safestack.console.rendering import render
 from safestack.console.session import User, principal
 from safestack.errors import InputError
@@ -141,6 +141,7 @@ def findings_router() -> APIRouter:
         ideal_answer: str = Form("", max_length=50_000),
     ) -> Response:
         engagement, answer, path, _ = flagged_turn(request, turn_id)
+        check_open(engagement, user)
         _check(engagement, category, severity, language)
         question = next((t.content for t in reversed(path) if t.role == "user"), "")
         store = store_of(request)
