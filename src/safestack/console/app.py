@@ -34,6 +34,7 @@ from safestack.judge import Judge
 from safestack.policy import Policy
 from safestack.settings import Settings
 from safestack.store import Store
+from safestack.store.console import EditConflict
 
 log = logging.getLogger("safestack.console")
 
@@ -129,6 +130,10 @@ def create_app(
     @app.exception_handler(InputError)
     async def input_error(request: Request, exc: InputError) -> Response:
         return render(request, "error.html", 400, message=str(exc))
+
+    @app.exception_handler(EditConflict)
+    async def edit_conflict(request: Request, exc: EditConflict) -> Response:
+        return render(request, "error.html", 409, message=str(exc))
 
     @app.exception_handler(SafestackError)
     async def safestack_error(request: Request, exc: SafestackError) -> Response:

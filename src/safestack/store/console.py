@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from safestack.errors import InputError, SafestackError
 from safestack.store.database import Database
@@ -294,42 +295,54 @@ class ConsoleRecords:
             raise InputError(f"a finding has no editable field {', '.join(unknown)}")
         if not reason.strip():
             raise InputError("say why you edit the finding (reason)", field="reason")
+        with self._database.transaction("editing a finding", write_first=True) as session:
+            return self._edit(session, finding_id, base_version, changes, editor, reason, status)
+
+    def _edit(
+        self,
+        session: Session,
+        finding_id: str,
+        base_version: int,
+        changes: Mapping[str, Any],
+        editor: str,
+        reason: str,
+        status: FindingStatus | None,
+    ) -> ExpertFinding:
         now = datetime.now(UTC)
         values: dict[str, Any] = {**changes, "version": base_version + 1, "updated_at": now}
         if status is not None:
             values["status"] = status
-        with self._database.transaction("editing a finding", write_first=True) as session:
-            row = session.get(ConsoleFindingRow, finding_id)
-            if row is None:
-                raise InputError(f"no finding {finding_id}")
-            before = ExpertFinding.model_validate(row)
-            # The version check and the write are one statement: of two concurrent edits from
-            # the same version exactly one matches a row.
-            done = session.execute(
-                update(ConsoleFindingRow)
-                .where(
-                    ConsoleFindingRow.id == finding_id,
-                    ConsoleFindingRow.version == base_version,
-                )
-                .values(**values)
-                .execution_options(synchronize_session=False)
+        row = session.get(ConsoleFindingRow, finding_id)
+        if row is None:
+            raise InputError(f"no finding {finding_id}")
+        before = ExpertFinding.model_validate(row)
+        # The version check and the write are one statement: of two concurrent edits from
+        # the same version exactly one matches a row.
+        done = session.execute(
+            update(ConsoleFindingRow)
+            .where(
+                ConsoleFindingRow.id == finding_id,
+                ConsoleFindingRow.version == base_version,
             )
-            if done.rowcount != 1:  # type: ignore[attr-defined]
-                raise EditConflict(before, changes, base_version)
-            old = before.editable() | {"status": before.status}
-            session.add(
-                FindingEditRow(
-                    finding_id=finding_id,
-                    version=base_version + 1,
-                    editor=editor,
-                    reason=reason,
-                    before=old,
-                    after=old | dict(changes) | ({"status": status} if status else {}),
-                    created_at=now,
-                )
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        if done.rowcount != 1:  # type: ignore[attr-defined]
+            raise EditConflict(before, changes, base_version)
+        old = before.editable() | {"status": before.status}
+        session.add(
+            FindingEditRow(
+                finding_id=finding_id,
+                version=base_version + 1,
+                editor=editor,
+                reason=reason,
+                before=old,
+                after=old | dict(changes) | ({"status": status} if status else {}),
+                created_at=now,
             )
-            session.expire(row)
-            return ExpertFinding.model_validate(session.get(ConsoleFindingRow, finding_id))
+        )
+        session.expire(row)
+        return ExpertFinding.model_validate(session.get(ConsoleFindingRow, finding_id))
 
     def edits(self, finding_id: str) -> list[FindingEdit]:
         query = (
@@ -367,15 +380,16 @@ class ConsoleRecords:
             reason=reason,
             created_at=datetime.now(UTC),
         )
-        updated = self.edit_finding(
-            finding.id,
-            finding.version,
-            {},
-            editor=reviewer,
-            reason=f"review: {decision}: {reason}",
-            status=STATUS_OF[decision],
-        )
-        with self._database.transaction("recording a review") as session:
+        with self._database.transaction("recording a review", write_first=True) as session:
+            updated = self._edit(
+                session,
+                finding.id,
+                finding.version,
+                {},
+                reviewer,
+                f"review: {decision}: {reason}",
+                STATUS_OF[decision],
+            )
             session.add(row)
             session.flush()
             return Review.model_validate(row), updated
