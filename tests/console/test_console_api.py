@@ -343,6 +343,8 @@ def test_a_finding_is_a_red_team_attempt_with_a_human_score(
     assert metrics.summaries[0].asr.successes == 1
     assert metrics.summaries[0].severity_histogram[5] == 1
     # Out-of-scope values are refused with the field named, not stored.
+    missing = ada.post("/f", data={"turn_id": answer, "csrf_token": token(ada)})
+    assert missing.status_code == 422 and "category: Field required" in missing.text
     bad = ada.post(
         "/f",
         data={

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Form, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
@@ -130,6 +131,14 @@ def create_app(
     @app.exception_handler(InputError)
     async def input_error(request: Request, exc: InputError) -> Response:
         return render(request, "error.html", 400, message=str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc'][1:]) or 'request'}: {error['msg']}"
+            for error in exc.errors()
+        )
+        return render(request, "error.html", 422, message=f"the form was not valid: {problems}")
 
     @app.exception_handler(EditConflict)
     async def edit_conflict(request: Request, exc: EditConflict) -> Response:
