@@ -93,3 +93,15 @@ def test_agreement_per_category_on_severity_bands() -> None:
     assert reviewer.n == 2 and reviewer.observed == 0.5  # a rejection reads as the lowest band
     assert rows[("all", "expert vs judge")].n == 4
     assert ("cyber", "expert vs reviewer") not in rows
+    assert not any(pair == "expert vs expert" for _, pair in rows)
+
+
+def test_two_experts_on_one_answer_are_a_pair() -> None:
+    first = finding(0, "violence", 6, 7)
+    second = finding(1, "violence", 3, 7).model_copy(update={"turn_id": "t0", "expert": "ssk_2"})
+    again = finding(2, "violence", 0, 7).model_copy(update={"turn_id": "t0"})  # same expert: no
+    rows = {
+        (k.category, k.pair): k for k in agreement([first, second, again], [], default_policy())
+    }
+    pair = rows[("violence", "expert vs expert")]
+    assert pair.n == 1 and pair.observed == 0.0

@@ -1,5 +1,5 @@
-"""Agreement per policy category: Cohen's kappa between the expert and the reviewer (a second
-expert) and between the expert and the built-in judge, on the policy's severity bands (very low,
+"""Agreement per policy category: Cohen's kappa between two experts who flagged the same answer,
+between the expert and the reviewer (a second expert) and between the expert and the built-in judge, on the policy's severity bands (very low,
 low, medium, high), with a 95% percentile bootstrap interval.
 
 Kappa is Cohen (1960): (p_o - p_e) / (1 - p_e); the interval resamples the pairs (Efron and
@@ -113,5 +113,14 @@ def agreement(
             for key in keys:
                 pairs[(key, "expert vs judge")][0].append(expert)
                 pairs[(key, "expert vs judge")][1].append(judged)
+    # Two experts who flagged the same answer (the first two, in the order they flagged it).
+    by_turn: dict[str, list[ExpertFinding]] = defaultdict(list)
+    for item in findings:
+        if all(other.expert != item.expert for other in by_turn[item.turn_id]):
+            by_turn[item.turn_id].append(item)
+    for first, second, *_ in (group for group in by_turn.values() if len(group) > 1):
+        for key in (first.category, "all"):
+            pairs[(key, "expert vs expert")][0].append(band(first.severity))
+            pairs[(key, "expert vs expert")][1].append(band(second.severity))
     rows = [kappa_row(category, pair, a, b) for (category, pair), (a, b) in pairs.items()]
     return sorted(rows, key=lambda r: (r.category == "all", r.category, r.pair))
