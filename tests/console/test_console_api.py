@@ -5,6 +5,7 @@ with concurrent edits, reviews, and the findings in the red-team report and brea
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -124,6 +125,18 @@ def test_sign_in_sets_a_strict_http_only_cookie_without_the_key(app: FastAPI, ke
 def test_https_requests_get_secure_cookies(app: FastAPI) -> None:
     client = TestClient(app, base_url="https://127.0.0.1")
     assert "Secure" in client.get("/login").headers["set-cookie"]
+
+
+def test_keys_never_reach_the_logs(
+    app: FastAPI, keys: Keys, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    client = TestClient(app, base_url="http://127.0.0.1")
+    for secret in (keys.ada[:-4] + "AAAA", keys.ada):
+        client.post("/login", data={"key": secret, "csrf_token": token(client, "/login")})
+    client.get("/")
+    assert keys.ada_id in caplog.text  # the sign-in is logged, by the key's public id
+    assert keys.ada.split(".")[1] not in caplog.text and "AAAA" not in caplog.text
 
 
 def test_a_wrong_key_is_refused_without_echoing_it(app: FastAPI, keys: Keys) -> None:
