@@ -16,7 +16,7 @@ REDTEAM_DATA := pyrit==1.1.0
 TORCH := torch==2.13.0
 DEMO_OUT ?= demo-out
 
-.PHONY: install install-dev demo test lint typecheck pytest models clean bench-corpus bench-url-words bench-redteam
+.PHONY: install install-dev browser demo console-demo test lint typecheck pytest models clean bench-corpus bench-url-words bench-redteam
 
 install: $(VENV)/.base
 install-dev: $(VENV)/.dev
@@ -33,7 +33,16 @@ $(VENV)/.dev: pyproject.toml $(VENV)/.base
 	$(PIP) $(TORCH)
 	$(PIP) -e '.[dev,hf,postgres,train,data,ray,local,media,align]'
 	$(PIP) --no-deps $(TRAIN_DATA) $(CORPUS_DATA)
+	$(MAKE) browser
 	touch $@
+
+# The console's browser tests (tests/console/test_console_browser.py) drive Debian's Chromium and
+# its driver; nothing is downloaded at test time. Installed once, only when the driver is missing.
+browser:
+	@if [ ! -x /usr/bin/chromedriver ]; then \
+		SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+		$$SUDO apt-get update && $$SUDO apt-get install -y chromium chromium-driver; \
+	fi
 
 # Rebuild the built-in models from a fresh clone: assemble the data from installed packages,
 # fine-tune the encoder and heads (torch, CPU), export ONNX, evaluate on held-out sources and
@@ -63,6 +72,19 @@ demo: $(VENV)/.demo
 	$(BIN)/safestack data filter src/safestack/data/assets/eval/corpus.jsonl \
 		--out $(DEMO_OUT)/corpus
 	@echo "reports: $(DEMO_OUT)/redteam/report.html  $(DEMO_OUT)/corpus/report.html"
+	@$(MAKE) --no-print-directory console-demo
+
+# How to open the console against the local model: creates a demo admin key (printed once) in
+# the demo's store and prints the command; it starts no server.
+console-demo: $(VENV)/.base
+	@mkdir -p $(DEMO_OUT)
+	@echo ""
+	@echo "The console (docs/console.md): experts chat with the local model and flag findings."
+	@printf "  demo admin key (shown once; keep it): "
+	@$(DEMO_DB) $(BIN)/safestack keys create demo-admin --scope admin --scope review 2>/dev/null
+	@echo "  start it:  $(DEMO_DB) $(BIN)/safestack console --targets examples/console/targets.yaml"
+	@echo "  then open: http://127.0.0.1:8790 and sign in with the key; create an expert's key with"
+	@echo "             $(DEMO_DB) $(BIN)/safestack keys create NAME --scope redteam"
 
 lint: install-dev
 	$(BIN)/ruff check src tests
@@ -72,7 +94,7 @@ lint: install-dev
 typecheck: install-dev
 	$(BIN)/mypy
 
-pytest: install-dev
+pytest: install-dev browser
 	$(BIN)/pytest -q
 
 test: lint typecheck pytest

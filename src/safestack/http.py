@@ -14,7 +14,7 @@ import json
 import random
 import ssl
 import threading
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -269,6 +269,35 @@ class Endpoint:
                 return Reply(
                     answer.status, answer.reason or "", await answer.read(), answer.headers
                 )
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise TransportFailure(classify_aiohttp(exc), exc) from exc
+
+    async def astream(
+        self, payload: Mapping[str, Any], headers: Mapping[str, str] | None = None
+    ) -> AsyncIterator[Reply | bytes]:
+        """POST and yield the `data:` payloads of a server-sent event stream as they arrive; an
+        answer that is not a 200 event stream (an error, a server that ignores `stream`) is
+        yielded whole, as one Reply."""
+        import aiohttp
+
+        session = self._session_of_loop()
+        try:
+            async with session.post(
+                self.url,
+                data=encode_json(payload),
+                headers={**self.headers, **(headers or {})},
+                allow_redirects=False,
+                proxy=self._proxy,
+                proxy_auth=self._proxy_auth,
+            ) as answer:
+                kind = answer.headers.get("Content-Type", "")
+                if answer.status != 200 or not kind.startswith("text/event-stream"):
+                    body = await answer.read()
+                    yield Reply(answer.status, answer.reason or "", body, answer.headers)
+                    return
+                async for line in answer.content:
+                    if line.startswith(b"data:"):
+                        yield line[5:].strip()
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise TransportFailure(classify_aiohttp(exc), exc) from exc
 

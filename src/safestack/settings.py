@@ -252,6 +252,28 @@ class Settings(BaseSettings):
         description="The gateway embeds a C2PA text manifest in non-streamed chat answers.",
     )
 
+    # -- the console (`safestack console`, docs/console.md) ----------------------------------------
+    console_port: int = Field(
+        default=8790, ge=0, le=65535, description="Port the console listens on."
+    )
+    console_secret: SecretStr | None = Field(
+        default=None,
+        description="Key that signs console session cookies; a random one per process when unset "
+        "(sessions then end when the console restarts). Set it when several processes serve.",
+    )
+    console_secure_cookies: bool | None = Field(
+        default=None,
+        description="Mark session cookies Secure (sent over https only). Unset: Secure when the "
+        "request came over https; loopback http, the default, gets plain cookies.",
+    )
+    console_session_hours: float = Field(
+        default=12.0, gt=0, le=720, description="Hours a console sign-in lasts."
+    )
+    console_targets: list[Path] = Field(
+        default_factory=list,
+        description="YAML files of red-team target specs the console can chat with.",
+    )
+
     def database_url(self) -> str:
         if self.db_url:
             return self.db_url

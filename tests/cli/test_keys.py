@@ -205,3 +205,13 @@ def test_an_empty_database_lists_how_to_create_a_key(db_url: str) -> None:
 
 def test_scope_choices_are_the_stores_scopes() -> None:
     assert tuple(scope.value for scope in ScopeName) == SCOPES
+
+
+def test_console_scopes_make_experts_and_leads(db_url: str) -> None:
+    expert = create("Dr. Ada", "--scope", "redteam")
+    lead = create("Lena", "--scope", "review")
+    with Store.open(db_url) as store:
+        assert store.keys.verify(expert).scopes == ["redteam"]  # type: ignore[union-attr]
+        assert store.keys.verify(lead).scopes == ["review"]  # type: ignore[union-attr]
+    code, _, err = run("keys", "create", "x", "--scope", "superuser")
+    assert code != 0 and "redteam" in err

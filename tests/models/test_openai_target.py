@@ -246,3 +246,48 @@ def test_a_gateway_block_comes_back_as_content_filter(
     upstream.reply_for = None
     fine = ask(model, [Message(role=Role.USER, content="How do I reset my Acme router?")])
     assert fine.text == ANSWER and fine.finish_reason == "stop" and fine.model == "acme-chat"
+
+
+def pieces(model: OpenAICompatibleModel, messages: list[Message] = HELLO) -> list[str]:
+    async def collect() -> list[str]:
+        try:
+            return [piece async for piece in model.stream(messages, GREEDY)]
+        finally:
+            await model.aclose()
+
+    return asyncio.run(collect())
+
+
+def test_stream_yields_the_server_sent_deltas_and_asks_to_stream(endpoint: Endpoint) -> None:
+    chunks = ["Gen", "eral ", "", "Kenobi."]
+    endpoint.body = (
+        "".join(
+            f'data: {{"choices": [{{"index": 0, "delta": {{"content": "{c}"}}}}]}}\n\n'
+            for c in chunks
+        )
+        + "data: [DONE]\n\n"
+    )
+    endpoint.headers = {"Content-Type": "text/event-stream"}
+    assert pieces(client(endpoint.url)) == ["Gen", "eral ", "Kenobi."]
+    assert endpoint.requests[-1]["stream"] is True
+
+
+def test_stream_falls_back_to_a_whole_answer_and_raises_errors(endpoint: Endpoint) -> None:
+    assert pieces(client(endpoint.url)) == ["General Kenobi."]  # a server that does not stream
+    endpoint.status, endpoint.body = 500, {"error": {"message": "boom"}}
+    with pytest.raises(EndpointError, match="HTTP 500"):
+        pieces(client(endpoint.url))
+    endpoint.status, endpoint.headers = 200, {"Content-Type": "text/event-stream"}
+    endpoint.body = 'data: {"error": {"message": "upstream died mid-answer"}}\n\n'
+    with pytest.raises(EndpointError, match="upstream died mid-answer"):
+        pieces(client(endpoint.url))
+
+
+def test_stream_through_the_gateway(start_gateway: GatewayFactory, upstream: FakeUpstream) -> None:
+    gateway = start_gateway(upstream.url)
+    model = client(gateway.url, model="acme-chat", api_key=gateway.key("chat"))
+    fine = [Message(role=Role.USER, content="How do I reset my Acme router?")]
+    assert "".join(pieces(model, fine)) == ANSWER
+    model = client(gateway.url, model="acme-chat", api_key=gateway.key("chat"))
+    blocked = "".join(pieces(model, [Message(role=Role.USER, content=INJECTION)]))
+    assert blocked and "pwned" not in blocked

@@ -20,7 +20,7 @@ from safestack.store import ApiKey, KeyLimits, Store
 
 keys_app = typer.Typer(
     cls=SafestackGroup,
-    help="API keys for the gateway (`safestack serve`): scopes, policy, models, rate and work limits.",
+    help="API keys for the gateway (`safestack serve`) and the console (`safestack console`): scopes, policy, models, rate and work limits.",
     no_args_is_help=True,
 )
 
@@ -31,6 +31,8 @@ class ScopeName(StrEnum):
     MODERATE = "moderate"
     CHAT = "chat"
     ADMIN = "admin"
+    REDTEAM = "redteam"
+    REVIEW = "review"
 
 
 @keys_app.command("create")
@@ -41,7 +43,8 @@ def create(
         ...,
         "--scope",
         "-s",
-        help="What the key may call (repeatable): moderate, chat, admin.",
+        help="What the key may call (repeatable): moderate, chat, admin; in the console "
+        "(`safestack console`) redteam is an expert, review a lead who reviews every engagement.",
         show_default=False,
     ),
     policy: Path | None = typer.Option(
@@ -86,6 +89,8 @@ def create(
     SECRET=$(safestack keys create ci-bot --scope chat --scope moderate --model llama-3-8b)
 
     A batch job that sends long conversations: --max-messages 1000 --max-chars 500000
+
+    An expert for the console: safestack keys create "Dr. Ada" --scope redteam
     """
     policy_path = None
     if policy is not None:

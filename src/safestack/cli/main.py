@@ -8,6 +8,7 @@ import typer
 
 from safestack.cli.align import align_app
 from safestack.cli.app import app, console, state
+from safestack.cli.console import console_command  # noqa: F401  registers `safestack console`
 from safestack.cli.data import data_app
 from safestack.cli.db import db_app
 from safestack.cli.gate import gate_app

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
@@ -182,18 +182,70 @@ class OpenAICompatibleModel(ChatModel):
         try:
             response = await self.endpoint.apost(self.request_body(messages, settings))
         except TransportFailure as failure:
-            if isinstance(failure.cause, TimeoutError):  # aiohttp's timeouts are TimeoutErrors
-                message = (
-                    f"no answer from {self.url} within {self.options.timeout_s:g}s "
-                    f"({type(failure.cause).__name__})"
-                )
-            else:
-                message = f"cannot reach {self.url}: {failure.cause!r}"
-            raise EndpointError(self.model_id, message, transient=True) from failure.cause
+            raise self._unreachable(failure) from failure.cause
         latency_ms = (time.perf_counter() - started) * 1000
         if response.status != 200:
             return self._refusal_or_raise(response, latency_ms)
         return self._completion(response, latency_ms)
+
+    async def stream(
+        self, messages: Sequence[Message], settings: GenerationSettings
+    ) -> AsyncIterator[str]:
+        """The answer's text as it is generated (`stream: true`, server-sent events); a server that
+        answers with one JSON body instead gives it in one piece. Failures raise as `complete`'s
+        do; a guard's refusal is the answer."""
+        started = time.perf_counter()
+        try:
+            async for item in self.endpoint.astream(
+                {**self.request_body(messages, settings), "stream": True}
+            ):
+                if isinstance(item, Reply):
+                    latency_ms = (time.perf_counter() - started) * 1000
+                    if item.status != 200:
+                        yield self._refusal_or_raise(item, latency_ms).text
+                    else:
+                        yield self._completion(item, latency_ms).text
+                    return
+                if item == b"[DONE]":
+                    return
+                text = self._delta(item)
+                if text:
+                    yield text
+        except TransportFailure as failure:
+            raise self._unreachable(failure) from failure.cause
+
+    def _delta(self, data: bytes) -> str | None:
+        """The text of one streamed chunk; an error event raises."""
+        try:
+            chunk = json.loads(data)
+        except ValueError:
+            raise EndpointError(
+                self.model_id,
+                f"the stream from {self.url} sent a chunk that is not JSON: {data[:200]!r}",
+                transient=True,
+            ) from None
+        if not isinstance(chunk, dict):
+            return None
+        if isinstance(chunk.get("error"), dict):
+            message = chunk["error"].get("message") or chunk["error"]
+            raise EndpointError(
+                self.model_id, f"the stream from {self.url} failed: {message}", transient=True
+            )
+        choices = chunk.get("choices")
+        choice = choices[0] if isinstance(choices, list) and choices else None
+        delta = choice.get("delta") if isinstance(choice, dict) else None
+        text = delta.get("content") if isinstance(delta, dict) else None
+        return text if isinstance(text, str) else None
+
+    def _unreachable(self, failure: TransportFailure) -> EndpointError:
+        if isinstance(failure.cause, TimeoutError):  # aiohttp's timeouts are TimeoutErrors
+            message = (
+                f"no answer from {self.url} within {self.options.timeout_s:g}s "
+                f"({type(failure.cause).__name__})"
+            )
+        else:
+            message = f"cannot reach {self.url}: {failure.cause!r}"
+        return EndpointError(self.model_id, message, transient=True)
 
     def _completion(self, response: Reply, latency_ms: float) -> Completion:
         try:

@@ -22,10 +22,12 @@ from safestack.errors import InputError, StoreError
 from safestack.store.database import Database
 from safestack.store.tables import ApiKeyRow
 
-Scope = Literal["moderate", "chat", "admin"]
-"""What a key may call: /v1/moderations, /v1/chat/completions, the admin endpoints."""
+Scope = Literal["moderate", "chat", "admin", "redteam", "review"]
+"""What a key may call: /v1/moderations, /v1/chat/completions, the admin endpoints; in the
+console (`safestack console`), `redteam` is an expert (their own engagements) and `review` a
+lead who sees and reviews every engagement (as `admin` does, who also creates them)."""
 
-SCOPES: tuple[Scope, ...] = ("moderate", "chat", "admin")
+SCOPES: tuple[Scope, ...] = ("moderate", "chat", "admin", "redteam", "review")
 
 KEY_ID_PREFIX = "ssk_"
 _KEY_ID = re.compile(r"ssk_[0-9a-f]{8}")

@@ -374,3 +374,123 @@ class ModelRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     schema_version: Mapped[int] = mapped_column(Integer())
+
+
+class EngagementRow(Base):
+    """One console engagement: which targets, policy, categories and languages are in scope,
+    when, and which experts (API key ids) are invited."""
+
+    __tablename__ = "console_engagements"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(TextType())
+    targets: Mapped[list[str]] = mapped_column(JSONDocument)
+    policy: Mapped[str] = mapped_column(String(200))
+    categories: Mapped[list[str]] = mapped_column(JSONDocument)
+    languages: Mapped[list[str]] = mapped_column(JSONDocument)
+    starts_on: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    ends_on: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    experts: Mapped[list[str]] = mapped_column(JSONDocument)
+    created_by: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ConversationRow(Base):
+    """One expert's conversation in an engagement; its turns form a tree (branches)."""
+
+    __tablename__ = "console_conversations"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    engagement_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("console_engagements.id"), index=True
+    )
+    expert: Mapped[str] = mapped_column(String(32))
+    title: Mapped[str] = mapped_column(TextType())
+    system_prompt: Mapped[str] = mapped_column(TextType())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class TurnRow(Base):
+    """One message of a conversation; `parent` is the turn it follows (None for the first), so
+    two turns with one parent are two branches. Assistant turns name the target that answered."""
+
+    __tablename__ = "console_turns"
+    __table_args__ = (CheckConstraint("role IN ('user', 'assistant')", name="role"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    conversation_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("console_conversations.id"), index=True
+    )
+    parent_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    role: Mapped[str] = mapped_column(String(16))
+    content: Mapped[str] = mapped_column(ClientText())
+    target: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    target_model: Mapped[str | None] = mapped_column(TextType(), nullable=True)
+    system_prompt: Mapped[str | None] = mapped_column(TextType(), nullable=True)
+    latency_ms: Mapped[float] = mapped_column(Double())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ConsoleFindingRow(Base):
+    """An expert's finding on one assistant turn; `version` rises on every edit (optimistic
+    concurrency: an edit names the version it started from)."""
+
+    __tablename__ = "console_findings"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    engagement_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("console_engagements.id"), index=True
+    )
+    turn_id: Mapped[str] = mapped_column(String(32), ForeignKey("console_turns.id"), index=True)
+    expert: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str] = mapped_column(String(100))
+    category: Mapped[str] = mapped_column(String(100))
+    severity: Mapped[int] = mapped_column(Integer())
+    technique: Mapped[str] = mapped_column(String(100))
+    language: Mapped[str] = mapped_column(String(16))
+    note: Mapped[str] = mapped_column(ClientText())
+    ideal_answer: Mapped[str] = mapped_column(ClientText())
+    judge: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    status: Mapped[str] = mapped_column(String(16))
+    version: Mapped[int] = mapped_column(Integer())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class FindingEditRow(Base):
+    """One change to a finding: who, when, why, and the fields before and after."""
+
+    __tablename__ = "console_finding_edits"
+
+    id: Mapped[int] = mapped_column(Integer(), primary_key=True, autoincrement=True)
+    finding_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("console_findings.id"), index=True
+    )
+    version: Mapped[int] = mapped_column(Integer())
+    editor: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(ClientText())
+    before: Mapped[dict[str, Any]] = mapped_column(ClientJSON())
+    after: Mapped[dict[str, Any]] = mapped_column(ClientJSON())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ReviewRow(Base):
+    """A second person's review of a finding: agree, adjust (with their own category and
+    severity) or reject, always with a reason."""
+
+    __tablename__ = "console_reviews"
+    __table_args__ = (
+        CheckConstraint("decision IN ('agree', 'adjust', 'reject')", name="decision"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    finding_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("console_findings.id"), index=True
+    )
+    reviewer: Mapped[str] = mapped_column(String(32))
+    decision: Mapped[str] = mapped_column(String(16))
+    category: Mapped[str] = mapped_column(String(100))
+    severity: Mapped[int] = mapped_column(Integer())
+    reason: Mapped[str] = mapped_column(ClientText())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
