@@ -407,3 +407,24 @@ def test_a_media_case_is_reviewed_and_exported_without_its_image(
     assert lead.get("/media/cases/nope").status_code == 404
     ada = signed_in(app, keys.ada)
     assert ada.get(f"/media/cases/{case}/report.json").status_code == 403
+
+
+def test_the_pages_are_registered_as_entry_points_in_pyproject() -> None:
+    """`safestack console` loads them from the `safestack.console.pages` entry point group."""
+    import importlib
+    import tomllib
+
+    from safestack.console import ENTRY_POINT_GROUP, ConsolePage
+
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text("utf-8"))
+    entries = pyproject["project"]["entry-points"][ENTRY_POINT_GROUP]
+    pages = {}
+    for name, target in entries.items():
+        module, _, attribute = target.partition(":")
+        page = getattr(importlib.import_module(module), attribute)()
+        assert isinstance(page, ConsolePage)
+        pages[name] = page
+    assert {n: (p.nav_path, sorted(p.scopes)) for n, p in pages.items()} == {
+        "gate": ("/gate/", ["admin", "review"]),
+        "media": ("/media/", ["admin", "review"]),
+    }
