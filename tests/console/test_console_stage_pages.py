@@ -19,7 +19,6 @@ import pytest
 from console_harness import (
     Keys,
     gate_keys,
-    make_keys,
     matched_case,
     signed_in,
     signer_id,
@@ -47,18 +46,6 @@ from gate_harness import GUARDED, RAW, demo_evidence
 PF = load_framework("pf-beta-2023")
 SCORECARD = "/gate/scorecard?model=model&version=1&framework=pf-beta-2023"
 ENTRY = re.compile(r'<input type="hidden" name="entry" value="([^"]*)">')
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = Store.open(f"sqlite:///{tmp_path / 'console.db'}")
-    yield opened
-    opened.close()
-
-
-@pytest.fixture
-def keys(store: Store) -> Keys:
-    return make_keys(store)
 
 
 @pytest.fixture
@@ -105,31 +92,29 @@ def submit(client: TestClient, entry: str, signature: str) -> Any:
     )
 
 
+def scorecard_form(store: Store, kind: str, person: str, **fields: str) -> dict[str, str]:
+    """A review or decision form on the scorecard of model@1 under pf-beta-2023."""
+    subject = {"model": "model", "version": "1", "framework": "pf-beta-2023"}
+    return {"kind": kind, "signer": signer_id(store, person), **subject, **fields}
+
+
 def review_form(store: Store, person: str = "ana", **extra: str) -> dict[str, str]:
-    return {
-        "kind": "review",
-        "signer": signer_id(store, person),
-        "model": "model",
-        "version": "1",
-        "framework": "pf-beta-2023",
-        "recommendation": "deploy",
-        "reasons": "post-mitigation Low everywhere",
-        "dissent": "sam: the autonomy eval is thin",
-        **extra,
-    }
+    return scorecard_form(
+        store,
+        "review",
+        person,
+        **{
+            "recommendation": "deploy",
+            "reasons": "post-mitigation Low everywhere",
+            "dissent": "sam: the autonomy eval is thin",
+            **extra,
+        },
+    )
 
 
 def decision_form(store: Store, person: str = "lee", **extra: str) -> dict[str, str]:
-    return {
-        "kind": "decision",
-        "signer": signer_id(store, person),
-        "model": "model",
-        "version": "1",
-        "framework": "pf-beta-2023",
-        "outcome": "deploy",
-        "reasons": "the advisory group concurs",
-        **extra,
-    }
+    fields = {"outcome": "deploy", "reasons": "the advisory group concurs", **extra}
+    return scorecard_form(store, "decision", person, **fields)
 
 
 def record(client: TestClient, form: dict[str, str], key: Path, tmp_path: Path) -> None:
