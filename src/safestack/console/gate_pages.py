@@ -145,7 +145,7 @@ def gate_router(frameworks: dict[str, Path]) -> APIRouter:
             framework_id=framework,
             levels=loaded.level_names,
             evidence=[(summary, items.get(summary.id)) for summary in card.evidence],
-            entries=[e for e in log if e.scorecard_hash == digest or e.model == card.model],
+            entries=[e for e in log if (e.model, e.version) == (card.model, card.version)],
             verification=verification,
             check=check_release(store, loaded, card.model, card.version),
             advisory=[s for s in signers if s.role == "advisory"],
