@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 from safestack.store.attempts import RedteamRuns
 from safestack.store.audit import AuditLog
 from safestack.store.database import Database
+from safestack.store.enforcement import EnforcementLog
 from safestack.store.gate import GateRecords
 from safestack.store.judgements import Judgements
 from safestack.store.keys import ApiKeys
@@ -34,3 +35,4 @@ class Store(Database):
         self.media_banks = MediaBanks(self)
         self.media_cases = MediaCases(self)
         self.models = ModelLineage(self)
+        self.enforcement = EnforcementLog(self)
