@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from webhook import webhook
 
 from safestack.errors import EnforcementError
 from safestack.monitor.alerts import ALERT_SCHEMA, AlertSender
@@ -20,6 +19,7 @@ from safestack.monitor.ladder import Ladder
 from safestack.records import EnforcementAction
 from safestack.settings import Settings
 from safestack.store import Store
+from webhook_receiver import webhook
 
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 

@@ -1,5 +1,5 @@
 """A webhook receiver on loopback that tests steer: take alerts, fail them, or hang until released.
-Imported by name from tests/monitor and tests/server."""
+Imported by name (tests/ is on the path) from tests/monitor and tests/server."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def webhook(status: int = 200, hang: bool = False) -> Iterator[Webhook]:
     hook = Webhook(status=status, hang=threading.Event() if hang else None)
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length", "0")))
             hook.tries += 1
             hook.arrived.set()
