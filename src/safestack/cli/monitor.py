@@ -12,9 +12,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import typer
-from rich import box
 from rich.markup import escape
-from rich.table import Table
 
 from safestack.cli.app import SafestackGroup, console, err_console, state
 from safestack.errors import EnforcementError
@@ -201,7 +199,7 @@ def status(
     else:
         console.print(f"{escape(account)}: nothing in force", highlight=False)
     if recent:
-        console.print(_table(recent, "recent decisions"))
+        _print_log(recent, "recent decisions")
 
 
 @monitor_app.command("decisions")
@@ -233,7 +231,7 @@ def decisions(
     if not found:
         console.print("no enforcement decisions")
         return
-    console.print(_table(found, "enforcement decisions"))
+    _print_log(found, "enforcement decisions")
 
 
 @monitor_app.command("account")
@@ -281,33 +279,28 @@ def _since(text: str) -> datetime:
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when
 
 
-def _table(found: list[EnforcementDecision], title: str) -> Table:
-    """One row a decision; an end user's hash cut to 8 digits (`status` and --json show it all)."""
-    table = Table(title=title, box=box.SIMPLE_HEAD)
-    table.add_column("id", no_wrap=True, min_width=20)
-    table.add_column("when (UTC)", no_wrap=True, min_width=16)
-    table.add_column("account", overflow="fold")
-    table.add_column("action", overflow="fold")
-    for header in ("by", "reason", "until"):
-        table.add_column(header, overflow="fold")
+def _print_log(found: list[EnforcementDecision], title: str) -> None:
+    """One line a decision, newest first, greppable: id, when, action, account, until, who, why.
+    An end user's hash is cut to 8 digits (`--json` shows it all)."""
+    console.print(f"[bold]{title}[/]", highlight=False)
     for decision in found:
-        until = ""
-        if decision.action != "lift":
-            until = _time(decision.expires_at)[:16] if decision.expires_at else "lifted"
         account = decision.account
         if account.startswith("user:"):
             account = account[: account.rindex(":") + 9] + "…"
-        action = str(decision.action) + (" (shadow)" if decision.shadow else "")
-        table.add_row(
-            decision.id,
-            _time(decision.created_at)[:16],
-            escape(account),
-            action,
-            escape(decision.actor),
-            escape(decision.reason),
-            until,
+        action = str(decision.action) + (" [yellow](shadow)[/]" if decision.shadow else "")
+        until = ""
+        if decision.action != "lift":
+            until = (
+                f"  until {_time(decision.expires_at)[:16]}"
+                if decision.expires_at
+                else "  until lifted"
+            )
+        console.print(
+            f"{decision.id}  {_time(decision.created_at)[:16]}  {action}  {escape(account)}"
+            f"{until}  by {escape(decision.actor)}: {escape(decision.reason)}",
+            highlight=False,
+            soft_wrap=True,
         )
-    return table
 
 
 def _time(value: datetime | None) -> str:
