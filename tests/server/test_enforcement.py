@@ -260,7 +260,7 @@ def test_with_redis_down_decisions_come_from_the_store(
 
 
 @pytest.fixture
-def fresh_version_key() -> Iterator[None]:
+def redis_running() -> Iterator[None]:
     redis = pytest.importorskip("redis")
     client = redis.Redis.from_url(REDIS_URL, socket_timeout=2)
     try:
@@ -271,7 +271,7 @@ def fresh_version_key() -> Iterator[None]:
     client.close()
 
 
-@pytest.mark.usefixtures("fresh_version_key")
+@pytest.mark.usefixtures("redis_running")
 def test_with_redis_a_decision_is_announced_without_asking_the_store(
     start_gateway: GatewayFactory, upstream: FakeUpstream
 ) -> None:

@@ -138,3 +138,15 @@ def test_audit_rows_from_before_0011_read_without_an_end_user(db_url: str) -> No
         assert "enforcement_decisions" not in schema.get_table_names()
         with store.engine.connect() as connection:
             assert connection.execute(text("SELECT count(*) FROM audit_events")).scalar() == 2
+
+
+def test_a_journalled_event_from_before_end_users_still_drains(store: Store) -> None:
+    """A journal line written by the previous release has neither end_user nor enforcement."""
+    line = AuditEvent(endpoint="/v1/moderations", status_code=200, latency_ms=1.0).model_dump(
+        mode="json"
+    )
+    del line["end_user"], line["enforcement"]
+    old = AuditEvent.model_validate(line)
+    assert store.audit.absorb([old]) == 1
+    [event] = store.audit.events()
+    assert (event.id, event.end_user, event.enforcement) == (old.id, None, None)

@@ -160,6 +160,7 @@ class EnforcementState:
         if not self.first_try.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.first_try.wait(), self.calls.deadline)
+            self.first_try.set()  # waited once: later requests do not wait again
 
     def in_force(self, account: str, now: datetime | None = None) -> list[EnforcementDecision]:
         now = now or datetime.now(UTC)
