@@ -140,6 +140,42 @@ class Settings(BaseSettings):
         description="How often the gateway moves journalled audit events into the store.",
     )
 
+    # -- abuse monitoring: end users and enforcement (docs/monitor-enforcement.md) -------------
+    monitor_secret: SecretStr | None = Field(
+        default=None,
+        description="Key the gateway hashes end-user ids (safety_identifier, user) with "
+        "(HMAC-SHA256); when unset, a random key made once and kept in the store. Every replica "
+        "must use the same.",
+    )
+    monitor_ladder: Path | None = Field(
+        default=None,
+        description="Strike-ladder YAML (decay per rung, the throttle's rate, the appeal text); "
+        "the built-in ladder when unset.",
+    )
+    monitor_webhooks: list[str] = Field(
+        default_factory=list,
+        description="URLs an alert is POSTed to (JSON) for every decision, e.g. "
+        "'[\"https://hooks.example/safestack\"]'.",
+    )
+    monitor_alert_retries: int = Field(
+        default=5, ge=0, le=20, description="Retries of an alert a webhook did not take."
+    )
+    monitor_alert_timeout: float = Field(
+        default=5.0, gt=0, description="Seconds one webhook POST may take."
+    )
+    monitor_poll_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often each gateway replica checks for new decisions (Redis's version "
+        "key when redis_url is set and answers, else the store).",
+    )
+    monitor_store_check_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="With Redis answering, how often the store is checked anyway (a decision "
+        "made while Redis was down was not announced there).",
+    )
+
     # -- timeouts toward the database (the gateway; other commands keep longer ones) ---------------
     db_connect_timeout: float = Field(
         default=5.0,
