@@ -1,0 +1,1 @@
+"""Abuse monitoring over the audit log: per-account signals, rules, strikes, clusters, reports."""
