@@ -7,7 +7,7 @@ import platform
 import typer
 
 from safestack.cli.align import align_app
-from safestack.cli.app import app, console, state
+from safestack.cli.app import SafestackGroup, app, console, state
 from safestack.cli.data import data_app
 from safestack.cli.db import db_app
 from safestack.cli.gate import gate_app
@@ -15,6 +15,7 @@ from safestack.cli.judge import judge_app
 from safestack.cli.keys import keys_app
 from safestack.cli.media import media_app
 from safestack.cli.models import models_app
+from safestack.cli.monitor_analysis import register as register_monitor_analysis
 from safestack.cli.policy import policy_app
 from safestack.cli.redteam import redteam_app
 from safestack.cli.serve import serve  # noqa: F401  registers `safestack serve`
@@ -29,6 +30,16 @@ app.add_typer(redteam_app, name="redteam")
 app.add_typer(align_app, name="align")
 app.add_typer(gate_app, name="gate")
 app.add_typer(media_app, name="media")
+
+# The `monitor` group: analysis commands here; the enforcement helper's `cli/monitor.py` owns the
+# group itself (decisions, strikes by hand), and at merge its app receives these by `register`.
+monitor_app = typer.Typer(
+    cls=SafestackGroup,
+    help="Abuse monitoring: per-account signals, rules, clusters, reports.",
+    no_args_is_help=True,
+)
+register_monitor_analysis(monitor_app)
+app.add_typer(monitor_app, name="monitor")
 
 
 @app.command("version")

@@ -16,7 +16,6 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -35,7 +34,9 @@ TEXT_SOURCE_NOTE = {
 
 # Techniques, read from the scrubbed text (a match of the pattern) or from attack categories.
 TECHNIQUES: dict[str, re.Pattern[str]] = {
-    "role-play": re.compile(r"\b(pretend|role[- ]?play|act as|you are now|stay in character)\b", re.I),
+    "role-play": re.compile(
+        r"\b(pretend|role[- ]?play|act as|you are now|stay in character)\b", re.I
+    ),
     "fictional framing": re.compile(
         r"\b(story|novel|fiction|screenplay|my character|hypothetical(ly)?|thriller)\b", re.I
     ),
@@ -158,7 +159,10 @@ def sample_requests(frames: Iterable[pl.DataFrame], options: ClusterOptions) -> 
         rest = chosen.filter(~pl.col("flagged"))
         room = max(options.max_texts - flagged.height, 0)
         chosen = pl.concat(
-            [flagged.head(options.max_texts), rest.sample(min(room, rest.height), seed=options.seed)]
+            [
+                flagged.head(options.max_texts),
+                rest.sample(min(room, rest.height), seed=options.seed),
+            ]
         )
     return chosen.drop("draw", "rank").sort("at")
 
@@ -354,19 +358,20 @@ def _describe(
     accounts = sorted(set(part["account"].to_list()))
     keys = part["key_id"].n_unique()
     first, last = part["at"].min(), part["at"].max()
-    flagged_share = round(float(part["flagged"].mean() or 0.0), 3)  # type: ignore[arg-type]
+    flagged_share = round(float(part["flagged"].mean() or 0.0), 3)
     top = next(iter(categories), "unflagged")
     title = f"{top}: {', '.join(terms[:3])}" if terms else top
-    summary = _summary(n, len(accounts), keys, first, last, flagged_share, categories, techniques,
-                       language, terms)
+    summary = _summary(
+        n, len(accounts), keys, first, last, flagged_share, categories, techniques, language, terms
+    )
     return Cluster(
         id=str(label),
         label=title,
         events=n,
         accounts=len(accounts),
         keys=keys,
-        first_seen=first,  # type: ignore[arg-type]
-        last_seen=last,  # type: ignore[arg-type]
+        first_seen=first,
+        last_seen=last,
         flagged_share=flagged_share,
         categories=categories,
         techniques=techniques,
@@ -431,4 +436,3 @@ def account_recall(clustering: Clustering, accounts: set[str]) -> tuple[Cluster 
         if found > share:
             best, share = cluster, found
     return best, share
-

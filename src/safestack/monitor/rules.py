@@ -35,8 +35,10 @@ def parse_duration(value: str) -> timedelta:
     """'30m', '6h', '7d' as a timedelta."""
     match = _DURATION.match(value)
     if match is None or int(match.group(1)) == 0:
-        raise ValueError(f"a duration is a positive number of minutes, hours or days such as "
-                         f"30m, 6h or 7d, got {value!r}")
+        raise ValueError(
+            f"a duration is a positive number of minutes, hours or days such as "
+            f"30m, 6h or 7d, got {value!r}"
+        )
     return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
 
 
@@ -64,7 +66,9 @@ class Condition(_Strict):
 
     @model_validator(mode="after")
     def _one_bound(self) -> Condition:
-        bounds = [b for b in ("above", "at_least", "below", "at_most") if getattr(self, b) is not None]
+        bounds = [
+            b for b in ("above", "at_least", "below", "at_most") if getattr(self, b) is not None
+        ]
         if len(bounds) != 1:
             raise ValueError(
                 "a condition needs exactly one of above, at_least, below, at_most "
@@ -275,9 +279,7 @@ def read_labels(path: Path) -> dict[str, Label]:
     labels: dict[str, Label] = {}
     if path.suffix in (".yaml", ".yml", ".json"):
         data, _ = read_yaml(path, InputError, "labels")
-        items: Iterable[tuple[int, str, Any]] = (
-            (0, str(k), v) for k, v in data.items()
-        )
+        items: Iterable[tuple[int, str, Any]] = ((0, str(k), v) for k, v in data.items())
     else:
         lines = path.read_text("utf-8").splitlines()
         items = (

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import polars as pl
 
@@ -59,14 +60,14 @@ class Activity:
 
     @property
     def first(self) -> datetime | None:
-        return None if self.overall.is_empty() else self.overall["minute"].min()  # type: ignore[return-value]
+        return None if self.overall.is_empty() else _moment(self.overall["minute"].min())
 
     @property
     def last(self) -> datetime | None:
         """The end of the last minute with events."""
         if self.overall.is_empty():
             return None
-        return self.overall["minute"].max() + timedelta(minutes=1)  # type: ignore[operator, no-any-return]
+        return _moment(self.overall["minute"].max()) + timedelta(minutes=1)
 
     @classmethod
     def collect(
@@ -111,9 +112,7 @@ class Activity:
         seen = self.categories.filter(pl.col("minute") < at)
         first_flag = seen.group_by("account", "category").agg(pl.col("minute").min())
         in_window = first_flag.filter(pl.col("minute") >= start)
-        earlier = (
-            self.buckets.filter(pl.col("minute") < start).select("account").unique()
-        )
+        earlier = self.buckets.filter(pl.col("minute") < start).select("account").unique()
         novel = (
             in_window.join(earlier, on="account", how="semi")
             .group_by("account")
@@ -186,6 +185,12 @@ class Activity:
         }
 
 
+def _moment(value: object) -> datetime:
+    if not isinstance(value, datetime):
+        raise TypeError(f"expected a datetime, got {value!r}")
+    return value
+
+
 def _lift(column: str, base: float) -> pl.Expr:
     """How many times the baseline; an account above a zero baseline is infinitely above it."""
     if base > 0:
@@ -193,7 +198,7 @@ def _lift(column: str, base: float) -> pl.Expr:
     return pl.when(pl.col(column) > 0).then(float("inf")).otherwise(0.0)
 
 
-_EVENT_COLUMNS = {
+_EVENT_COLUMNS: dict[str, Any] = {
     "at": pl.Datetime("us", "UTC"),
     "key_id": pl.Utf8,
     "end_user": pl.Utf8,

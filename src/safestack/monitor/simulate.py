@@ -90,7 +90,9 @@ def end_user_id(key_id: str, identifier: str, secret: bytes = SIMULATION_SECRET)
     return hmac.new(secret, f"{key_id}:{identifier}".encode(), hashlib.sha256).hexdigest()
 
 
-def simulate(spec: Simulation, policy: Policy) -> tuple[Iterator[tuple[AuditEvent, str | None]], Truth]:
+def simulate(
+    spec: Simulation, policy: Policy
+) -> tuple[Iterator[tuple[AuditEvent, str | None]], Truth]:
     """The events (each with its end user, or None) in time order, and the truth."""
     rng = random.Random(spec.seed)
     truth = Truth()
@@ -122,7 +124,9 @@ def _accounts(spec: Simulation, rng: random.Random) -> Iterator[_Account]:
         if rng.random() < spec.app_share:
             key = rng.choice(apps)
             user = end_user_id(key, f"customer-{n}")
-            yield _Account(f"user:{key}:{user}", "benign", key, user, count(spec.requests_per_account))
+            yield _Account(
+                f"user:{key}:{user}", "benign", key, user, count(spec.requests_per_account)
+            )
         else:
             key = f"dev{n:05d}"
             yield _Account(f"key:{key}", "benign", key, None, count(spec.requests_per_account))
@@ -138,13 +142,17 @@ def _accounts(spec: Simulation, rng: random.Random) -> Iterator[_Account]:
         yield _Account(f"key:cmp{n:03d}", "campaign", f"cmp{n:03d}", None, 8 + rng.randrange(12))
 
 
-def _times(account: _Account, start: datetime, spec: Simulation, rng: random.Random) -> list[datetime]:
+def _times(
+    account: _Account, start: datetime, spec: Simulation, rng: random.Random
+) -> list[datetime]:
     span = spec.days * 86400
     if account.population == "campaign":
         # A coordinated campaign runs in one stretch of the period.
         begin = span * 0.55
-        return [start + timedelta(seconds=begin + rng.random() * span * 0.3)
-                for _ in range(account.requests)]
+        return [
+            start + timedelta(seconds=begin + rng.random() * span * 0.3)
+            for _ in range(account.requests)
+        ]
     times = [start + timedelta(seconds=rng.random() * span) for _ in range(account.requests)]
     if account.population == "abuser" and account.key_id.endswith("000"):
         burst = start + timedelta(seconds=rng.random() * (span - 120))
@@ -177,7 +185,9 @@ def _event(
     if account.end_user is not None:
         body["safety_identifier"] = "<hashed>"
     return AuditEvent(
-        id=hashlib.sha256(f"{spec.seed}:{account.name}:{number}:{at.isoformat()}".encode()).hexdigest()[:32],
+        id=hashlib.sha256(
+            f"{spec.seed}:{account.name}:{number}:{at.isoformat()}".encode()
+        ).hexdigest()[:32],
         created_at=at,
         key_id=account.key_id,
         endpoint="/v1/chat/completions",
