@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from logs import T0, event, write_log
+
 from safestack.errors import InputError
 from safestack.monitor.analysis import analyse
 from safestack.monitor.rules import (
@@ -75,13 +75,20 @@ def test_new_rules_default_to_shadow_mode(tmp_path: Path) -> None:
             GOOD.replace("at_least: 2", "at_least: 2, above: 1"),
             r"rules\.yaml:5: rules\.0\.when\.0: a condition needs exactly one of",
         ),
-        (GOOD.replace("window: 1h\n    when:\n      - {signal: high", "window: 1w\n    when:\n      - {signal: high"),
-         r"rules\.yaml:3: rules\.0\.window: a duration is"),
+        (
+            GOOD.replace(
+                "window: 1h\n    when:\n      - {signal: high",
+                "window: 1w\n    when:\n      - {signal: high",
+            ),
+            r"rules\.yaml:3: rules\.0\.window: a duration is",
+        ),
         (GOOD.replace("action: throttle", "action: ban"), r"rules\.yaml:6: rules\.0\.action:"),
         (GOOD.replace("    mode: enforce", "    mood: enforce"), r"rules\.1\.mood: unknown field"),
     ],
 )
-def test_rule_file_errors_name_file_line_and_field(tmp_path: Path, text: str, expected: str) -> None:
+def test_rule_file_errors_name_file_line_and_field(
+    tmp_path: Path, text: str, expected: str
+) -> None:
     with pytest.raises(InputError, match=expected):
         load_rules(write(tmp_path, text))
 
@@ -133,7 +140,9 @@ def test_precision_and_recall_against_labels(tmp_path: Path) -> None:
 def test_labels_file_errors_name_the_line(tmp_path: Path) -> None:
     path = tmp_path / "labels.csv"
     path.write_text("account,label\nkey:a,abusive\nkey:b,maybe\n")
-    with pytest.raises(InputError, match=r"labels\.csv:3: label of 'key:b' must be abusive or benign"):
+    with pytest.raises(
+        InputError, match=r"labels\.csv:3: label of 'key:b' must be abusive or benign"
+    ):
         read_labels(path)
 
 

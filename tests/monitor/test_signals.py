@@ -9,8 +9,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 import sqlalchemy as sa
-
 from logs import T0, event, write_log
+
 from safestack.monitor.analysis import analyse
 from safestack.monitor.signals import Activity
 from safestack.policy import default_policy
@@ -31,7 +31,9 @@ def known_log() -> list[tuple[object, str | None]]:
     events += [(event("B", m), None) for m in range(10, 25)]
     events += [(event("B", 30.2, number=n), None) for n in range(5)]
     # two end users of one app key; u1 has one harassment flag.
-    events += [(event("app", 40 + m, {"harassment": 0.6} if m == 0 else None), "u1") for m in range(4)]
+    events += [
+        (event("app", 40 + m, {"harassment": 0.6} if m == 0 else None), "u1") for m in range(4)
+    ]
     events += [(event("app", 50 + m), "u2") for m in range(2)]
     events.append((event(None, 5), None))  # auth off: counts for the baseline only
     # The next hour: A tries a category it never had flagged, and a new key C starts.

@@ -150,7 +150,7 @@ def signals_command(
         table = table.filter(pl.col("account") == account)
     if as_json:
         for row in table.iter_rows(named=True):
-            console.print_json(json.dumps(row, default=str))
+            typer.echo(json.dumps(row, default=str))
         return
     shown = Table(title=f"signals over {window} ending {end:%Y-%m-%d %H:%M} UTC")
     columns = [
@@ -220,7 +220,7 @@ def rules_evaluate(
     firings = sweep(rules.rules, analysis.activity, _duration(step, "--step"))
     scores = score_rules(rules.rules, firings, known)
     if as_json:
-        console.print_json(json.dumps([s.as_dict() for s in scores]))
+        typer.echo(json.dumps([s.as_dict() for s in scores], indent=2))
         return
     table = Table(title=f"rules against {len(known)} labelled accounts")
     for column in ("rule", "accounts", "TP", "FP", "FN", "unlabelled", "precision", "recall"):

@@ -21,6 +21,7 @@ from safestack.monitor.signals import Activity
 from safestack.policy import Policy
 from safestack.store import Database
 
+
 @dataclass(frozen=True, slots=True)
 class Analysis:
     activity: Activity

@@ -71,7 +71,7 @@ class ClusterOptions(BaseModel):
     per_account: int = Field(default=3, ge=1, description="Requests taken from one account.")
     min_cluster_size: int = Field(default=10, ge=2, description="HDBSCAN's smallest cluster.")
     dims: int = Field(default=16, ge=2, description="PCA components before HDBSCAN.")
-    scrub: Scrub = "presidio"
+    scrub: Scrub = "patterns"
     tier: Literal["fast", "accurate"] = "fast"
     terms: int = Field(default=8, ge=1, description="Distinctive terms per cluster.")
     merge_similarity: float = Field(
@@ -179,11 +179,12 @@ def cluster_requests(
     )
     scrubbed = Scrubber(models, options.scrub).scrub(texts) if source == "content" else texts
     unique, index = np.unique(np.asarray(scrubbed, dtype=object), return_inverse=True)
-    embedder = models.embedder(options.tier)
-    vectors = embedder.encode([str(u) for u in unique])[index]
-    labels = _hdbscan(vectors, options)
     documents = [_PLACEHOLDER.sub(" ", t) for t in scrubbed]
-    labels = _merge_themes(documents, labels, options.merge_similarity)
+    if source == "categories":  # no text: a theme is one combination of flagged categories
+        labels = np.asarray(index).ravel()
+    else:
+        vectors = models.embedder(options.tier).encode([str(u) for u in unique])[index]
+        labels = _merge_themes(documents, _hdbscan(vectors, options), options.merge_similarity)
     described: list[Cluster] = []
     hidden = hidden_events = 0
     accounts = requests["account"].to_list()
