@@ -71,7 +71,7 @@ def test_run_without_enforcement_says_what_to_do(simulated: tuple[dict[str, str]
 def test_report_is_offline_and_exports_a_campaign(simulated: tuple[dict[str, str], Path]) -> None:
     env, root = simulated
     out_dir = root / "report"
-    code, out, err = run(env, "monitor", "report", "--out", str(out_dir), "--min-accounts", "5")
+    code, _, err = run(env, "monitor", "report", "--out", str(out_dir), "--min-accounts", "5")
     assert code == 0, err
     html = (out_dir / "dashboard.html").read_text()
     assert not re.search(r"<script[^>]*\bsrc\s*=", html, re.IGNORECASE)
@@ -83,7 +83,7 @@ def test_report_is_offline_and_exports_a_campaign(simulated: tuple[dict[str, str
     themes = report["themes"]
     assert all(t["accounts"] >= 5 for t in themes)
     spam = next(t for t in themes if t["label"].startswith("spam"))
-    code, out, err = run(
+    code, _, err = run(
         env,
         "monitor",
         "campaign",
@@ -105,7 +105,7 @@ def test_report_is_offline_and_exports_a_campaign(simulated: tuple[dict[str, str
 def test_export_and_read_parquet(simulated: tuple[dict[str, str], Path]) -> None:
     env, root = simulated
     parquet = root / "audit.parquet"
-    code, out, _ = run(env, "monitor", "export", "--out", str(parquet))
+    code, _, _ = run(env, "monitor", "export", "--out", str(parquet))
     assert code == 0 and parquet.is_file()
     _, from_db, _ = run(env, "monitor", "signals", "--json")
     _, from_parquet, _ = run(env, "monitor", "signals", "--json", "--parquet", str(parquet))

@@ -190,7 +190,7 @@ def cluster_requests(
     accounts = requests["account"].to_list()
     term_table = _distinctive_terms(documents, labels, accounts, options)
     languages = _Languages()
-    for label in sorted(set(labels) - {-1}):
+    for label in sorted({int(x) for x in labels.tolist()} - {-1}):
         rows = np.flatnonzero(labels == label)
         members = {accounts[i] for i in rows}
         if len(members) < options.min_accounts:
