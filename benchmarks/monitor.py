@@ -56,7 +56,9 @@ def baseline_signals(url: str, window: timedelta) -> int:
     return len(events)
 
 
-def canary_texts(count: int, seed: int, *, lower_names: bool = False) -> tuple[list[str], list[str], list[str]]:
+def canary_texts(
+    count: int, seed: int, *, lower_names: bool = False
+) -> tuple[list[str], list[str], list[str]]:
     rng = random.Random(seed)
     texts, canaries, kinds = [], [], []
     for number in range(count):
@@ -71,7 +73,9 @@ def canary_texts(count: int, seed: int, *, lower_names: bool = False) -> tuple[l
     return texts, canaries, kinds
 
 
-def scrub_rates(scrubber: Scrubber, texts: list[str], canaries: list[str], kinds: list[str]) -> tuple[float, dict[str, float], float]:
+def scrub_rates(
+    scrubber: Scrubber, texts: list[str], canaries: list[str], kinds: list[str]
+) -> tuple[float, dict[str, float], float]:
     started = time.perf_counter()
     scrubbed = scrubber.scrub(texts)
     elapsed = time.perf_counter() - started
@@ -99,8 +103,10 @@ def main() -> None:
         with Store.open(url) as store:
             add_end_user_column(store)
             written = write_events(store, events)
-        print(f"simulated {written} events, {len(truth.populations)} accounts "
-              f"in {time.perf_counter() - started:.1f} s")
+        print(
+            f"simulated {written} events, {len(truth.populations)} accounts "
+            f"in {time.perf_counter() - started:.1f} s"
+        )
 
         # -- speed ---------------------------------------------------------------------------
         started = time.perf_counter()
@@ -117,11 +123,15 @@ def main() -> None:
         firings = sweep(rules, activity, timedelta(hours=1))
         swept = time.perf_counter() - started
         per_minute = written / ours * 60
-        print(f"read + 24 h signals ({table.height} accounts): {ours:.1f} s = "
-              f"{per_minute:,.0f} events/min; baseline (store.audit.events + Python): "
-              f"{theirs:.1f} s = {written / theirs * 60:,.0f} events/min")
-        print(f"rules swept hourly over {spec.days:g} days: {swept:.1f} s; read + sweep: "
-              f"{written / (ours + swept) * 60:,.0f} events/min")
+        print(
+            f"read + 24 h signals ({table.height} accounts): {ours:.1f} s = "
+            f"{per_minute:,.0f} events/min; baseline (store.audit.events + Python): "
+            f"{theirs:.1f} s = {written / theirs * 60:,.0f} events/min"
+        )
+        print(
+            f"rules swept hourly over {spec.days:g} days: {swept:.1f} s; read + sweep: "
+            f"{written / (ours + swept) * 60:,.0f} events/min"
+        )
 
         # -- quality: rules ----------------------------------------------------------------------
         struck = {f.account for f in firings}
@@ -129,10 +139,14 @@ def main() -> None:
         for population in ("benign", "researcher", "novelist", "abuser", "campaign"):
             accounts = truth.accounts(population)
             hit = len(accounts & struck)
-            print(f"  {population:<10} {hit:>4} of {len(accounts):>5} struck ({hit / max(len(accounts), 1):.2%})")
+            print(
+                f"  {population:<10} {hit:>4} of {len(accounts):>5} struck ({hit / max(len(accounts), 1):.2%})"
+            )
         benign = {a for a, p in populations.items() if p in ("benign", "researcher", "novelist")}
-        print(f"benign accounts ever struck (plain and noisy): {len(benign & struck)} of "
-              f"{len(benign)} = {len(benign & struck) / len(benign):.2%}")
+        print(
+            f"benign accounts ever struck (plain and noisy): {len(benign & struck)} of "
+            f"{len(benign)} = {len(benign & struck) / len(benign):.2%}"
+        )
         for score in score_rules(rules, firings, truth.labels()):
             print(f"  rule {score.rule:<30} precision {score.precision}  recall {score.recall}")
 
@@ -147,11 +161,21 @@ def main() -> None:
         campaign = truth.accounts("campaign")
         best, share = account_recall(clustering, campaign)
         purity = len(set(best.members) & campaign) / best.accounts if best else 0.0
-        print(f"clustering {clustering.texts} sampled requests: {clustered:.1f} s, "
-              f"{len(clustering.clusters)} clusters shown, {clustering.hidden_clusters} hidden")
+        print(
+            f"clustering {clustering.texts} sampled requests: {clustered:.1f} s, "
+            f"{len(clustering.clusters)} clusters shown, {clustering.hidden_clusters} hidden"
+        )
         if best is not None:
-            print(f"campaign: cluster {best.id} '{best.label}' holds {share:.1%} of the campaign's "
-                  f"{len(campaign)} accounts; {purity:.1%} of its {best.accounts} accounts are the campaign's")
+            print(
+                f"campaign: cluster {best.id} '{best.label}' holds {share:.1%} of the campaign's "
+                f"{len(campaign)} accounts; {purity:.1%} of its {best.accounts} accounts are the campaign's"
+            )
+            rank = clustering.clusters.index(best) + 1
+            print(
+                f"  its focus {best.focus:.2f}, rank {rank} of {len(clustering.clusters)} by focus; "
+                "focus of the others: "
+                + ", ".join(f"{c.focus:.2f}" for c in clustering.clusters if c is not best)
+            )
 
     # -- the scrub ------------------------------------------------------------------------------
     for mode, count in (("patterns", args.canaries), ("presidio", args.presidio_canaries)):

@@ -105,6 +105,7 @@ def test_summaries_are_built_from_facets_not_text(models: BuiltinModels) -> None
         assert original not in text
     bread = next(c for c in shown.clusters if "sourdough" in c.terms)
     assert "starter" in bread.terms and bread.language == "en"
+    assert bread.focus >= 0.95  # the bakers asked about nothing else
     kayak = next(c for c in shown.clusters if "kayak" in c.terms)
     assert kayak.categories == {"violence": pytest.approx(1 / 3, abs=0.01)}
 

@@ -94,6 +94,11 @@ class Cluster(BaseModel):
     events: int
     accounts: int
     keys: int
+    focus: float = Field(
+        description="Mean share of its accounts' sampled requests that fall in this cluster: near "
+        "1 for accounts that do nothing else (a campaign, a bot), lower for people with many "
+        "interests."
+    )
     first_seen: datetime
     last_seen: datetime
     flagged_share: float
@@ -190,6 +195,7 @@ def cluster_requests(
     accounts = requests["account"].to_list()
     term_table = _distinctive_terms(documents, labels, accounts, options)
     languages = _Languages()
+    sampled = Counter(accounts)
     for label in sorted({int(x) for x in labels.tolist()} - {-1}):
         rows = np.flatnonzero(labels == label)
         members = {accounts[i] for i in rows}
@@ -197,10 +203,13 @@ def cluster_requests(
             hidden += 1
             hidden_events += len(rows)
             continue
-        described.append(
-            _describe(label, rows, requests, scrubbed, term_table.get(label, []), source, languages)
+        in_cluster = Counter(accounts[i] for i in rows)
+        focus = sum(in_cluster[a] / sampled[a] for a in members) / len(members)
+        cluster = _describe(
+            label, rows, requests, scrubbed, term_table.get(label, []), source, languages
         )
-    described.sort(key=lambda c: (-c.accounts, -c.events))
+        described.append(cluster.model_copy(update={"focus": round(focus, 3)}))
+    described.sort(key=lambda c: (-c.focus, -c.accounts))
     described = [c.model_copy(update={"id": f"c{i + 1}"}) for i, c in enumerate(described)]
     noise = int((labels == -1).sum())
     return _result(described, requests, hidden, hidden_events, noise, options, source)
@@ -371,6 +380,7 @@ def _describe(
         events=n,
         accounts=len(accounts),
         keys=keys,
+        focus=0.0,
         first_seen=first,
         last_seen=last,
         flagged_share=flagged_share,

@@ -86,6 +86,7 @@ def threat_report(
                 "events": cluster.events,
                 "accounts": cluster.accounts,
                 "keys": cluster.keys,
+                "focus": cluster.focus,
                 "first_seen": cluster.first_seen.isoformat(),
                 "last_seen": cluster.last_seen.isoformat(),
                 "flagged_share": cluster.flagged_share,
