@@ -105,9 +105,20 @@ def test_summaries_are_built_from_facets_not_text(models: BuiltinModels) -> None
         assert original not in text
     bread = next(c for c in shown.clusters if "sourdough" in c.terms)
     assert "starter" in bread.terms and bread.language == "en"
-    assert bread.focus >= 0.95  # the bakers asked about nothing else
     kayak = next(c for c in shown.clusters if "kayak" in c.terms)
     assert kayak.categories == {"violence": pytest.approx(1 / 3, abs=0.01)}
+
+
+def test_phrasings_of_one_theme_merge_and_focus_shows_it(models: BuiltinModels) -> None:
+    split = cluster(models, k=3)  # merge_similarity=1.0: HDBSCAN's clusters as they are
+    bakers = [c for c in split.clusters if c.members[0].startswith("key:baker")]
+    assert len(bakers) >= 2 and all(c.focus < 0.5 for c in bakers)
+    # The four bread questions share two words of about eight: c-TF-IDF similarity 0.08-0.10.
+    options = ClusterOptions(min_accounts=3, min_cluster_size=5, merge_similarity=0.05)
+    merged = cluster_requests(themed_log(), models, options)
+    bread = [c for c in merged.clusters if c.members[0].startswith("key:baker")]
+    assert len(bread) == 1 and bread[0].accounts == 8
+    assert bread[0].focus >= 0.95  # the bakers asked about nothing else
 
 
 def test_a_term_used_by_fewer_than_k_accounts_is_never_shown(models: BuiltinModels) -> None:

@@ -45,6 +45,11 @@ SCRUB = typer.Option(
     help="'presidio' (patterns + spaCy NER) or 'patterns' (faster, no names).",
 )
 MAX_TEXTS = typer.Option(10_000, "--max-texts", help="Requests clustered at most.")
+MERGE = typer.Option(
+    0.1,
+    "--merge-similarity",
+    help="Clusters this similar (c-TF-IDF cosine) are one theme; 1: none.",
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -288,7 +293,7 @@ def run_command(
 
 
 def _cluster_options(
-    ctx: typer.Context, min_accounts: int | None, scrub: str, max_texts: int
+    ctx: typer.Context, min_accounts: int | None, scrub: str, max_texts: int, merge: float
 ) -> ClusterOptions:
     from pydantic import ValidationError
 
@@ -296,7 +301,9 @@ def _cluster_options(
 
     k = min_accounts if min_accounts is not None else state(ctx).settings.monitor_min_accounts
     try:
-        return ClusterOptions(min_accounts=k, scrub=scrub, max_texts=max_texts)
+        return ClusterOptions(
+            min_accounts=k, scrub=scrub, max_texts=max_texts, merge_similarity=merge
+        )
     except ValidationError as exc:
         problem = exc.errors()[0]
         raise InputError(f"--{problem['loc'][0]}: {problem['msg']}".replace("_", "-")) from None
@@ -307,6 +314,7 @@ def cluster_command(
     min_accounts: int | None = MIN_ACCOUNTS,
     scrub: str = SCRUB,
     max_texts: int = MAX_TEXTS,
+    merge: float = MERGE,
     out: Path | None = typer.Option(None, "--out", help="Also write the clusters as JSON."),
     parquet: Path | None = PARQUET,
     since: str | None = SINCE,
@@ -319,7 +327,7 @@ def cluster_command(
     """
     from safestack.monitor.clusters import cluster_requests
 
-    options = _cluster_options(ctx, min_accounts, scrub, max_texts)
+    options = _cluster_options(ctx, min_accounts, scrub, max_texts, merge)
     analysis = _analyse(
         ctx, parquet, _period(since, until), state(ctx).policy(policy_path), options
     )
@@ -347,6 +355,7 @@ def report_command(
     min_accounts: int | None = MIN_ACCOUNTS,
     scrub: str = SCRUB,
     max_texts: int = MAX_TEXTS,
+    merge: float = MERGE,
     parquet: Path | None = PARQUET,
     since: str | None = SINCE,
     until: str | None = UNTIL,
@@ -361,7 +370,7 @@ def report_command(
     from safestack.monitor.rules import sweep
 
     rules = _rules(ctx, rules_path)
-    options = _cluster_options(ctx, min_accounts, scrub, max_texts)
+    options = _cluster_options(ctx, min_accounts, scrub, max_texts, merge)
     analysis = _analyse(
         ctx, parquet, _period(since, until), state(ctx).policy(policy_path), options
     )
