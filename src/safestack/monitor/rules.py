@@ -10,7 +10,7 @@ decisions are logged, nothing is enforced.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from importlib import resources
@@ -360,5 +360,3 @@ def score_rules(
         )
     return scores
 
-
-DecideFactory = Callable[..., Decide]
