@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from logs import T0, event, write_log
+from monitor_logs import T0, event, write_log
 
 from safestack.errors import InputError
 from safestack.monitor.analysis import analyse

@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 import sqlalchemy as sa
-from logs import T0, event, write_log
+from monitor_logs import T0, event, write_log
 
 from safestack.monitor.analysis import analyse
 from safestack.monitor.signals import Activity
