@@ -359,4 +359,3 @@ def score_rules(
             )
         )
     return scores
-
