@@ -310,6 +310,18 @@ class Settings(BaseSettings):
         description="YAML files of red-team target specs the console can chat with.",
     )
 
+    # -- abuse monitoring's analysis (`safestack monitor`, docs/monitor.md) -------------------------
+    monitor_rules: Path | None = Field(
+        default=None,
+        description="Monitoring rules YAML for `monitor run`; the shipped example rules when unset.",
+    )
+    monitor_min_accounts: int = Field(
+        default=5,
+        ge=2,
+        description="k: a cluster (and a distinctive term) is shown only when at least this many "
+        "distinct accounts are in it.",
+    )
+
     def database_url(self) -> str:
         if self.db_url:
             return self.db_url

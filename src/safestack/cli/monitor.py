@@ -20,8 +20,9 @@ from safestack.records import EnforcementDecision
 
 monitor_app = typer.Typer(
     cls=SafestackGroup,
-    help="Abuse monitoring: enforcement decisions (warn, throttle, suspend, lift) the gateway "
-    "obeys, per key and per end user.",
+    help="Abuse monitoring: per-account signals, rules, clusters and reports over the audit log, "
+    "and the enforcement decisions (warn, throttle, suspend, lift) the gateway obeys, per key and "
+    "per end user.",
     no_args_is_help=True,
 )
 
