@@ -6,9 +6,14 @@ Values come from `SAFESTACK_*` environment variables; nothing below the edge rea
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+EncoderPrecision = Literal["int8", "float"]
+"""Which copy of the built-in encoder runs (`safestack.judge.builtin.embedders`)."""
 
 
 def _default_home() -> Path:
@@ -113,6 +118,11 @@ class Settings(BaseSettings):
         gt=0,
         description="Purge audit events older than this; the default policy's "
         "audit.retention_days when unset.",
+    )
+    encoder_precision: EncoderPrecision = Field(
+        default="int8",
+        description="Which copy of the built-in accurate-tier encoder runs: `int8` (about twice "
+        "as fast; docs/models/README.md has the measured quality difference) or `float`.",
     )
     locale: str | None = Field(
         default=None,

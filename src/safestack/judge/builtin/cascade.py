@@ -114,7 +114,9 @@ class BuiltinDetector(Detector):
             if category is not None:
                 policy.category(category)
         heads = self.models.heads(self.task)
-        self.version = f"{type(self).version}+{heads['accurate'].embedder}"
+        # The vectors' source: the encoder the heads were fitted on, and the copy of it that runs.
+        precision = "+int8" if self.models.precision == "int8" else ""
+        self.version = f"{type(self).version}+{heads['accurate'].embedder}{precision}"
 
     def detect(self, sample: Sample) -> list[Finding]:
         return self.detect_batch([sample])[0]
