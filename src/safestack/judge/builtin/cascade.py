@@ -93,6 +93,9 @@ class BuiltinDetector(Detector):
     pair: ClassVar[bool] = False
     version = "2"
     uses_builtin_models = True
+    # The tiers' vectors depend on the text only (the int8 encoder reads one text per run), and
+    # escalation is decided by the text, never by the clock.
+    deterministic = True
     Options: ClassVar[type[DetectorOptions]] = CascadeOptions
     options: CascadeOptions
     # head label -> policy category (None: the label means "nothing to report")

@@ -170,7 +170,9 @@ class OnnxEncoder:
             _checked(path, files)
         self.precision: Precision = precision
         self._vocabulary = vocabulary
-        self._batch_size = batch_size
+        # int8: activations are quantized with one scale per input tensor, so a text's vector would
+        # depend on the texts batched with it; one text per run keeps it a function of the text.
+        self._batch_size = 1 if precision == "int8" else batch_size
         # Working memory grows with batch x pieces while throughput does not improve past a few
         # sequences, so batches are capped by pieces as well as by count.
         self._max_batch_tokens = max_batch_tokens
