@@ -86,7 +86,9 @@ def build(
         f"examples per task {record['examples']}"
     )
     # Measured on what was just written: a registry made after the build reads the new files.
-    metrics = evaluate_all(examples, BuiltinModels(precision=state(ctx).settings.encoder_precision))
+    models = BuiltinModels(precision=state(ctx).settings.encoder_precision)
+    metrics = evaluate_all(examples, models)
+    metrics["precision"] = models.precision
     metrics["build"] = record
     (models_dir() / "metrics.json").write_text(
         json.dumps(metrics, indent=2) + "\n", encoding="utf-8"
@@ -147,8 +149,13 @@ def evaluate(
 
     examples, manifest = _examples(work_dir)
     metrics = evaluate_all(examples, state(ctx).models)
+    metrics["precision"] = state(ctx).models.precision
+    # The build record of the encoder measured (it lists the int8 copy once quantized).
+    record = state(ctx).models.directory / "encoder" / "build.json"
     shipped = models_dir() / "metrics.json"
-    if shipped.exists():
+    if record.exists():
+        metrics.setdefault("build", json.loads(record.read_text()))
+    elif shipped.exists():
         metrics.setdefault("build", json.loads(shipped.read_text()).get("build"))
     if cards:
         for path in write_cards(metrics, manifest, Path(cards)):
