@@ -74,7 +74,9 @@ def emit(source: Path, target: Path, precision: str | None) -> None:
             row: dict[str, Any] = {
                 "action": decision.action.value,
                 "reasons": [_reason(r) for r in decision.reasons],
-                "forwarded": [m.message.content.replace(canary, "<canary>") for m in decision.messages],
+                "forwarded": [
+                    m.message.content.replace(canary, "<canary>") for m in decision.messages
+                ],
                 "response": decision.response,
             }
             if decision.forward:

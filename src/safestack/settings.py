@@ -11,7 +11,6 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-
 EncoderPrecision = Literal["int8", "float"]
 """Which copy of the built-in encoder runs (`safestack.judge.builtin.embedders`)."""
 

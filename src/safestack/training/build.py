@@ -28,7 +28,6 @@ from safestack.judge.builtin.use_m3 import PACKAGE, PINS, VERSION, WEIGHTS, Voca
 from safestack.policy import default_policy
 from safestack.training.dataset import HELD_OUT, split_by_source
 from safestack.training.encoder_model import UseTrunk, export_onnx
-from safestack.training.quantize import quantize_encoder
 from safestack.training.finetune import (
     MultiTask,
     Settings,
@@ -39,6 +38,7 @@ from safestack.training.finetune import (
     finetune,
     task_data,
 )
+from safestack.training.quantize import quantize_encoder
 from safestack.training.train import CALIBRATION_PRIOR, calibration_mask, fit_head, platt
 
 Progress = Callable[[str, int, int], None]

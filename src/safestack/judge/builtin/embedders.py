@@ -24,8 +24,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from safestack.errors import DetectorError
-from safestack.settings import EncoderPrecision
 from safestack.judge.builtin.use_m3 import MAX_PIECES, PINS, Vocabulary, verified_file
+from safestack.settings import EncoderPrecision
 
 if TYPE_CHECKING:
     import onnxruntime  # type: ignore[import-not-found, import-untyped, unused-ignore]
