@@ -79,7 +79,8 @@ def main() -> None:
     conversation, answer = rounds[0]
     guard.check_output(conversation, answer, guard.check_input(conversation).context)
     # The profile covers check_input and check_output (what a non-streamed chat costs).
-    profile = cProfile.Profile() if args.profile else None
+    # CPU time, not wall time: on a shared machine, preemption would land on whatever call ran.
+    profile = cProfile.Profile(time.process_time) if args.profile else None
     inputs, outputs, streams, first = [], [], [], []
     cpu = 0.0  # the process's CPU in check_input + check_output (steadier than wall time)
     for conversation, answer in rounds[1:]:

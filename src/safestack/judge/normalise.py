@@ -58,6 +58,9 @@ _LEET = str.maketrans(
 )
 _LEET_CHARS = frozenset("0134578 9@$!|+€".replace(" ", ""))
 _TOKEN = re.compile(r"\S+")
+# The tokens holding a leetspeak character, whole (each found from its first character in one pass:
+# linear however long a token is); only they can fold.
+_LEET_TOKEN = re.compile(r"(?<!\S)(?=\S*[" + re.escape("".join(sorted(_LEET_CHARS))) + r"])\S+")
 # Tokens that carry digits or symbols legitimately: emails, URLs, URL-escapes, words with a
 # number suffix ("rot13", "mp3", "covid19").
 _NOT_LEET = re.compile(r"@[\w-]+\.\w|://|^www\.|%[0-9A-Fa-f]{2}|^[A-Za-z]+\d+:?$|[<>\[\]{}]")
@@ -398,7 +401,7 @@ def _fold_leetspeak(
                 return folded
         return token
 
-    folded = _TOKEN.sub(fold, text)  # 1:1 per character, so offsets are unchanged
+    folded = _LEET_TOKEN.sub(fold, text)  # 1:1 per character, so offsets are unchanged
     if changed:
         applied["leetspeak-folded"] = None
     folded_origin = origin
