@@ -8,9 +8,10 @@ gathers them): chat i is a system prompt, texts i and i+1 as a user and an assis
 as the latest user turn, answered by text i+3. Consecutive chats share texts in other roles, so
 what a guard remembers of texts it judged lately (normalised forms, embeddings, findings, verdicts)
 is exercised as in a chat. Each tree's guard (the default policy, in its own process, one thread)
-judges every chat's input and output in order; this prints what differs in what the guard does: the
-input's action, reasons (check, category, action, scope, message) and forwarded texts, the output's
-action, reasons and returned text (the random canary masked), and each tree's time. `--precision`
+judges every chat's input and output in order; this prints how many chats differ in what the guard
+does (the input's action, reasons (check, category, action, scope, message) and forwarded texts, the
+output's action, reasons and returned text; the random canary masked), how the actions moved, the
+first differences, and each tree's time. `--precision`
 picks this tree's encoder copy (the baseline runs its own default).
 """
 
@@ -90,6 +91,12 @@ def emit(source: Path, target: Path, precision: str | None) -> None:
     print(f"{time.perf_counter() - started:.1f}")
 
 
+def _action(row: dict[str, Any], side: str) -> str | None:
+    if side == "input":
+        return row.get("action")
+    return (row.get("output") or {}).get("action")
+
+
 def _reason(reason: Any) -> list[Any]:
     return [reason.check, reason.category, reason.action.value, reason.scope, reason.index]
 
@@ -134,7 +141,16 @@ def main() -> None:
     print(f"{len(chats)} chats ({acted} not simply allowed by the baseline)")
     print(f"this tree ({precision}): {ours:.1f} s; baseline: {theirs:.1f} s")
     print(f"chats whose guard decisions differ: {len(differ)}")
-    for i in differ[:20]:
+    if differ:
+        print("of which the action differs (input, output), baseline -> this tree:")
+        for side in ("input", "output"):
+            moves: dict[str, int] = {}
+            for i in differ:
+                x, y = _action(json.loads(b[i]), side), _action(json.loads(a[i]), side)
+                if x != y:
+                    moves[f"{x} -> {y}"] = moves.get(f"{x} -> {y}", 0) + 1
+            print(f"  {side}: {sum(moves.values())} " + json.dumps(moves, sort_keys=True))
+    for i in differ[:10]:
         print(f"- chat {i}:\n  ours {a[i][:600]}\n  base {b[i][:600]}")
 
 
