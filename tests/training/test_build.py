@@ -148,6 +148,26 @@ def test_quantizing_the_packaged_encoder_gives_the_packaged_int8_copy(tmp_path: 
     assert recorded["model.int8.onnx"] == entry
 
 
+def test_models_quantize_writes_the_int8_copy_or_says_what_is_missing(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from safestack.cli.main import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["models", "quantize", "--directory", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "model.onnx or build.json is missing" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    encoder = tmp_path / "encoder"
+    encoder.mkdir()
+    for name in ("model.onnx", "build.json"):
+        (encoder / name).write_bytes((models_dir() / "encoder" / name).read_bytes())
+    result = runner.invoke(app, ["models", "quantize", "--directory", str(tmp_path)])
+    assert result.exit_code == 0, result.stderr
+    assert "model.int8.onnx" in result.stdout
+    assert BuiltinModels(tmp_path).encoder().precision == "int8"  # its record checks out
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, object]]:
     root = tmp_path_factory.mktemp("build")

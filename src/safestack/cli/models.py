@@ -125,7 +125,8 @@ def quantize(
     entry = quantize_encoder(encoder_dir)
     console.print(
         f"wrote {encoder_dir / 'model.int8.onnx'} ({entry['bytes']:,} bytes, "
-        f"sha256 {str(entry['sha256'])[:12]}…)"
+        f"sha256 {str(entry['sha256'])[:12]}…)",
+        soft_wrap=True,
     )
 
 
