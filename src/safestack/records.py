@@ -198,6 +198,18 @@ class AuditEvent(_Record):
     )
     error: str | None = Field(default=None, description="What failed, when something did.")
     stream: bool = False
+    end_user: Sha256Hex | None = Field(
+        default=None,
+        description="The end user the request was for: HMAC-SHA256 (hex) of its "
+        "`safety_identifier` (else `user`) field under the deployment's secret, never the raw "
+        "value; None when the request named none (and in events from before it was recorded).",
+    )
+    enforcement: str | None = Field(
+        default=None,
+        max_length=1000,
+        description="The enforcement measures applied to the request, e.g. 'warn:dec_...' or "
+        "'suspend:dec_...' (docs/monitor-enforcement.md); None when none was.",
+    )
 
     @field_validator("created_at")
     @classmethod
@@ -209,6 +221,76 @@ class AuditEvent(_Record):
         if self.completed and self.status_code is None:
             raise ValueError("a completed audit event needs the status_code sent to the client")
         return self
+
+
+class EnforcementAction(StrEnum):
+    """A rung of the strike ladder, or its reversal (docs/monitor-enforcement.md)."""
+
+    WARN = "warn"
+    THROTTLE = "throttle"
+    SUSPEND = "suspend"
+    LIFT = "lift"
+
+    @property
+    def rank(self) -> int:
+        """How strict a measure is: lift 0, warn 1, throttle 2, suspend 3."""
+        return _ENFORCEMENT_RANK[self]
+
+
+_ENFORCEMENT_RANK = {
+    EnforcementAction.LIFT: 0,
+    EnforcementAction.WARN: 1,
+    EnforcementAction.THROTTLE: 2,
+    EnforcementAction.SUSPEND: 3,
+}
+
+# `key:<key id>` or `user:<key id>:<end user>`, the end user as AuditEvent.end_user has it.
+ACCOUNT_PATTERN = r"^(key:[A-Za-z0-9_.-]{1,64}|user:[A-Za-z0-9_.-]{1,64}:[0-9a-f]{64})$"
+
+
+class EnforcementDecision(_Record):
+    """One enforcement decision on an account: who or which rule made it, why, when, and whether
+    it is enforced or only recorded (shadow). Append-only: a decision is reversed by a later
+    `lift`, never edited; a measure lapses at `expires_at` (its rung's decay)."""
+
+    id: str = Field(default_factory=lambda: "dec_" + uuid.uuid4().hex[:16], max_length=64)
+    created_at: AwareDatetime = Field(default_factory=lambda: datetime.now(UTC))
+    account: str = Field(
+        pattern=ACCOUNT_PATTERN,
+        description="`key:<key id>`, or `user:<key id>:<end user>` for one end user of a key.",
+    )
+    action: EnforcementAction
+    actor: str = Field(
+        min_length=1, max_length=200, description="`rule:<rule name>` or the person who decided."
+    )
+    reason: str = Field(min_length=1, max_length=2000)
+    rule: str | None = Field(default=None, max_length=200, description="The rule that fired.")
+    shadow: bool = Field(
+        default=False, description="Recorded to show what would have happened; never enforced."
+    )
+    expires_at: AwareDatetime | None = Field(
+        default=None, description="When the measure lapses (its decay); None: until lifted."
+    )
+    rate_per_minute: int | None = Field(
+        default=None, gt=0, description="A throttle's request rate for the account."
+    )
+    burst: int | None = Field(default=None, gt=0, description="A throttle's bucket size.")
+
+    @field_validator("created_at", "expires_at")
+    @classmethod
+    def _in_utc(cls, value: datetime | None) -> datetime | None:
+        return value.astimezone(UTC) if value is not None else None
+
+    @property
+    def key_id(self) -> str:
+        """The key the account belongs to."""
+        return self.account.split(":")[1]
+
+    def active(self, now: datetime) -> bool:
+        """Whether this measure is in force at `now`, lifts aside (shadow ones never are)."""
+        if self.shadow or self.action is EnforcementAction.LIFT:
+            return False
+        return self.expires_at is None or now < self.expires_at
 
 
 class AttemptStatus(StrEnum):

@@ -11,6 +11,9 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+EncoderPrecision = Literal["int8", "float"]
+"""Which copy of the built-in encoder runs (`safestack.judge.builtin.embedders`)."""
+
 
 def _default_home() -> Path:
     return Path.home() / ".safestack"
@@ -115,6 +118,11 @@ class Settings(BaseSettings):
         description="Purge audit events older than this; the default policy's "
         "audit.retention_days when unset.",
     )
+    encoder_precision: EncoderPrecision = Field(
+        default="int8",
+        description="Which copy of the built-in accurate-tier encoder runs: `int8` (about twice "
+        "as fast; docs/models/README.md has the measured quality difference) or `float`.",
+    )
     locale: str | None = Field(
         default=None,
         description="Locale for election redirects when a request names none (x-safestack-locale).",
@@ -138,6 +146,42 @@ class Settings(BaseSettings):
         default=0.5,
         gt=0,
         description="How often the gateway moves journalled audit events into the store.",
+    )
+
+    # -- abuse monitoring: end users and enforcement (docs/monitor-enforcement.md) -------------
+    monitor_secret: SecretStr | None = Field(
+        default=None,
+        description="Key the gateway hashes end-user ids (safety_identifier, user) with "
+        "(HMAC-SHA256); when unset, a random key made once and kept in the store. Every replica "
+        "must use the same.",
+    )
+    monitor_ladder: Path | None = Field(
+        default=None,
+        description="Strike-ladder YAML (decay per rung, the throttle's rate, the appeal text); "
+        "the built-in ladder when unset.",
+    )
+    monitor_webhooks: list[str] = Field(
+        default_factory=list,
+        description="URLs an alert is POSTed to (JSON) for every decision, e.g. "
+        "'[\"https://hooks.example/safestack\"]'.",
+    )
+    monitor_alert_retries: int = Field(
+        default=5, ge=0, le=20, description="Retries of an alert a webhook did not take."
+    )
+    monitor_alert_timeout: float = Field(
+        default=5.0, gt=0, description="Seconds one webhook POST may take."
+    )
+    monitor_poll_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often each gateway replica checks for new decisions (Redis's version "
+        "key when redis_url is set and answers, else the store).",
+    )
+    monitor_store_check_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="With Redis answering, how often the store is checked anyway (a decision "
+        "made while Redis was down was not announced there).",
     )
 
     # -- timeouts toward the database (the gateway; other commands keep longer ones) ---------------
@@ -272,6 +316,18 @@ class Settings(BaseSettings):
     console_targets: list[Path] = Field(
         default_factory=list,
         description="YAML files of red-team target specs the console can chat with.",
+    )
+
+    # -- abuse monitoring's analysis (`safestack monitor`, docs/monitor.md) -------------------------
+    monitor_rules: Path | None = Field(
+        default=None,
+        description="Monitoring rules YAML for `monitor run`; the shipped example rules when unset.",
+    )
+    monitor_min_accounts: int = Field(
+        default=5,
+        ge=2,
+        description="k: a cluster (and a distinctive term) is shown only when at least this many "
+        "distinct accounts are in it.",
     )
 
     def database_url(self) -> str:

@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from c2pa_chain import make_chain
 from media_images import encode, generated_image
 from typer.testing import CliRunner
 
+from c2pa_chain import make_chain
 from safestack.cli.main import app
 
 runner = CliRunner()

@@ -44,7 +44,7 @@ ROUTES = {
     ("get", "/readyz"),
     ("get", "/metrics"),
 }
-FUZZ_EXAMPLES = 400  # image parts (issue 16) and the images route each added coverage cases
+FUZZ_EXAMPLES = 450  # image parts, the images route (issue 16) and end-user fields (issue 15) added coverage cases
 CHECKS = [
     not_a_server_error,
     status_code_conformance,

@@ -17,6 +17,8 @@ from safestack.cli.keys import keys_app
 from safestack.cli.media import media_app
 from safestack.cli.media_provenance import sign  # noqa: F401  registers `media sign|verify`
 from safestack.cli.models import models_app
+from safestack.cli.monitor import monitor_app
+from safestack.cli.monitor_analysis import register as register_monitor_analysis
 from safestack.cli.policy import policy_app
 from safestack.cli.redteam import redteam_app
 from safestack.cli.serve import serve  # noqa: F401  registers `safestack serve`
@@ -31,6 +33,9 @@ app.add_typer(redteam_app, name="redteam")
 app.add_typer(align_app, name="align")
 app.add_typer(gate_app, name="gate")
 app.add_typer(media_app, name="media")
+# The `monitor` group: enforcement (`cli/monitor.py`) and analysis (`cli/monitor_analysis.py`).
+register_monitor_analysis(monitor_app)
+app.add_typer(monitor_app, name="monitor")
 
 
 @app.command("version")

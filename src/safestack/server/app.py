@@ -18,10 +18,12 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from safestack.monitor.ladder import load_ladder
 from safestack.server import admin, chat, health, image_generation, models, moderations
 from safestack.server.audit import AuditTrail, purge_periodically
 from safestack.server.auth import KeyCache
 from safestack.server.catalog import ModelCatalog
+from safestack.server.enforcement import EnforcementState
 from safestack.server.errors import ApiError
 from safestack.server.gateway import Gateway
 from safestack.server.images import MediaGate
@@ -55,13 +57,17 @@ def create_app(
     `on_shutdown` runs last when the app stops (a worker process closing what it opened).
 
     Opens the audit journal (unless `settings.audit_journal` is off): a StoreError when its
-    directory cannot be written.
+    directory cannot be written; reads the strike ladder (`settings.monitor_ladder`): an
+    EnforcementError naming the file and line when it is wrong.
     """
     calls = StoreCalls.for_settings(settings)
     journal = None
     if settings.audit_journal:
         journal = AuditJournal(journal_directory(settings.audit_journal_path(), store.display_url))
     trail = AuditTrail(store, calls, journal)
+    enforcement = EnforcementState(store, calls, settings, load_ladder(settings.monitor_ladder))
+    metrics = Metrics()
+    metrics.watch_enforcement(enforcement)
     gateway = Gateway(
         settings=settings,
         store=store,
@@ -72,15 +78,19 @@ def create_app(
         upstream=upstream,
         catalog=ModelCatalog(upstream, models_ttl) if upstream is not None else None,
         keys=KeyCache(store, settings.key_cache_seconds, calls),
-        metrics=Metrics(),
+        metrics=metrics,
         require_auth=require_auth,
         media=MediaGate.build(settings, store),
+        enforcement=enforcement,
     )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # What a previous process left in the journal is drained first, then as events come.
-        tasks = [asyncio.create_task(trail.drain_periodically(settings.audit_drain_seconds))]
+        tasks = [
+            asyncio.create_task(trail.drain_periodically(settings.audit_drain_seconds)),
+            asyncio.create_task(enforcement.refresh_periodically()),
+        ]
         # The deployment's setting wins; otherwise the default policy's audit.retention_days.
         retention = settings.audit_retention_days or policies.default.policy.audit.retention_days
         if retention is not None:
@@ -94,6 +104,7 @@ def create_app(
             for task in tasks:
                 task.cancel()
             await trail.close(timeout=calls.deadline)
+            await enforcement.aclose()
             calls.close()
             await gateway.media.aclose()
             for loaded in policies.loaded():  # their connections belong to this app's loop

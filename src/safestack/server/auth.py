@@ -85,16 +85,31 @@ def require_scope(key: ApiKey, scope: Scope) -> None:
         )
 
 
-async def limit_rate(key: ApiKey, limiter: RateLimiter, settings: Settings) -> dict[str, str]:
+async def limit_rate(
+    key: ApiKey,
+    limiter: RateLimiter,
+    settings: Settings,
+    *,
+    throttle: tuple[int | None, int | None] | None = None,
+) -> dict[str, str]:
     """Take one request from the key's bucket; 429 with Retry-After when it is empty.
 
-    Returns the rate-limit headers to send. A limiter that fails (Redis down) refuses the request:
-    an unenforceable limit is not read as no limit.
+    `throttle` (rate per minute, burst): an enforcement decision's lower limit, which wins over
+    the key's own while it is lower. Returns the rate-limit headers to send. A limiter that fails
+    (Redis down) refuses the request: an unenforceable limit is not read as no limit.
     """
     rate = key.rate_per_minute or settings.rate_per_minute
-    if rate is None:
+    burst = None
+    if rate is not None:
+        burst = key.burst or settings.burst or max(1, rate // 4)
+    if throttle is not None and throttle[0] is not None:
+        low_rate = throttle[0]
+        low_burst = throttle[1] or max(1, low_rate // 4)
+        if rate is None or low_rate < rate:
+            rate = low_rate
+        burst = low_burst if burst is None else min(burst, low_burst)
+    if rate is None or burst is None:
         return {}
-    burst = key.burst or settings.burst or max(1, rate // 4)
     try:
         decision = await limiter.acquire(key.id, rate, burst)
     except Exception as exc:

@@ -25,9 +25,11 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from safestack.errors import InputError, PolicyError, StoreError
+from safestack.monitor.identity import IDENTITY_FIELDS
 from safestack.records import Action, AuditEvent
 from safestack.server.audit import digest
-from safestack.server.auth import Scope, authenticate, limit_rate, require_scope
+from safestack.server.auth import Scope, authenticate, require_scope
+from safestack.server.enforcement import enforce_key
 from safestack.server.errors import (
     ApiError,
     bad_request,
@@ -65,6 +67,8 @@ class Call:
     headers: dict[str, str] = field(default_factory=dict)
     opening: asyncio.Future[None] | None = None  # the opening record's write, once begun
     opening_waited: bool = False
+    end_user: str | None = None  # hashed (server/enforcement.py); never the raw identifier
+    enforcement: list[str] = field(default_factory=list)  # measures applied, "warn:dec_..."
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
@@ -79,7 +83,17 @@ class Call:
                 self.scores[category] = score
 
     def content(self) -> dict[str, Any]:
-        return {"request": self.payload, "response": self.response_content}
+        """The request and response as kept with audit.content; end-user ids replaced by their
+        hash, so the raw identifier is never stored."""
+        request = self.payload
+        if isinstance(request, dict) and any(request.get(name) for name in IDENTITY_FIELDS):
+            request = dict(request)
+            hashed = f"hmac-sha256:{self.end_user}" if self.end_user else "<not kept>"
+            for name in IDENTITY_FIELDS:
+                if request.get(name):
+                    request[name] = hashed
+                    hashed = "<not kept>"  # the legacy field beside the one that was hashed
+        return {"request": request, "response": self.response_content}
 
     def audit_event(self, *, keep_content: bool, completed: bool = True) -> AuditEvent:
         """What the audit log keeps of this call: digests always, the content when asked.
@@ -102,6 +116,8 @@ class Call:
             content=self.content() if keep_content else None,
             error=self.error,
             stream=self.stream,
+            end_user=self.end_user,
+            enforcement=", ".join(self.enforcement)[:1000] or None,
         )
 
     def verdict_headers(self) -> dict[str, str]:
@@ -125,7 +141,7 @@ async def handle(request: Request, endpoint: str, scope: Scope, work: Work) -> R
         if gateway.require_auth:
             call.key = await authenticate(request, gateway.keys)
             require_scope(call.key, scope)
-            call.headers.update(await limit_rate(call.key, gateway.limiter, gateway.settings))
+            call.headers.update(await enforce_key(gateway, call))
         response = await work(gateway, call, request)
     except ApiError as error:
         response = _error(call, error)

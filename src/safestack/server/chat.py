@@ -22,6 +22,7 @@ from starlette.responses import Response
 from safestack.guard import Guard, GuardContext, OutputDecision, Reason
 from safestack.records import Action, Conversation
 from safestack.server.calls import Call, begin, handle, opened, read_json
+from safestack.server.enforcement import enforce_end_user
 from safestack.server.errors import json_response
 from safestack.server.gateway import Gateway
 from safestack.server.images import ScreenedImage
@@ -64,6 +65,7 @@ async def _chat(gateway: Gateway, call: Call, request: Request) -> Response:
     payload = await read_json(request, call, settings.max_request_bytes, settings.body_timeout)
     model = payload.get("model")
     call.model = model if isinstance(model, str) else None
+    await enforce_end_user(gateway, call, payload)  # who it is for, and their measures
     limits = WorkLimits.of(call.key, settings)
     limits.check_messages(payload.get("messages"))  # before each message is even looked at
     locale = request.headers.get("x-safestack-locale") or gateway.settings.locale

@@ -1,6 +1,6 @@
 """What every route of one gateway shares: settings, the store (and the thread pool its calls run
-in), the audit trail, the rate limiter, the policies, the upstream, the key cache, the metrics and
-the media gate (images hashed and matched). Built by `create_app()`; a route finds it on
+in), the audit trail, the rate limiter, the policies, the upstream, the key cache, the metrics,
+the media gate (images hashed and matched) and the enforcement state. Built by `create_app()`; a route finds it on
 `request.app.state.gateway`.
 """
 
@@ -14,6 +14,7 @@ from starlette.requests import Request
 from safestack.server.audit import AuditTrail
 from safestack.server.auth import KeyCache
 from safestack.server.catalog import ModelCatalog
+from safestack.server.enforcement import EnforcementState
 from safestack.server.errors import upstream_unavailable
 from safestack.server.metrics import Metrics
 from safestack.server.policies import PolicyCache
@@ -41,6 +42,7 @@ class Gateway:
     metrics: Metrics
     require_auth: bool
     media: MediaGate
+    enforcement: EnforcementState
 
     def require_upstream(self) -> tuple[Upstream, ModelCatalog]:
         """The upstream and its model list; 503 with how to configure one when there is none."""

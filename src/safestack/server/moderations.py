@@ -24,6 +24,7 @@ from safestack.judge.judge import combine_findings
 from safestack.judge.moderation import moderation_response
 from safestack.records import Verdict
 from safestack.server.calls import Call, handle, read_json
+from safestack.server.enforcement import enforce_end_user
 from safestack.server.errors import ApiError, bad_request, json_response
 from safestack.server.gateway import Gateway
 from safestack.server.limits import WorkLimits
@@ -51,6 +52,7 @@ async def _moderate(gateway: Gateway, call: Call, request: Request) -> Response:
     payload = await read_json(request, call, settings.max_request_bytes, settings.body_timeout)
     model = payload.get("model")
     call.model = model if isinstance(model, str) else None
+    await enforce_end_user(gateway, call, payload)  # who it is for, and their measures
     parts: list[ImagePart] = []
     texts = _inputs(payload.get("input"), parts)
     images = await gateway.media.screen_parts(

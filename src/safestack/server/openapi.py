@@ -74,6 +74,15 @@ class ChatMessage(BaseModel):
     )
 
 
+# The end user a request is for (docs/monitor-enforcement.md): hashed before it is kept.
+EndUserId = Annotated[str | None, Field(max_length=256)]
+_END_USER = (
+    "Who the request is for (an app's user id; better a hash of it). The gateway keeps only its "
+    "HMAC-SHA256 (`end_user` in audit events) and enforces that end user's measures: 403 "
+    "account_suspended, 429 when throttled. `safety_identifier` wins over `user`."
+)
+
+
 class ChatCompletionRequest(BaseModel):
     """OpenAI's chat request. The gateway reads `model`, `messages` and `stream`; every other
     field (temperature, tools, ...) goes upstream as sent."""
@@ -86,6 +95,8 @@ class ChatCompletionRequest(BaseModel):
         "character limit over all contents (SAFESTACK_MAX_CHARS, 100,000); more is a 400.",
     )
     stream: bool | None = False
+    safety_identifier: EndUserId = Field(default=None, description=_END_USER)
+    user: EndUserId = Field(default=None, description="Legacy: " + _END_USER)
 
 
 # Text to judge: empty or blank text is refused (400), there being nothing to judge.
@@ -105,6 +116,8 @@ class ModerationRequest(BaseModel):
         "character limit (SAFESTACK_MAX_CHARS, 100,000); empty text is a 400."
     )
     model: Any = Field(default=None, description="Echoed in the audit log; not used to judge.")
+    safety_identifier: EndUserId = Field(default=None, description=_END_USER)
+    user: EndUserId = Field(default=None, description="Legacy: " + _END_USER)
 
 
 class ImageGenerationRequest(BaseModel):
@@ -305,12 +318,14 @@ _ERRORS: dict[int | str, str] = {
     "image that cannot be hashed (invalid_image), refused by the guard (type policy_violation, "
     "code blocked:<category>), or an image matching a hash bank (policy_violation, media_match).",
     401: "No API key, or an unknown or revoked one (invalid_api_key).",
-    403: "The key lacks this endpoint's scope (insufficient_scope).",
+    403: "The key lacks this endpoint's scope (insufficient_scope), or the key or the end user "
+    "is suspended (account_suspended: the reason and an appeal reference, also in "
+    "x-safestack-appeal).",
     404: "Unknown model, or one the key may not use (model_not_found).",
     408: "The request body did not arrive in time.",
     413: "The body is over SAFESTACK_MAX_REQUEST_BYTES (request_too_large).",
-    429: "The key's requests or characters per minute are spent (rate_limit_exceeded; "
-    "Retry-After).",
+    429: "The key's requests or characters per minute are spent, or the key or end user is "
+    "throttled by an enforcement decision (rate_limit_exceeded; Retry-After).",
     500: "A bug (internal_error, with the request id) or a key's policy that does not load "
     "(policy_error).",
     502: "The upstream is down, failed or answered nonsense.",

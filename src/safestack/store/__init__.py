@@ -3,7 +3,8 @@
 `Store.open(settings.database_url())` connects and migrates; one repository per record family writes
 and reads them: `store.judgements`, `store.keys`, `store.audit`, `store.runs` (red-team attempts),
 `store.training_sets` (break-fix training sets), `store.models` (the fine-tuned models' lineage),
-`store.gate` (the gate's evidence and decision log), `store.media_banks` (hash banks for images)
+`store.gate` (the gate's evidence and decision log), `store.enforcement` (monitoring's
+enforcement decisions), `store.media_banks` (hash banks for images)
 and `store.media_cases` (their matches, for review). `AuditJournal` is the gateway's write-ahead
 log of audit events on local disk, drained into `store.audit`.
 """
@@ -12,6 +13,7 @@ from safestack.store.attempts import RedteamRuns, StoredRun
 from safestack.store.audit import AuditLog
 from safestack.store.database import Database, Timeouts, create_database
 from safestack.store.db import Store
+from safestack.store.enforcement import ActiveMeasures, EnforcementLog
 from safestack.store.gate import (
     GateRecords,
     StoredEvidence,
@@ -38,6 +40,7 @@ from safestack.store.training_sets import StoredTrainingSet, TrainingSets
 __all__ = [
     "SCOPES",
     "ActiveHash",
+    "ActiveMeasures",
     "ApiKey",
     "ApiKeys",
     "AuditJournal",
@@ -46,6 +49,7 @@ __all__ = [
     "CaseMatch",
     "CaseStatus",
     "Database",
+    "EnforcementLog",
     "GateRecords",
     "HashKind",
     "ImportCount",

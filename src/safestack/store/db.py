@@ -12,6 +12,7 @@ from safestack.store.attempts import RedteamRuns
 from safestack.store.audit import AuditLog
 from safestack.store.console import ConsoleRecords
 from safestack.store.database import Database
+from safestack.store.enforcement import EnforcementLog
 from safestack.store.gate import GateRecords
 from safestack.store.judgements import Judgements
 from safestack.store.keys import ApiKeys
@@ -36,3 +37,4 @@ class Store(Database):
         self.media_cases = MediaCases(self)
         self.models = ModelLineage(self)
         self.console = ConsoleRecords(self)
+        self.enforcement = EnforcementLog(self)

@@ -187,6 +187,9 @@ class AuditEventRow(Base):
     # False: the request was accepted and not (yet) answered; its completion replaces the row.
     completed: Mapped[bool] = mapped_column(Boolean(), server_default=true())
     schema_version: Mapped[int] = mapped_column(Integer())
+    # The hashed end user (never the raw identifier) and the enforcement applied (0011).
+    end_user: Mapped[str | None] = mapped_column(String(64), index=True)
+    enforcement: Mapped[str | None] = mapped_column(TextType())
 
 
 class RedteamRunRow(Base):
@@ -493,4 +496,41 @@ class ReviewRow(Base):
     category: Mapped[str] = mapped_column(String(100))
     severity: Mapped[int] = mapped_column(Integer())
     reason: Mapped[str] = mapped_column(ClientText())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class EnforcementDecisionRow(Base):
+    """One enforcement decision (warn, throttle, suspend, lift) on an account: append-only.
+
+    `seq` orders the log; gateways compare the number of rows to notice new decisions.
+    """
+
+    __tablename__ = "enforcement_decisions"
+    __table_args__ = (
+        CheckConstraint("action IN ('warn', 'throttle', 'suspend', 'lift')", name="action"),
+    )
+
+    seq: Mapped[int] = mapped_column(Integer(), primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    account: Mapped[str] = mapped_column(String(200), index=True)
+    action: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(TextType())
+    reason: Mapped[str] = mapped_column(TextType())
+    rule: Mapped[str | None] = mapped_column(TextType())
+    shadow: Mapped[bool] = mapped_column(Boolean())
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    rate_per_minute: Mapped[int | None] = mapped_column(Integer())
+    burst: Mapped[int | None] = mapped_column(Integer())
+    schema_version: Mapped[int] = mapped_column(Integer())
+
+
+class MonitorSecretRow(Base):
+    """Secrets monitoring keeps in the store, created once: the end-user hashing key when the
+    deployment sets none (SAFESTACK_MONITOR_SECRET)."""
+
+    __tablename__ = "monitor_secrets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -17,23 +17,11 @@ from pydantic import Field
 from safestack.data.document import Document, Removal
 from safestack.data.filters.base import FilterOptions, corpus_filter
 from safestack.data.filters.models import ModelFilter
-from safestack.judge.detectors.rules import PII_PATTERNS, iban_valid, luhn_valid
+from safestack.judge.redaction import PLACEHOLDERS, Span, pattern_spans, redact_text
 
-PLACEHOLDERS: dict[str, str] = {
-    "EMAIL_ADDRESS": "[EMAIL]",
-    "PHONE_NUMBER": "[PHONE]",
-    "CREDIT_CARD": "[CREDIT_CARD]",
-    "IBAN_CODE": "[IBAN]",
-    "US_SSN": "[SSN]",
-    "IP_ADDRESS": "[IP_ADDRESS]",
-    "US_ITIN": "[ITIN]",
-    "US_PASSPORT": "[PASSPORT]",
-    "US_DRIVER_LICENSE": "[DRIVER_LICENSE]",
-    "US_BANK_NUMBER": "[BANK_ACCOUNT]",
-    "CRYPTO": "[CRYPTO_WALLET]",
-    "PERSON": "[PERSON]",
-    "LOCATION": "[LOCATION]",
-}
+# The patterns and the rewriting live in the judge (monitoring scrubs with them too).
+__all__ = ["PLACEHOLDERS", "RedactFilter", "RedactOptions", "pattern_spans", "redact_text"]
+
 # Names and places are left out by default: a corpus without them loses more than it protects.
 _PRESIDIO_DEFAULT = (
     "EMAIL_ADDRESS",
@@ -48,8 +36,6 @@ _PRESIDIO_DEFAULT = (
     "CRYPTO",
 )
 
-Span = tuple[int, int, str]
-
 
 class RedactOptions(FilterOptions):
     presidio: bool = Field(
@@ -60,41 +46,6 @@ class RedactOptions(FilterOptions):
         default=_PRESIDIO_DEFAULT, description="Presidio entity types to redact."
     )
     min_score: float = Field(default=0.5, ge=0.0, le=1.0, description="Presidio's score floor.")
-
-
-def pattern_spans(text: str) -> list[Span]:
-    """Spans of the fast PII patterns, checksums verified, earlier patterns winning overlaps."""
-    spans: list[Span] = []
-    for pii in PII_PATTERNS:
-        for match in pii.pattern.finditer(text):
-            start, end = match.span()
-            if any(start < e and s < end for s, e, _ in spans):
-                continue
-            if pii.check == "luhn" and not luhn_valid(match.group()):
-                continue
-            if pii.check == "iban" and not iban_valid(match.group()):
-                continue
-            spans.append((start, end, pii.label))
-    return spans
-
-
-def redact_text(text: str, spans: Sequence[Span]) -> tuple[str, Counter[str]]:
-    """`text` with each span replaced by its placeholder (overlaps: the longer span wins)."""
-    kept: list[Span] = []
-    for start, end, label in sorted(spans, key=lambda s: (s[0], -(s[1] - s[0]))):
-        if kept and start < kept[-1][1]:
-            continue
-        kept.append((start, end, label))
-    pieces: list[str] = []
-    counts: Counter[str] = Counter()
-    cursor = 0
-    for start, end, label in kept:
-        placeholder = PLACEHOLDERS.get(label, f"[{label}]")
-        pieces += [text[cursor:start], placeholder]
-        counts[placeholder.strip("[]")] += 1
-        cursor = end
-    pieces.append(text[cursor:])
-    return "".join(pieces), counts
 
 
 @corpus_filter("redact")
