@@ -16,7 +16,10 @@ REDTEAM_DATA := pyrit==1.1.0
 TORCH := torch==2.13.0
 DEMO_OUT ?= demo-out
 
-.PHONY: install install-dev demo test lint typecheck pytest models clean bench-corpus bench-url-words bench-redteam
+BREAKFIX_OUT ?= breakfix-out
+BREAKFIX_ARGS ?= --benign-limit 30
+
+.PHONY: install install-dev demo breakfix test lint typecheck pytest models clean bench-corpus bench-url-words bench-redteam
 
 install: $(VENV)/.base
 install-dev: $(VENV)/.dev
@@ -63,6 +66,19 @@ demo: $(VENV)/.demo
 	$(BIN)/safestack data filter src/safestack/data/assets/eval/corpus.jsonl \
 		--out $(DEMO_OUT)/corpus
 	@echo "reports: $(DEMO_OUT)/redteam/report.html  $(DEMO_OUT)/corpus/report.html"
+
+# One real break-fix round on the local model (docs/align.md, measured time there): red-team it
+# with examples/campaigns/breakfix.yaml, the held-out campaign, the benign look-alikes and the
+# capability probe; build the training set; LoRA SFT + DPO; red-team the trained model again; write
+# the round report. Re-running continues a killed round; a finished one is not redone.
+BREAKFIX_DB := SAFESTACK_DB_URL=sqlite:///$(abspath $(BREAKFIX_OUT))/safestack.db
+breakfix: install-dev
+	mkdir -p $(BREAKFIX_OUT)
+	$(BREAKFIX_DB) HF_HUB_OFFLINE=1 $(BIN)/safestack align round examples/campaigns/breakfix.yaml \
+		--heldout examples/campaigns/breakfix-heldout.yaml --out $(BREAKFIX_OUT) \
+		--series breakfix $(BREAKFIX_ARGS)
+	$(BREAKFIX_DB) $(BIN)/safestack align report breakfix --out $(BREAKFIX_OUT)/report
+	@echo "report: $(BREAKFIX_OUT)/report/report.html"
 
 lint: install-dev
 	$(BIN)/ruff check src tests

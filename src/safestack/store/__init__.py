@@ -2,7 +2,7 @@
 
 `Store.open(settings.database_url())` connects and migrates; one repository per record family writes
 and reads them: `store.judgements`, `store.keys`, `store.audit`, `store.runs` (red-team attempts),
-`store.training_sets` (break-fix training sets), `store.models` (the fine-tuned models' lineage),
+`store.training_sets` (break-fix training sets), `store.models` (the fine-tuned models' lineage), `store.rounds` (break-fix rounds),
 `store.gate` (the gate's evidence and decision log), `store.media_banks` (hash banks for images)
 and `store.media_cases` (their matches, for review). `AuditJournal` is the gateway's write-ahead
 log of audit events on local disk, drained into `store.audit`.
@@ -33,6 +33,7 @@ from safestack.store.media_banks import (
 )
 from safestack.store.media_cases import CaseMatch, CaseStatus, MediaCase, MediaCases
 from safestack.store.migrate import head_revision
+from safestack.store.rounds import Rounds, StoredRound
 from safestack.store.training_sets import StoredTrainingSet, TrainingSets
 
 __all__ = [
@@ -56,6 +57,7 @@ __all__ = [
     "MediaCases",
     "ModelLineage",
     "RedteamRuns",
+    "Rounds",
     "Scope",
     "Store",
     "StoredBank",
@@ -64,6 +66,7 @@ __all__ = [
     "StoredLogEntry",
     "StoredModel",
     "StoredModelVersion",
+    "StoredRound",
     "StoredRun",
     "StoredSigner",
     "StoredTrainingSet",

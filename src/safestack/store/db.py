@@ -17,6 +17,7 @@ from safestack.store.keys import ApiKeys
 from safestack.store.lineage import ModelLineage
 from safestack.store.media_banks import MediaBanks
 from safestack.store.media_cases import MediaCases
+from safestack.store.rounds import Rounds
 from safestack.store.training_sets import TrainingSets
 
 
@@ -34,3 +35,4 @@ class Store(Database):
         self.media_banks = MediaBanks(self)
         self.media_cases = MediaCases(self)
         self.models = ModelLineage(self)
+        self.rounds = Rounds(self)
