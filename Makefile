@@ -17,9 +17,9 @@ TORCH := torch==2.13.0
 DEMO_OUT ?= demo-out
 
 BREAKFIX_OUT ?= breakfix-out
-BREAKFIX_ARGS ?= --benign-limit 30
+BREAKFIX_ARGS ?= --benign-limit 20 --sft-steps 12 --preference-steps 4
 
-.PHONY: install install-dev demo breakfix test lint typecheck pytest models clean bench-corpus bench-url-words bench-redteam
+.PHONY: install install-dev demo breakfix gguf-converter test lint typecheck pytest models clean bench-corpus bench-url-words bench-redteam
 
 install: $(VENV)/.base
 install-dev: $(VENV)/.dev
@@ -79,6 +79,13 @@ breakfix: install-dev
 		--series breakfix $(BREAKFIX_ARGS)
 	$(BREAKFIX_DB) $(BIN)/safestack align report breakfix --out $(BREAKFIX_OUT)/report
 	@echo "report: $(BREAKFIX_OUT)/report/report.html"
+
+# llama.cpp's HF-to-GGUF converter, from llama-cpp-python's source distribution on PyPI (the wheel
+# lacks it), cached under SAFESTACK_HOME; `safestack align gguf MODEL` then converts a fine-tune.
+gguf-converter: install-dev
+	$(BIN)/python -c "from safestack.settings import Settings; \
+		from safestack.align.finetune.gguf_export import fetch_converter; \
+		print(fetch_converter(Settings().home / 'align' / 'converters'))"
 
 lint: install-dev
 	$(BIN)/ruff check src tests

