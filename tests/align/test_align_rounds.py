@@ -379,3 +379,15 @@ def test_report_and_check_bad_input_is_one_line(tmp_path: Path, monkeypatch: Any
     )
     assert result.exit_code == 2 and "missing.yaml" in result.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_gguf_export_without_the_converter_says_how_to_get_it(tmp_path: Path) -> None:
+    from safestack.align.finetune.gguf_export import converter_dir, export_gguf
+    from safestack.errors import InputError
+
+    merged = tmp_path / "merged"
+    merged.mkdir()
+    (merged / "config.json").write_text("{}")
+    with pytest.raises(InputError, match="run `make gguf-converter`"):
+        export_gguf(merged, tmp_path, converter_dir(tmp_path), model_id="ft-x", name="x")
+    assert not (tmp_path / "model.gguf").exists()

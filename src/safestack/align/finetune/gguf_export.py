@@ -4,8 +4,8 @@ llama.cpp's `convert_hf_to_gguf.py` (with its `conversion/` package) ships in ll
 *source* distribution on PyPI, not in its wheel. `fetch_converter` downloads that sdist once with
 pip (`pip download llama-cpp-python==<installed version> --no-binary :all: --no-deps`) and keeps
 only the converter under a cache directory (`make gguf-converter` runs it); `export_gguf` runs
-the script on a merged model directory (it needs torch, transformers and the `gguf` package,
-all in the `align` extra) and writes `model.gguf` and `target-gguf.yaml` beside the transformers
+the script on a merged model directory (with torch and transformers from the `align` extra, and
+the sdist's own `gguf-py`, kept beside it) and writes `model.gguf` and `target-gguf.yaml` beside the transformers
 target. Nothing is fetched unless asked: without the converter the error says how to get it.
 """
 
@@ -26,7 +26,10 @@ from safestack.errors import InputError
 PACKAGE = "llama-cpp-python"
 PINNED = "0.3.36"  # pyproject's `local` extra; the installed version wins when there is one
 SCRIPT = "convert_hf_to_gguf.py"
-KEEP = (SCRIPT, "conversion/")  # what is kept of the sdist's vendor/llama.cpp/
+# What is kept of the sdist's vendor/llama.cpp/. Its own gguf-py too: the script needs names
+# (e.g. MODEL_ARCH.DFLASH) that the `gguf` 0.19.0 wheel on PyPI lacks though both say 0.19.0;
+# the script puts gguf-py/ first on sys.path itself.
+KEEP = (SCRIPT, "conversion/", "gguf-py/gguf/")
 OUTTYPES = ("f32", "f16", "bf16", "q8_0")
 
 
@@ -119,7 +122,7 @@ def export_gguf(
         "--outtype",
         outtype,
     ]
-    env = {**os.environ, "NO_LOCAL_GGUF": "1"}  # the installed `gguf` package, not a vendored one
+    env = {key: value for key, value in os.environ.items() if key != "NO_LOCAL_GGUF"}
     done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
     if done.returncode != 0 or not staging.is_file():
         staging.unlink(missing_ok=True)
