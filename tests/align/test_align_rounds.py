@@ -379,6 +379,12 @@ def test_report_and_check_bad_input_is_one_line(tmp_path: Path, monkeypatch: Any
     )
     assert result.exit_code == 2 and "missing.yaml" in result.stderr
     assert not (tmp_path / "o").exists()
+    campaign_file = Path(__file__).parents[2] / "examples/campaigns/breakfix.yaml"
+    result = runner.invoke(
+        app, ["align", "round", str(campaign_file), "--out", str(tmp_path / "o"), "--series", "a b"]
+    )
+    assert result.exit_code == 2 and "--series 'a b': use letters" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
 
 
 def test_gguf_export_without_the_converter_says_how_to_get_it(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ Exit codes: 0 done (or already up to date), 2 bad input or a failure (one line s
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -495,6 +496,7 @@ def round_command(
         train_model,
     )
     from safestack.align.rounds import RoundDriver, RoundInputs, read_campaign_file
+    from safestack.errors import InputError
     from safestack.store import Store
 
     st = state(ctx)
@@ -514,8 +516,14 @@ def round_command(
         threads=threads,
     )
     _register_stage_plugins()
+    name = series or out.resolve().name
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,80}", name):
+        raise InputError(
+            f"--series {name!r}: use letters, digits, '_', '.' and '-' (at most 80); it starts "
+            "every run id of the series"
+        )
     inputs = RoundInputs(
-        series=series or out.resolve().name,
+        series=name,
         attack=read_campaign_file(campaign),
         heldout=read_campaign_file(heldout) if heldout is not None else None,
         out=out,
