@@ -142,7 +142,8 @@ class RoundDriver:
         model = self.store.models.get(found.model)
         if model is None:
             raise InputError(f"round {number}: model {found.model} is not in the lineage")
-        return model.id, model.target
+        # The target the round's trainer chose (e.g. the model as GGUF), else the lineage's.
+        return model.id, dict(found.metrics.get("target") or model.target)
 
     def next_round(self) -> int:
         rounds = self.store.rounds.series(self.inputs.series)
@@ -253,8 +254,10 @@ class RoundDriver:
         )
 
         parent = self.base if number == 1 else resolve_parent(parent_id, self.store)
-        model_id, _ = self.train(here / "data", parent, here / "model")
-        stored = self.store.rounds.update(series, number, stage="trained", model=model_id)
+        model_id, target = self.train(here / "data", parent, here / "model")
+        stored = self.store.rounds.update(
+            series, number, stage="trained", model=model_id, metrics={"target": target}
+        )
 
         after = self.evaluate(number, (number, "after"))
         summary = {

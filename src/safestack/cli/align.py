@@ -462,6 +462,12 @@ def round_command(
     capability: bool = typer.Option(
         True, "--capability/--no-capability", help="Measure the capability probe."
     ),
+    gguf: bool = typer.Option(
+        False,
+        "--gguf",
+        help="Convert each trained model to GGUF (q8_0, llama.cpp's converter, fetched once) and "
+        "red-team it through the llama.cpp target instead of transformers.",
+    ),
     retain_ratio: float = typer.Option(3.0, "--retain-ratio", help="Retain rows per safety row."),
     preference: str = typer.Option("dpo", "--preference", help="dpo, kto or none."),
     max_length: int = typer.Option(256, "--max-length", help="Tokens per sequence."),
@@ -495,6 +501,7 @@ def round_command(
         resolve_parent,
         train_model,
     )
+    from safestack.align.finetune.gguf_export import export_gguf, fetch_converter
     from safestack.align.rounds import RoundDriver, RoundInputs, read_campaign_file
     from safestack.errors import InputError
     from safestack.store import Store
@@ -546,6 +553,18 @@ def round_command(
                 data, parent, config, model_out, cache=cache, resume=True, console=err_console
             )
             stored = record_model(store, result)
+            target: dict[str, Any] = stored.target
+            if gguf:
+                converter = fetch_converter(st.settings.home / "align" / "converters")
+                err_console.print(f"converting {stored.id} to GGUF (q8_0)", highlight=False)
+                _, target = export_gguf(
+                    result.merged,
+                    model_out,
+                    converter,
+                    model_id=stored.id,
+                    name=stored.name,
+                    outtype="q8_0",
+                )
             for stage in ("sft", "dpo", "kto"):
                 if stage in result.metrics:
                     m = result.metrics[stage]
@@ -554,7 +573,7 @@ def round_command(
                         f"{m['seconds']} s",
                         highlight=False,
                     )
-            return stored.id, stored.target
+            return stored.id, target
 
         driver = RoundDriver(
             store,

@@ -112,6 +112,14 @@ def export_gguf(
     if not (merged / "config.json").is_file():
         raise InputError(f"{merged}: holds no config.json; give a merged model directory")
     final = out / "model.gguf"
+    spec = {
+        "name": f"{name}-gguf",
+        "kind": "gguf",
+        "options": {"path": str(final.resolve()), "model_name": model_id},
+    }
+    written = out / "target-gguf.yaml"
+    if final.is_file() and written.is_file() and f"model_name: {model_id}" in written.read_text():
+        return final, spec  # converted before (a resumed round): not again
     staging = out / ".model.gguf.staging"
     command = [
         sys.executable,
@@ -131,14 +139,9 @@ def export_gguf(
             f"llama.cpp's converter failed on {merged}: {lines[-1] if lines else 'no output'}"
         )
     staging.replace(final)
-    spec = {
-        "name": f"{name}-gguf",
-        "kind": "gguf",
-        "options": {"path": str(final.resolve()), "model_name": model_id},
-    }
     write_target(
         spec,
-        out / "target-gguf.yaml",
+        written,
         f"{model_id} as GGUF ({outtype}) for the llama.cpp target; from {merged}",
     )
     return final, spec
