@@ -162,15 +162,19 @@ class RoundDriver:
         _, target_spec = self.model_of(number)
         target = round_target(target_spec, number, system_prompt_of(self.inputs.attack))
         series, generation = self.inputs.series, self.inputs.generation
-        sets: dict[str, dict[str, Any]] = {"attack": self.inputs.attack}
+        # Cheapest-first after the headline: the regression suite (the findings), the held-out,
+        # over-refusal and capability sets, then the attack campaign (mostly the findings again
+        # inside their full campaign), so a round stopped early has measured what matters most.
+        sets: dict[str, dict[str, Any]] = {}
+        suite = self.suite_path(number)
+        if number >= 1 and suite.is_file():
+            sets["regression"] = yaml.safe_load(suite.read_text("utf-8"))
         if self.inputs.heldout is not None:
             sets["heldout"] = self.inputs.heldout
         sets["benign"] = benign_campaign(series, generation, self.inputs.benign_limit)
         if self.inputs.capability:
             sets["capability"] = capability_campaign(series, generation)
-        suite = self.suite_path(number)
-        if number >= 1 and suite.is_file():  # first: the findings are the headline number
-            sets = {"regression": yaml.safe_load(suite.read_text("utf-8")), **sets}
+        sets["attack"] = self.inputs.attack
         return {
             name: aimed_at(campaign, target, f"{series}-{name}", f"the {name} campaign")
             for name, campaign in sets.items()
