@@ -398,3 +398,14 @@ def test_gguf_export_without_the_converter_says_how_to_get_it(tmp_path: Path) ->
     with pytest.raises(InputError, match="run `make gguf-converter`"):
         export_gguf(merged, tmp_path, converter_dir(tmp_path), model_id="ft-x", name="x")
     assert not (tmp_path / "model.gguf").exists()
+
+
+def test_preference_rows_are_cut_to_what_the_steps_train_on() -> None:
+    from safestack.align.finetune.stages import rows_for_steps
+
+    rows = [{"i": i} for i in range(64)]
+    assert rows_for_steps(rows, None, 8, 0) == rows
+    kept = rows_for_steps(rows, 4, 8, 0)
+    assert len(kept) == 32 and kept == sorted(kept, key=lambda r: r["i"])
+    assert kept == rows_for_steps(rows, 4, 8, 0) != rows_for_steps(rows, 4, 8, 1)
+    assert rows_for_steps(rows[:10], 4, 8, 0) == rows[:10]
