@@ -16,7 +16,10 @@ REDTEAM_DATA := pyrit==1.1.0
 TORCH := torch==2.13.0
 DEMO_OUT ?= demo-out
 
-.PHONY: install install-dev browser demo console-demo test lint typecheck pytest models clean bench-corpus bench-url-words bench-redteam
+BREAKFIX_OUT ?= breakfix-out
+BREAKFIX_ARGS ?= --benign-limit 20 --sft-steps 12 --preference-steps 4 --gguf
+
+.PHONY: install install-dev browser demo console-demo breakfix gguf-converter test lint typecheck pytest models clean bench-corpus bench-url-words bench-redteam
 
 install: $(VENV)/.base
 install-dev: $(VENV)/.dev
@@ -85,6 +88,27 @@ console-demo: $(VENV)/.base
 	@echo "  start it:  $(DEMO_DB) $(BIN)/safestack console --targets examples/console/targets.yaml"
 	@echo "  then open: http://127.0.0.1:8790 and sign in with the key; create an expert's key with"
 	@echo "             $(DEMO_DB) $(BIN)/safestack keys create NAME --scope redteam"
+
+# One real break-fix round on the local model (docs/align.md, measured time there): red-team it
+# with examples/campaigns/breakfix.yaml, the held-out campaign, the benign look-alikes and the
+# capability probe; build the training set; LoRA SFT + DPO; red-team the trained model again; write
+# the round report. Re-running continues a killed round; a finished one is not redone. --gguf: the
+# trained model is red-teamed as GGUF through llama.cpp (its converter comes from PyPI's sdist).
+BREAKFIX_DB := SAFESTACK_DB_URL=sqlite:///$(abspath $(BREAKFIX_OUT))/safestack.db
+breakfix: install-dev gguf-converter
+	mkdir -p $(BREAKFIX_OUT)
+	$(BREAKFIX_DB) HF_HUB_OFFLINE=1 $(BIN)/safestack align round examples/campaigns/breakfix.yaml \
+		--heldout examples/campaigns/breakfix-heldout.yaml --out $(BREAKFIX_OUT) \
+		--series breakfix $(BREAKFIX_ARGS)
+	$(BREAKFIX_DB) $(BIN)/safestack align report breakfix --out $(BREAKFIX_OUT)/report
+	@echo "report: $(BREAKFIX_OUT)/report/report.html"
+
+# llama.cpp's HF-to-GGUF converter, from llama-cpp-python's source distribution on PyPI (the wheel
+# lacks it), cached under SAFESTACK_HOME; `safestack align gguf MODEL` then converts a fine-tune.
+gguf-converter: install-dev
+	$(BIN)/python -c "from safestack.settings import Settings; \
+		from safestack.align.finetune.gguf_export import fetch_converter; \
+		print(fetch_converter(Settings().home / 'align' / 'converters'))"
 
 lint: install-dev
 	$(BIN)/ruff check src tests

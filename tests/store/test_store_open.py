@@ -36,6 +36,7 @@ def test_migrations_create_the_tables_at_head(db_url: str) -> None:
             "media_hashes",
             "media_cases",
             "models",
+            "rounds",
         } <= set(schema.get_table_names())
         columns = {column["name"] for column in schema.get_columns("judgements")}
         assert columns == {

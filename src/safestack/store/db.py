@@ -19,6 +19,7 @@ from safestack.store.keys import ApiKeys
 from safestack.store.lineage import ModelLineage
 from safestack.store.media_banks import MediaBanks
 from safestack.store.media_cases import MediaCases
+from safestack.store.rounds import Rounds
 from safestack.store.training_sets import TrainingSets
 
 
@@ -38,3 +39,4 @@ class Store(Database):
         self.models = ModelLineage(self)
         self.console = ConsoleRecords(self)
         self.enforcement = EnforcementLog(self)
+        self.rounds = Rounds(self)

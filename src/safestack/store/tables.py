@@ -534,3 +534,24 @@ class MonitorSecretRow(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class RoundRow(Base):
+    """One break-fix round of a series (`safestack align round`): the model it started from
+    (`parent`), the one it trained (`model`), its training set, and the red-team runs of both."""
+
+    __tablename__ = "rounds"
+
+    series: Mapped[str] = mapped_column(String(100), primary_key=True)
+    number: Mapped[int] = mapped_column(Integer(), primary_key=True)
+    stage: Mapped[str] = mapped_column(String(32))
+    parent: Mapped[str] = mapped_column(String(200))
+    model: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    training_set: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    training_set_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    runs: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    config: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    schema_version: Mapped[int] = mapped_column(Integer())

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -259,6 +260,20 @@ def run_preference(
         )
 
 
+def rows_for_steps(
+    rows: list[dict[str, Any]], steps: int | None, per_step: int, seed: int
+) -> list[dict[str, Any]]:
+    """The rows `steps` optimizer steps will see: all of them without a step limit, else a seeded
+    sample of `steps * per_step`, in their order. TRL precomputes the reference log-probabilities
+    of every row it is given, trained on or not: with 64 pairs and 4 steps of 8, half that pass
+    (about 12 minutes on this machine under load) was for pairs no step used."""
+    wanted = None if steps is None else steps * per_step
+    if wanted is None or len(rows) <= wanted:
+        return rows
+    keep = sorted(random.Random(seed).sample(range(len(rows)), wanted))
+    return [rows[i] for i in keep]
+
+
 def _run_preference(
     base: Path,
     adapter: Path,
@@ -272,6 +287,8 @@ def _run_preference(
     callbacks: Sequence[Any],
 ) -> StageOutcome:
     model = PeftModel.from_pretrained(load_model(base), adapter, is_trainable=True)
+    per_step = config.batch_size * config.gradient_accumulation
+    train_rows = rows_for_steps(train_rows, config.preference_max_steps, per_step, config.seed)
     train_set = datasets.Dataset.from_list(train_rows)
     eval_set = datasets.Dataset.from_list(eval_rows) if eval_rows else None
     common = {
