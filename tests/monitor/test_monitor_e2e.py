@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import random
 import time
-from datetime import timedelta
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import openai
 from server_harness import FakeUpstream, Gateway, GatewayFactory
-
-from safestack.server import PolicyCache
 
 from safestack.monitor import simulated_texts
 from safestack.monitor.analysis import Analysis, analyse
@@ -31,6 +29,7 @@ from safestack.monitor.report import threat_report, write_dashboard, write_threa
 from safestack.monitor.rules import Firing, act, fire, load_rules
 from safestack.policy import default_policy
 from safestack.records import EnforcementAction
+from safestack.server import PolicyCache
 
 CAMPAIGN, BENIGN = 6, 6
 ANSWERED = (200, 400)  # the guard blocks some campaign requests (400): answered, not refused
