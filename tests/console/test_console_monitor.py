@@ -205,7 +205,7 @@ def themed_traffic(store: Store) -> list[str]:
     asking about everything (3 requests each, text kept); the campaign's key ids."""
     rng = random.Random(0)
     rows = []
-    campaign = [f"ssk_camp{i:04d}" for i in range(8)]
+    campaign = [store.keys.create(f"camp{i}", ["chat"])[0].id for i in range(8)]
     banks = simulated_texts.CAMPAIGN_SLOTS["bank"]
     for number, key_id in enumerate(campaign):
         for n in range(3):
@@ -243,9 +243,24 @@ def test_clusters_are_shown_with_their_accounts_when_they_span_k(
     assert sections, page
     for section in sections:  # every cluster shown spans at least k accounts
         assert len(set(re.findall(r"<code>(key:ssk_\w+)</code>", section))) >= K
-    holding = [s for s in sections if "key:ssk_camp0000" in s]
+    holding = [s for s in sections if f"key:{campaign[0]}" in s]
     assert len(holding) == 1 and all(f"key:{k}" in holding[0] for k in campaign)
     assert "verification" in holding[0]  # a distinctive term of the campaign
+
+    # Act on the whole cluster: one decision per account, by the signed-in person.
+    lead = signed_in(app, keys.lead)
+    cluster_id = re.search(r'id="cluster-(c\d+)"', holding[0]).group(1)  # type: ignore[union-attr]
+    form = {"action": "suspend", "reason": "phishing kit campaign"}
+    url = f"/monitor/clusters/{cluster_id}/decisions"
+    assert lead.post(url, data=form).status_code == 403  # no CSRF token
+    done = lead.post(url, data={**form, "csrf_token": token(lead)})
+    assert done.status_code == 200, done.text
+    decisions = store.enforcement.decisions(limit=None)
+    assert {d.account for d in decisions} == {f"key:{k}" for k in campaign}
+    assert all(d.actor == f"Lena Lead ({keys.lead_id})" for d in decisions)
+    assert all(d.reason.startswith("phishing kit campaign (cluster c") for d in decisions)
+    missing = lead.post("/monitor/clusters/c99/decisions", data={**form, "csrf_token": token(lead)})
+    assert missing.status_code == 404
 
 
 def test_clusters_spanning_fewer_than_k_accounts_are_never_shown(

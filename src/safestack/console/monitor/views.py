@@ -225,6 +225,31 @@ def monitor_page() -> ConsolePage:
             actions=ACTIONS,
         )
 
+    def decide_all(
+        request: Request, user: User, accounts: list[str], form: _DecisionForm, note: str = ""
+    ) -> int:
+        """Record `form`'s decision on each account whose key is in the store; how many."""
+        store = _store(request)
+        made = 0
+        for account in accounts:
+            key_id = parent_key_account(account).removeprefix("key:")
+            if store.keys.get(key_id) is None:
+                continue
+            try:
+                enforcer(request).decide(
+                    account,
+                    form.action,
+                    actor=_actor(user),
+                    reason=form.reason + note,
+                    rule=None,
+                    shadow=False,
+                    **form.options,
+                )
+            except EnforcementError as exc:
+                raise HTTPException(400, str(exc)) from None
+            made += 1
+        return made
+
     @router.post("/accounts/{account}/decisions")
     def decide(
         request: Request,
@@ -235,33 +260,36 @@ def monitor_page() -> ConsolePage:
         lasting: Annotated[str, Form(max_length=20)] = "",
     ) -> Response:
         account = _account(account)
-        if action not in ACTIONS:
-            raise HTTPException(400, f"action must be one of {', '.join(ACTIONS)}")
-        if not reason.strip():
-            raise HTTPException(400, "give a reason: it is kept with the decision")
-        store = _store(request)
-        key_id = parent_key_account(account).removeprefix("key:")
-        if store.keys.get(key_id) is None:
+        form = _DecisionForm.parse(action, reason, lasting)
+        if not decide_all(request, user, [account], form):
+            key_id = parent_key_account(account).removeprefix("key:")
             raise HTTPException(404, f"no API key '{key_id}' in this store")
-        options: dict[str, Any] = {}
-        if lasting.strip() and action != "lift":
-            try:
-                options["decay"] = parse_duration(lasting.strip())
-            except ValueError as exc:
-                raise HTTPException(400, f"lasting: {exc}") from None
-        try:
-            enforcer(request).decide(
-                account,
-                action,
-                actor=_actor(user),
-                reason=reason,
-                rule=None,
-                shadow=False,
-                **options,
-            )
-        except EnforcementError as exc:
-            raise HTTPException(400, str(exc)) from None
         return RedirectResponse(f"/monitor/accounts/{account}", status_code=303)
+
+    @router.post("/clusters/{cluster_id}/decisions", response_class=HTMLResponse)
+    def decide_cluster(
+        request: Request,
+        cluster_id: str,
+        user: User,
+        action: Annotated[str, Form()],
+        reason: Annotated[str, Form(max_length=1900)],
+        lasting: Annotated[str, Form(max_length=20)] = "",
+    ) -> Response:
+        form = _DecisionForm.parse(action, reason, lasting)
+        shown = clusters.result.clusters if clusters.result is not None else []
+        found = next((c for c in shown if c.id == cluster_id), None)
+        if found is None:
+            raise HTTPException(404, f"no cluster '{cluster_id}' shown: cluster again first")
+        members = [a for a in found.members if _well_formed(a)]
+        made = decide_all(request, user, members, form, f" (cluster {found.id}: {found.label})")
+        return render(
+            request,
+            "monitor/decided.html",
+            cluster=found,
+            action=form.action,
+            made=made,
+            skipped=len(found.members) - made,
+        )
 
     @router.get("/clusters", response_class=HTMLResponse)
     def clusters_view(request: Request, user: User) -> Response:
@@ -273,6 +301,7 @@ def monitor_page() -> ConsolePage:
             window=clusters.window,
             windows=list(WINDOWS),
             min_accounts=_settings(request).monitor_min_accounts,
+            actions=ACTIONS,
         )
 
     @router.post("/clusters")
@@ -284,6 +313,37 @@ def monitor_page() -> ConsolePage:
     return ConsolePage(
         name="monitor", title="Monitoring", nav_path="/monitor", router=router, scopes=LEAD_SCOPES
     )
+
+
+@dataclass(frozen=True)
+class _DecisionForm:
+    """A decision form, checked: 400 naming the field otherwise."""
+
+    action: str
+    reason: str
+    options: dict[str, Any]
+
+    @classmethod
+    def parse(cls, action: str, reason: str, lasting: str) -> _DecisionForm:
+        if action not in ACTIONS:
+            raise HTTPException(400, f"action must be one of {', '.join(ACTIONS)}, got {action!r}")
+        if not reason.strip():
+            raise HTTPException(400, "reason: give one; it is kept with the decision")
+        options: dict[str, Any] = {}
+        if lasting.strip() and action != "lift":
+            try:
+                options["decay"] = parse_duration(lasting.strip())
+            except ValueError as exc:
+                raise HTTPException(400, f"lasting: {exc}") from None
+        return cls(action, reason.strip(), options)
+
+
+def _well_formed(account: str) -> bool:
+    try:
+        check_account(account)
+    except EnforcementError:
+        return False
+    return True
 
 
 def _actor(user: Principal) -> str:
