@@ -16,9 +16,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import polars as pl
-from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from safestack.console.engagements import policy_of, store_of
 from safestack.console.pages import ConsolePage
 from safestack.console.rendering import render
 from safestack.console.session import LEAD_SCOPES, Principal, User
@@ -31,10 +32,8 @@ from safestack.monitor.enforce import Enforcer, enforcer_for
 from safestack.monitor.identity import check_account, parent_key_account
 from safestack.monitor.ladder import parse_duration
 from safestack.monitor.rules import Firing, RuleFile, example_rules_path, fire, load_rules
-from safestack.policy import Policy
 from safestack.records import EnforcementAction, EnforcementDecision
 from safestack.settings import Settings
-from safestack.store import Store
 
 WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7)}
 SHOWN_SIGNALS = (
@@ -75,19 +74,9 @@ class AccountRow:
         return (-rank, -len(self.firing), -flagged, self.account)
 
 
-def _store(request: Request) -> Store:
-    store: Store = request.app.state.store
-    return store
-
-
 def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
-
-
-def _policy(request: Request) -> Policy:
-    policy: Policy = request.app.state.policy
-    return policy
 
 
 def _rules(settings: Settings) -> RuleFile:
@@ -113,7 +102,7 @@ def _signals_now(
     """Every account's signals over `window` ending now and the deployment's rules that hold."""
     rules = _rules(_settings(request))
     longest = max([window, *(r.span for r in rules.rules)])
-    analysis = analyse(_store(request), _policy(request), Period(since=now - longest))
+    analysis = analyse(store_of(request), policy_of(request), Period(since=now - longest))
     activity = analysis.activity
     table = activity.signals(now, window)
     return table, fire(rules.rules, activity, now), rules, activity.stats
@@ -123,7 +112,7 @@ def _queue(request: Request, window: timedelta) -> tuple[list[AccountRow], ReadS
     """Accounts worth a look: flagged traffic in the window, a rule holding now, a measure in
     force or a decision in the log; the strictest measure first, then rules, then flags."""
     now = datetime.now(UTC)
-    store = _store(request)
+    store = store_of(request)
     table, firings, _, stats = _signals_now(request, window, now)
     rows: dict[str, AccountRow] = {}
     for values in table.iter_rows(named=True):
@@ -166,7 +155,7 @@ class _Clusters:
             if self.models is None:
                 self.models = BuiltinModels()
             analysis = analyse(
-                _store(request), _policy(request), Period(since=since), cluster=options
+                store_of(request), policy_of(request), Period(since=since), cluster=options
             )
             assert analysis.requests is not None
             self.result = cluster_requests(analysis.requests, self.models, options)
@@ -184,7 +173,7 @@ def monitor_page() -> ConsolePage:
         """The deployment's enforcer (ladder, webhooks, Redis), made once: its alert threads
         deliver in the background for the console's life."""
         if not made:
-            made.append(enforcer_for(_store(request), _settings(request)))
+            made.append(enforcer_for(store_of(request), _settings(request)))
         return made[0]
 
     @router.get("", response_class=HTMLResponse)
@@ -209,7 +198,7 @@ def monitor_page() -> ConsolePage:
         table, firings, rules, _ = _signals_now(request, span, now)
         found = table.filter(pl.col("account") == account)
         signals = found.row(0, named=True) if found.height else {}
-        store = _store(request)
+        store = store_of(request)
         return render(
             request,
             "monitor/account.html",
@@ -229,7 +218,7 @@ def monitor_page() -> ConsolePage:
         request: Request, user: User, accounts: list[str], form: _DecisionForm, note: str = ""
     ) -> int:
         """Record `form`'s decision on each account whose key is in the store; how many."""
-        store = _store(request)
+        store = store_of(request)
         made = 0
         for account in accounts:
             key_id = parent_key_account(account).removeprefix("key:")
@@ -251,16 +240,8 @@ def monitor_page() -> ConsolePage:
         return made
 
     @router.post("/accounts/{account}/decisions")
-    def decide(
-        request: Request,
-        account: str,
-        user: User,
-        action: Annotated[str, Form()],
-        reason: Annotated[str, Form(max_length=2000)],
-        lasting: Annotated[str, Form(max_length=20)] = "",
-    ) -> Response:
+    def decide(request: Request, account: str, user: User, form: DecisionForm) -> Response:
         account = _account(account)
-        form = _DecisionForm.parse(action, reason, lasting)
         if not decide_all(request, user, [account], form):
             key_id = parent_key_account(account).removeprefix("key:")
             raise HTTPException(404, f"no API key '{key_id}' in this store")
@@ -268,14 +249,8 @@ def monitor_page() -> ConsolePage:
 
     @router.post("/clusters/{cluster_id}/decisions", response_class=HTMLResponse)
     def decide_cluster(
-        request: Request,
-        cluster_id: str,
-        user: User,
-        action: Annotated[str, Form()],
-        reason: Annotated[str, Form(max_length=1900)],
-        lasting: Annotated[str, Form(max_length=20)] = "",
+        request: Request, cluster_id: str, user: User, form: DecisionForm
     ) -> Response:
-        form = _DecisionForm.parse(action, reason, lasting)
         shown = clusters.result.clusters if clusters.result is not None else []
         found = next((c for c in shown if c.id == cluster_id), None)
         if found is None:
@@ -324,7 +299,12 @@ class _DecisionForm:
     options: dict[str, Any]
 
     @classmethod
-    def parse(cls, action: str, reason: str, lasting: str) -> _DecisionForm:
+    def parse(
+        cls,
+        action: Annotated[str, Form()],
+        reason: Annotated[str, Form(max_length=1900)],
+        lasting: Annotated[str, Form(max_length=20)] = "",
+    ) -> _DecisionForm:
         if action not in ACTIONS:
             raise HTTPException(400, f"action must be one of {', '.join(ACTIONS)}, got {action!r}")
         if not reason.strip():
@@ -336,6 +316,9 @@ class _DecisionForm:
             except ValueError as exc:
                 raise HTTPException(400, f"lasting: {exc}") from None
         return cls(action, reason.strip(), options)
+
+
+DecisionForm = Annotated[_DecisionForm, Depends(_DecisionForm.parse)]
 
 
 def _well_formed(account: str) -> bool:
