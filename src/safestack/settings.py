@@ -11,6 +11,9 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+EncoderPrecision = Literal["int8", "float"]
+"""Which copy of the built-in encoder runs (`safestack.judge.builtin.embedders`)."""
+
 
 def _default_home() -> Path:
     return Path.home() / ".safestack"
@@ -114,6 +117,11 @@ class Settings(BaseSettings):
         gt=0,
         description="Purge audit events older than this; the default policy's "
         "audit.retention_days when unset.",
+    )
+    encoder_precision: EncoderPrecision = Field(
+        default="int8",
+        description="Which copy of the built-in accurate-tier encoder runs: `int8` (about twice "
+        "as fast; docs/models/README.md has the measured quality difference) or `float`.",
     )
     locale: str | None = Field(
         default=None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -259,8 +260,8 @@ def test_each_command_run_loads_the_models_it_owns(monkeypatch: pytest.MonkeyPat
     created: list[builtin.BuiltinModels] = []
 
     class Recorded(builtin.BuiltinModels):
-        def __init__(self) -> None:
-            super().__init__()
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
             created.append(self)
 
     monkeypatch.setattr(builtin, "BuiltinModels", Recorded)

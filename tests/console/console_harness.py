@@ -95,3 +95,59 @@ def create_engagement(client: TestClient, experts: list[str], **extra: object) -
     response = client.post("/engagements", data=data, follow_redirects=False)
     assert response.status_code == 303, response.text
     return response.headers["location"].removeprefix("/e/")
+
+
+# -- the gate and media case pages ------------------------------------------------------------
+def stage_app(store: Store, base_url: str, home: Path) -> FastAPI:
+    """The console with the gate and media case pages (as their entry points would add them)."""
+    from safestack.console.gate_pages import gate_page
+    from safestack.console.media_pages import media_page
+
+    policy = default_policy()
+    return create_app(
+        Settings(home=home, media_reporter_org="Example Org", media_reporter_name="Rita Reporter"),
+        store=store,
+        policy=policy,
+        targets=ConsoleTargets(target_specs(base_url)),
+        judge=None,
+        pages=[gate_page(), media_page()],
+        plugins=False,
+    )
+
+
+def gate_keys(store: Store, folder: Path) -> dict[str, Path]:
+    """ana (advisory), lee (leadership), bo (board): their private key files."""
+    from safestack.gate.decisions import create_key
+
+    files = {}
+    for person, role in (("ana", "advisory"), ("lee", "leadership"), ("bo", "board")):
+        files[person] = folder / f"{person}.key"
+        create_key(store, person, role, files[person])
+    return files
+
+
+def signer_id(store: Store, person: str) -> str:
+    return next(s.key_id for s in store.gate.signers() if s.person == person)
+
+
+def matched_case(store: Store, **context: object) -> str:
+    from safestack.store import CaseMatch
+
+    match = CaseMatch(
+        bank="demo-bank", entry_id="e-1", kind="pdq", value="f" * 64, distance=6, variant="flip-x"
+    )
+    case = store.media_cases.open(
+        md5="a" * 32,
+        sha256="b" * 64,
+        pdq="f" * 64,
+        quality=92,
+        matches=[match],
+        context={
+            "endpoint": "/v1/chat/completions",
+            "key_id": "ssk_1234",
+            "ip": "203.0.113.9",
+            "user": "account-17",
+            **context,
+        },
+    )
+    return case.id

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
-from console_harness import Keys, create_engagement, make_app, make_keys, signed_in, token
+from console_harness import Keys, create_engagement, make_app, signed_in, token
 from fake_target import SCRIPT_ANSWER, fake_target
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import PlainTextResponse
@@ -33,18 +33,6 @@ from safestack.store import Store
 def target() -> Iterator[tuple[str, list[dict[str, Any]]]]:
     with fake_target() as served:
         yield served
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = Store.open(f"sqlite:///{tmp_path / 'console.db'}")
-    yield opened
-    opened.close()
-
-
-@pytest.fixture
-def keys(store: Store) -> Keys:
-    return make_keys(store)
 
 
 @pytest.fixture

@@ -16,13 +16,22 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 import uvicorn
-from console_harness import Keys, make_app, make_keys
+from console_harness import (
+    Keys,
+    gate_keys,
+    make_app,
+    make_keys,
+    matched_case,
+    stage_app,
+)
 from fake_target import fake_target
+from fastapi import FastAPI
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -58,6 +67,27 @@ def browser() -> Iterator[WebDriver]:
         driver.quit()
 
 
+@contextmanager
+def served(app: FastAPI) -> Iterator[str]:
+    """`app` under uvicorn on a free loopback port; yields its base URL."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "uvicorn did not start"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
 @pytest.fixture(scope="module")
 def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Store, Keys]]:
     """(base URL, store, keys) of a console served by uvicorn on a free loopback port."""
@@ -65,23 +95,10 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Sto
     with fake_target() as (target_url, _):
         store = Store.open(f"sqlite:///{home / 'console.db'}")
         keys = make_keys(store)
-        app = make_app(store, target_url, home)
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert server.started, "uvicorn did not start"
         try:
-            yield f"http://127.0.0.1:{port}", store, keys
+            with served(make_app(store, target_url, home)) as base:
+                yield base, store, keys
         finally:
-            server.should_exit = True
-            thread.join(timeout=10)
-            sock.close()
             store.close()
 
 
@@ -256,3 +273,82 @@ def test_two_people_run_an_engagement_end_to_end(
     attempts = store.runs.attempts(run_id(engagement_id))
     human = attempts[0].score("human")
     assert len(attempts) == 1 and human is not None and human.value == 6
+
+
+@pytest.fixture(scope="module")
+def stage_console(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[str, Store, Keys, dict[str, Path], str]]:
+    """A console with the gate and media case pages: (base URL, store, keys, gate keys, case id)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "gate"))
+    from gate_harness import demo_evidence
+
+    home = tmp_path_factory.mktemp("stages")
+    with fake_target() as (target_url, _):
+        store = Store.open(f"sqlite:///{home / 'console.db'}")
+        keys = make_keys(store)
+        demo_evidence(store, home)
+        signing = gate_keys(store, home / "keys")
+        case = matched_case(store, key_name="mobile <app>")
+        try:
+            with served(stage_app(store, target_url, home)) as base:
+                yield base, store, keys, signing, case
+        finally:
+            store.close()
+
+
+def test_a_lead_reviews_a_scorecard_and_a_media_case(
+    browser: WebDriver, stage_console: tuple[str, Store, Keys, dict[str, Path], str]
+) -> None:
+    from safestack.gate.decisions import LogEntry, load_private_key, sign_entry
+
+    base, store, keys, signing, case = stage_console
+    driver = browser
+    sign_in(driver, base, keys.lead)
+
+    # The scorecard, its evidence; the advisory group's review prepared and signed elsewhere.
+    driver.find_element(By.LINK_TEXT, "Gate").click()
+    driver.find_element(By.LINK_TEXT, "pf-beta-2023").click()
+    categories = driver.find_element(By.ID, "categories").text
+    assert "Medium (cannot rule out High)" in categories and "not scored" in categories
+    assert "holds" in driver.find_element(By.ID, "deploy-rule").text
+    assert len(driver.find_elements(By.CSS_SELECTOR, "#evidence tbody tr")) == 4
+    shot(driver, "gate-scorecard")
+    form = driver.find_element(By.ID, "review-form")
+    form.find_element(By.NAME, "reasons").send_keys("post-mitigation Low in every category")
+    form.find_element(By.NAME, "dissent").send_keys("sam: the autonomy eval is thin")
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    entry_json = wait(driver).until(ec.presence_of_element_located((By.ID, "entry-json"))).text
+    assert "safestack gate sign" in driver.find_element(By.ID, "sign-command").text
+    shot(driver, "gate-sign")
+    entry = LogEntry.model_validate_json(entry_json)
+    signature = sign_entry(load_private_key(signing["ana"]), entry)  # on ana's own machine
+    driver.find_element(By.NAME, "signature").send_keys(signature)
+    driver.find_element(By.CSS_SELECTOR, "#submit-form button").click()
+    wait(driver).until(ec.presence_of_element_located((By.ID, "entry-1")))
+    assert (
+        "1 entry; the chain and every signature verify"
+        in driver.find_element(By.ID, "log-status").text
+    )
+    shot(driver, "gate")
+
+    # The media case queue: hashes and metadata, never the image; a review.
+    driver.find_element(By.LINK_TEXT, "Media cases").click()
+    queue = driver.find_element(By.ID, "cases").text
+    assert "mobile <app>" in queue and "203.0.113.9" in queue
+    assert not driver.find_elements(By.TAG_NAME, "img")
+    shot(driver, "media-queue")
+    driver.find_element(By.LINK_TEXT, case[:12]).click()
+    Select(driver.find_element(By.NAME, "status")).select_by_value("confirmed")
+    driver.find_element(By.NAME, "note").send_keys("exact PDQ match, flipped")
+    driver.find_element(By.CSS_SELECTOR, "#review-form button").click()
+    review = wait(driver).until(ec.presence_of_element_located((By.ID, "last-review")))
+    assert "confirmed by Lena Lead" in review.text
+    shot(driver, "media-case")
+    report = fetch(driver, f"/media/cases/{case}/report.json")
+    assert report["status"] == 200 and json.loads(report["text"])["safestackCase"]["status"] == (
+        "confirmed"
+    )
+    assert store.media_cases.get(case).status == "confirmed"

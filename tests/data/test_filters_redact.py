@@ -33,3 +33,15 @@ def test_document_without_pii_is_untouched() -> None:
     doc = Document("1", "Bake for 45 minutes at 180C.")
     RedactFilter(default_policy()).apply([doc])
     assert doc.text == "Bake for 45 minutes at 180C." and "redactions" not in doc.metadata
+
+
+def test_presidio_option_redacts_the_entity_types_asked_for() -> None:
+    from safestack.data.filters.redact import RedactOptions
+
+    doc = Document("1", "Yesterday Margaret Hollingsworth met the committee in Chicago.")
+    redact = RedactFilter(
+        default_policy(), RedactOptions(presidio=True, presidio_entities=("PERSON",))
+    )
+    assert redact.apply([doc]) == [None]
+    assert "Hollingsworth" not in doc.text and "[PERSON]" in doc.text
+    assert doc.metadata["redactions"]["PERSON"] == 1

@@ -230,3 +230,42 @@ def test_verify_names_a_tampered_exported_line(tmp_path: Path) -> None:
     signers.write_text("[]")
     code, out = run(tmp_path, "verify", "--log", str(log), "--signers", str(signers))
     assert code == 2 and f"{log}:1: not a decision log entry" in out
+
+
+def test_sign_refuses_a_missing_file_an_edited_entry_and_someone_elses_key(
+    tmp_path: Path,
+) -> None:
+    from gate_harness import demo_evidence
+
+    from safestack.gate.decisions import create_key, prepare_entry
+    from safestack.gate.framework import load_framework
+    from safestack.gate.scorecard import assess_model
+    from safestack.store import Store
+
+    with Store.open(f"sqlite:///{tmp_path}/c.db") as store:
+        demo_evidence(store, tmp_path)
+        ana = create_key(store, "ana", "advisory", tmp_path / "ana.key")
+        create_key(store, "lee", "leadership", tmp_path / "lee.key")
+        card = assess_model(store, load_framework("pf-beta-2023"), "model", "1")
+        entry = prepare_entry(
+            store, ana, kind="review", scorecard=card, reasons="ok", recommendation="deploy"
+        )
+    good = tmp_path / "entry.json"
+    good.write_text(entry.model_dump_json(), "utf-8")
+    code, out = run(
+        tmp_path, "sign", str(tmp_path / "none.json"), "--key", str(tmp_path / "ana.key")
+    )
+    assert code == 2 and "none.json: file not found" in out
+    code, out = run(tmp_path, "sign", str(good), "--key", str(tmp_path / "lee.key"))
+    assert code == 2 and "this key is not ana's" in out
+    edited = tmp_path / "edited.json"
+    edited.write_text(entry.model_copy(update={"reasons": "changed"}).model_dump_json(), "utf-8")
+    code, out = run(tmp_path, "sign", str(edited), "--key", str(tmp_path / "ana.key"))
+    assert code == 2 and "its content does not match its hash" in out
+    junk = tmp_path / "junk.json"
+    junk.write_text('{"kind": "review"}', "utf-8")
+    code, out = run(tmp_path, "sign", str(junk), "--key", str(tmp_path / "ana.key"))
+    assert code == 2 and "junk.json: not a prepared decision log entry" in out
+    code, out = run(tmp_path, "sign", str(good), "--key", str(tmp_path / "ana.key"))
+    assert code == 0 and "signing entry 1 (review by ana): deploy on model@1" in out
+    assert len(out.strip().splitlines()[-1]) == 88  # base64 of a 64-byte Ed25519 signature

@@ -141,3 +141,68 @@ def test_signal_categories_are_scored_but_never_flagged() -> None:
     assert verdict.category_scores == {"refusal": 0.95}
     assert not verdict.flagged
     assert verdict.action is Action.ALLOW
+
+
+class Counting(Detector):
+    """Counts the samples it judges; flags a text holding 'bad'; fails on 'down' when told to."""
+
+    name: ClassVar[str] = "counting"
+    version: ClassVar[str] = "0"
+    deterministic = True
+
+    def __init__(self) -> None:
+        super().__init__(default_policy())
+        self.seen: list[str] = []
+        self.down = False
+
+    def detect(self, sample: Sample) -> list[Finding]:
+        self.seen.append(sample.normalised.original)
+        if self.down:
+            raise DetectorError(self.name, "backend unreachable")
+        return [self.finding("hate", 0.9, severity=5)] if "bad" in sample.text else []
+
+
+class Remote(Counting):
+    """The same, but its answers may change (an HTTP judge): never remembered."""
+
+    deterministic = False
+
+
+def remembering(*detectors: Detector) -> Judge:
+    data = default_policy().model_dump(mode="json")
+    data["judge"]["on_detector_error"] = "block"
+    return Judge(parse_policy(data), list(detectors), recent=2)
+
+
+def test_a_recent_input_gets_the_same_verdict_without_running_the_detectors() -> None:
+    counting = Counting()
+    judge = remembering(counting)
+    first = judge.check_batch([judge.prepare("a bad turn"), judge.prepare("a fine turn")])
+    again = judge.check_batch([judge.prepare("a fine turn"), judge.prepare("a bad turn")])
+    assert counting.seen == ["a bad turn", "a fine turn"]  # each judged once
+    assert [v.model_dump() for v in again] == [first[1].model_dump(), first[0].model_dump()]
+    assert again[1].action is Action.BLOCK
+    # The kind and the request are part of what was judged.
+    judge.check_batch([judge.prepare("a bad turn", "response", request="why?")])
+    assert counting.seen[-1] == "a bad turn"
+    # Bounded: the least recently used input is judged again once it has been dropped.
+    judge.check_batch([judge.prepare("third"), judge.prepare("fourth")])
+    judge.check_batch([judge.prepare("a fine turn")])
+    assert counting.seen[-1] == "a fine turn"
+
+
+def test_failures_and_non_deterministic_detectors_are_never_remembered() -> None:
+    counting = Counting()
+    judge = remembering(counting)
+    counting.down = True
+    failed = judge.check_batch([judge.prepare("hello there")])[0]
+    assert not failed.complete and failed.action is Action.BLOCK
+    counting.down = False
+    assert judge.check_batch([judge.prepare("hello there")])[0].complete  # asked again
+    assert counting.seen == ["hello there", "hello there"]
+
+    remote = Remote()
+    judge = remembering(Counting(), remote)
+    for _ in range(2):
+        judge.check_batch([judge.prepare("hello there")])
+    assert remote.seen == ["hello there", "hello there"]

@@ -65,7 +65,7 @@ class State:
         if self._models is None:
             from safestack.judge.builtin import BuiltinModels  # numpy, only for commands that judge
 
-            self._models = BuiltinModels()
+            self._models = BuiltinModels(precision=self.settings.encoder_precision)
         return self._models
 
     def policy(self, override: Path | None = None) -> Policy:

@@ -477,6 +477,46 @@ def _record(
     )
 
 
+@gate_app.command("sign")
+def sign_command(
+    entry_file: Path = typer.Argument(
+        ..., help="The entry the console prepared (entry.json).", show_default=False
+    ),
+    key: Path = KEY,
+) -> None:
+    """Sign an entry the console prepared, on your own machine: shows what you sign, prints the
+    signature to paste back into the console. Needs no store; your key never leaves this machine.
+
+    Example: safestack gate sign entry.json --key ana.key
+    """
+    from pydantic import ValidationError
+
+    from safestack.gate.decisions import LogEntry, key_id, load_private_key, sign_entry
+
+    try:
+        entry = LogEntry.model_validate_json(entry_file.read_text("utf-8"))
+    except FileNotFoundError:
+        raise GateError(f"{entry_file}: file not found") from None
+    except ValidationError as exc:
+        first = str(exc).splitlines()[0]
+        raise GateError(f"{entry_file}: not a prepared decision log entry ({first})") from None
+    private = load_private_key(key)
+    if key_id(private.public_key()) != entry.key_id:
+        raise GateError(
+            f"{key}: this key is not {entry.author}'s (key {entry.key_id}); nobody signs for "
+            "someone else"
+        )
+    signature = sign_entry(private, entry)
+    what = entry.recommendation or entry.outcome or f"re entry {entry.refers_to}"
+    err_console.print(
+        f"signing {escape(entry.label())}: {escape(str(what))} on {escape(entry.model)}@"
+        f"{escape(entry.version)}, scorecard {entry.scorecard_hash[:12]}, reasons: "
+        f"{escape(entry.reasons)}",
+        highlight=False,
+    )
+    typer.echo(signature)
+
+
 @gate_app.command("log")
 def log_command(ctx: typer.Context) -> None:
     """Show the decision log."""

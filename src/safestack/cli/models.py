@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from safestack.cli.app import SafestackGroup, console, err_console, state
+from safestack.errors import InputError
 
 models_app = typer.Typer(
     cls=SafestackGroup,
@@ -48,6 +49,7 @@ def _progress() -> Progress:
 
 @models_app.command("build")
 def build(
+    ctx: typer.Context,
     work_dir: Path = WORK_DIR,
     cards: str = typer.Option(
         "docs/models", "--cards", help="Write the model cards here ('' to skip)."
@@ -84,7 +86,9 @@ def build(
         f"examples per task {record['examples']}"
     )
     # Measured on what was just written: a registry made after the build reads the new files.
-    metrics = evaluate_all(examples, BuiltinModels())
+    models = BuiltinModels(precision=state(ctx).settings.encoder_precision)
+    metrics = evaluate_all(examples, models)
+    metrics["precision"] = models.precision
     metrics["build"] = record
     (models_dir() / "metrics.json").write_text(
         json.dumps(metrics, indent=2) + "\n", encoding="utf-8"
@@ -93,6 +97,37 @@ def build(
         for path in write_cards(metrics, manifest, Path(cards)):
             err_console.print(f"wrote {path}")
     _print(metrics)
+
+
+@models_app.command("quantize")
+def quantize(
+    directory: Path | None = typer.Option(
+        None,
+        "--directory",
+        help="A models directory (its encoder/ subdirectory); the packaged one when unset.",
+    ),
+) -> None:
+    """Write the int8 copy of the encoder (`encoder/model.int8.onnx`) from its float model and
+    record it in `encoder/build.json`, as `models build` does; for a models directory built before
+    the int8 copy existed. Needs the `train` extra (onnx).
+
+    Example: safestack models quantize --directory /tmp/models
+    """
+    from safestack.judge.builtin.embedders import models_dir
+    from safestack.training.quantize import quantize_encoder
+
+    encoder_dir = (directory if directory is not None else models_dir()) / "encoder"
+    if not (encoder_dir / "model.onnx").is_file() or not (encoder_dir / "build.json").is_file():
+        raise InputError(
+            f"{encoder_dir}: model.onnx or build.json is missing; build the models first "
+            "(`make models`)"
+        )
+    entry = quantize_encoder(encoder_dir)
+    console.print(
+        f"wrote {encoder_dir / 'model.int8.onnx'} ({entry['bytes']:,} bytes, "
+        f"sha256 {str(entry['sha256'])[:12]}…)",
+        soft_wrap=True,
+    )
 
 
 @models_app.command("eval")
@@ -115,8 +150,13 @@ def evaluate(
 
     examples, manifest = _examples(work_dir)
     metrics = evaluate_all(examples, state(ctx).models)
+    metrics["precision"] = state(ctx).models.precision
+    # The build record of the encoder measured (it lists the int8 copy once quantized).
+    record = state(ctx).models.directory / "encoder" / "build.json"
     shipped = models_dir() / "metrics.json"
-    if shipped.exists():
+    if record.exists():
+        metrics.setdefault("build", json.loads(record.read_text()))
+    elif shipped.exists():
         metrics.setdefault("build", json.loads(shipped.read_text()).get("build"))
     if cards:
         for path in write_cards(metrics, manifest, Path(cards)):

@@ -280,7 +280,9 @@ def worker_app(settings: Settings, require_auth: bool) -> FastAPI:
     timeouts = database_timeouts(settings)
     store = Store.open(settings.database_url(), migrate=False, timeouts=timeouts)
     try:
-        policies = PolicyCache(settings.policy, models=BuiltinModels())
+        policies = PolicyCache(
+            settings.policy, models=BuiltinModels(precision=settings.encoder_precision)
+        )
         policies.default  # noqa: B018  load and warm the models before serving
     except BaseException:
         store.close()

@@ -193,6 +193,41 @@ def record_entry(
             f"{key_file} is {signer.person}'s key: nobody signs for someone else "
             f"('{acting_as}' must sign with their own key)"
         )
+    entry = prepare_entry(
+        store,
+        signer,
+        kind=kind,
+        scorecard=scorecard,
+        reasons=reasons,
+        recommendation=recommendation,
+        outcome=outcome,
+        conditions=conditions,
+        dissent=dissent,
+        refers_to=refers_to,
+    )
+    signed = entry.model_copy(update={"signature": sign_entry(private, entry)})
+    store.gate.append(signed.model_dump(mode="json"), signed.entry_hash, signed.time)
+    return signed
+
+
+def prepare_entry(
+    store: Store,
+    signer: StoredSigner,
+    *,
+    kind: Kind,
+    scorecard: Scorecard | None = None,
+    reasons: str,
+    recommendation: Recommendation | None = None,
+    outcome: Outcome | None = None,
+    conditions: list[str] | None = None,
+    dissent: list[Dissent] | None = None,
+    refers_to: int | None = None,
+    time: datetime | None = None,
+) -> LogEntry:
+    """The next entry by `signer`, checked against every rule and hashed, not yet signed.
+
+    What the console prepares for a person to sign with their own key (`sign_entry`, or
+    `safestack gate sign`) and `append_signed` then checks and appends."""
     needed = KIND_ROLE[kind]
     if signer.role != needed:
         raise GateError(
@@ -232,8 +267,8 @@ def record_entry(
         kind=kind,
         author=signer.person,
         role=signer.role,
-        key_id=kid,
-        time=datetime.now(UTC),
+        key_id=signer.key_id,
+        time=time or datetime.now(UTC),
         reasons=reasons,
         recommendation=recommendation,
         outcome=outcome,
@@ -243,11 +278,59 @@ def record_entry(
         prev_hash=log[-1].entry_hash if log else GENESIS,
         **fields,
     )
+    return entry.model_copy(update={"entry_hash": entry.computed_hash()})
+
+
+def sign_entry(private: Ed25519PrivateKey, entry: LogEntry) -> str:
+    """The base64 Ed25519 signature of a prepared entry's hash (re-computed, never trusted)."""
     digest = entry.computed_hash()
-    signature = base64.b64encode(private.sign(bytes.fromhex(digest))).decode()
-    entry = entry.model_copy(update={"entry_hash": digest, "signature": signature})
-    store.gate.append(entry.model_dump(mode="json"), digest, entry.time)
-    return entry
+    if digest != entry.entry_hash:
+        raise GateError(f"{entry.label()}: its content does not match its hash; prepare it again")
+    return base64.b64encode(private.sign(bytes.fromhex(digest))).decode()
+
+
+def append_signed(
+    store: Store, entry: LogEntry, signature: str, scorecard: Scorecard | None
+) -> LogEntry:
+    """Append an entry prepared by `prepare_entry` and signed elsewhere.
+
+    The entry is prepared again from its own fields (same signer, time and subject, against the
+    log and scorecard as they are now) and must come out identical, so an edited entry, one
+    whose log position was taken meanwhile, or one that breaks a rule is refused; the signature
+    must verify with the registered key of the entry's author."""
+    signer = next((s for s in store.gate.signers() if s.key_id == entry.key_id), None)
+    if signer is None:
+        raise GateError(f"{entry.label()}: signed by unknown key {entry.key_id}")
+    expected = prepare_entry(
+        store,
+        signer,
+        kind=entry.kind,
+        scorecard=scorecard,
+        reasons=entry.reasons,
+        recommendation=entry.recommendation,
+        outcome=entry.outcome,
+        conditions=list(entry.conditions),
+        dissent=list(entry.dissent),
+        refers_to=entry.refers_to,
+        time=entry.time,
+    )
+    if expected != entry.model_copy(update={"signature": ""}):
+        raise GateError(
+            f"{entry.label()}: it is not the entry the log would take now (the log moved on, the "
+            "evidence changed or the entry was edited); prepare it again and sign the new one"
+        )
+    try:
+        _public(signer).verify(
+            base64.b64decode(signature, validate=True), bytes.fromhex(entry.entry_hash)
+        )
+    except (InvalidSignature, ValueError):
+        raise GateError(
+            f"{entry.label()}: the signature does not verify with {signer.person}'s key "
+            f"{signer.key_id}; sign the entry hash with that person's own key"
+        ) from None
+    signed = entry.model_copy(update={"signature": signature})
+    store.gate.append(signed.model_dump(mode="json"), signed.entry_hash, signed.time)
+    return signed
 
 
 def _subject(

@@ -36,6 +36,11 @@ SCOPES: tuple[GuardScope, ...] = (
 )
 
 
+# Verdicts kept per scope: a chat client resends the earlier turns with every request, and they
+# are judged as before (same text, same detectors, same verdict) without running the detectors.
+RECENT_VERDICTS = 4096
+
+
 @dataclass(frozen=True, slots=True)
 class Job:
     scope: GuardScope
@@ -73,7 +78,9 @@ class Scanner:
                             f"policy {policy.ref}: guard.detectors.{scope}[{index}]: {exc}"
                         ) from None
             self.judges[scope] = (
-                Judge(self._policy, [self._pool[n] for n in names]) if names else None
+                Judge(self._policy, [self._pool[n] for n in names], recent=RECENT_VERDICTS)
+                if names
+                else None
             )
 
     @property

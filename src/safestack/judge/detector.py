@@ -49,6 +49,10 @@ class Detector(Plugin, ABC):
     """One source of findings. Subclasses set `name`, `version`, and an `Options` model."""
 
     Options: ClassVar[type[DetectorOptions]] = DetectorOptions
+    # True when the findings are a function of the sample (text, kind, request) and the detector's
+    # own configuration only: no clock, network, randomness or state. A judge may then give the
+    # findings it got for a text again instead of asking anew (`Judge(recent=...)`).
+    deterministic: ClassVar[bool] = False
 
     def __init__(self, policy: Policy, options: DetectorOptions | None = None):
         super().__init__(options)

@@ -9,6 +9,8 @@ policy assigns to a flagged category's severity band.
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -28,14 +30,26 @@ if TYPE_CHECKING:
     from safestack.judge.builtin.models import BuiltinModels
 
 
-class Judge:
-    """Runs a set of detectors under one policy. `Judge.default().check("...")` -> Verdict."""
+_Key = tuple[str, Kind, str | None]
 
-    def __init__(self, policy: Policy, detectors: Sequence[Detector]):
+
+class Judge:
+    """Runs a set of detectors under one policy. `Judge.default().check("...")` -> Verdict.
+
+    `recent`: how many verdicts of lately judged inputs `check_batch` keeps and gives again for the
+    same input (text, kind and request), when every detector is `deterministic` (otherwise none are
+    kept). A gateway judges a chat's earlier turns again with every request. A verdict with a
+    detector failure is never kept.
+    """
+
+    def __init__(self, policy: Policy, detectors: Sequence[Detector], *, recent: int = 0):
         if not detectors:
             raise SafestackError("a Judge needs at least one detector")
         self.policy = policy
         self.detectors = list(detectors)
+        self._recent_size = recent if all(d.deterministic for d in self.detectors) else 0
+        self._recent: OrderedDict[_Key, Verdict] = OrderedDict()
+        self._recent_lock = threading.Lock()
 
     @classmethod
     def default(cls, *, models: BuiltinModels | None = None) -> Judge:
@@ -113,7 +127,31 @@ class Judge:
         return self.combine(sample, findings, failures)
 
     def check_batch(self, samples: Sequence[Sample]) -> list[Verdict]:
-        """Judge prepared samples together, letting batching detectors batch."""
+        """Judge prepared samples together, letting batching detectors batch; inputs judged lately
+        are answered from memory (see `recent`)."""
+        if not self._recent_size:
+            return self._check_batch(samples)
+        keys = [(s.normalised.original, s.kind, s.request) for s in samples]
+        out: list[Verdict | None] = []
+        with self._recent_lock:
+            for key in keys:
+                found = self._recent.get(key)
+                if found is not None:
+                    self._recent.move_to_end(key)
+                out.append(found)
+        todo = [i for i, found in enumerate(out) if found is None]
+        if todo:
+            fresh = self._check_batch([samples[i] for i in todo])
+            with self._recent_lock:
+                for i, verdict in zip(todo, fresh, strict=True):
+                    out[i] = verdict
+                    if verdict.complete:
+                        self._recent[keys[i]] = verdict
+                while len(self._recent) > self._recent_size:
+                    self._recent.popitem(last=False)
+        return [v for v in out if v is not None]
+
+    def _check_batch(self, samples: Sequence[Sample]) -> list[Verdict]:
         per_sample: list[list[Finding]] = [[] for _ in samples]
         failures: list[list[DetectorFailure]] = [[] for _ in samples]
         for det in self.detectors:

@@ -14,8 +14,10 @@ import binascii
 import codecs
 import json
 import re
+import threading
 import unicodedata
 import urllib.parse
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -56,6 +58,9 @@ _LEET = str.maketrans(
 )
 _LEET_CHARS = frozenset("0134578 9@$!|+€".replace(" ", ""))
 _TOKEN = re.compile(r"\S+")
+# The tokens holding a leetspeak character, whole (each found from its first character in one pass:
+# linear however long a token is); only they can fold.
+_LEET_TOKEN = re.compile(r"(?<!\S)(?=\S*[" + re.escape("".join(sorted(_LEET_CHARS))) + r"])\S+")
 # Tokens that carry digits or symbols legitimately: emails, URLs, URL-escapes, words with a
 # number suffix ("rot13", "mp3", "covid19").
 _NOT_LEET = re.compile(r"@[\w-]+\.\w|://|^www\.|%[0-9A-Fa-f]{2}|^[A-Za-z]+\d+:?$|[<>\[\]{}]")
@@ -188,8 +193,53 @@ class Normalised:
         return list(seen)
 
 
+class _Recent:
+    """The normalised forms of the texts seen last, least recently used dropped first, within a
+    budget of characters. `normalise` is a pure function of its text and its result is immutable;
+    a chat resends its earlier turns with every request, and several checks read the same text."""
+
+    def __init__(self, max_chars: int):
+        self._max_chars = max_chars
+        self._chars = 0
+        self._items: OrderedDict[str, Normalised] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, text: str) -> Normalised | None:
+        with self._lock:
+            found = self._items.get(text)
+            if found is not None:
+                self._items.move_to_end(text)
+            return found
+
+    def put(self, text: str, normalised: Normalised) -> None:
+        if len(text) > self._max_chars // 16:
+            return  # a long document is rarely judged twice; it would evict many turns
+        with self._lock:
+            if text in self._items:
+                return
+            self._items[text] = normalised
+            self._chars += len(text)
+            while self._chars > self._max_chars:
+                dropped, _ = self._items.popitem(last=False)
+                self._chars -= len(dropped)
+
+
+_recent = _Recent(max_chars=2_000_000)
+
+
 def normalise(text: str, *, _depth: int = 0) -> Normalised:
-    """Normalise `text` for detection; see the module docstring."""
+    """Normalise `text` for detection; see the module docstring. Texts normalised lately are
+    answered from memory (the same result: a pure function of the text)."""
+    if _depth:
+        return _normalise(text, _depth)
+    found = _recent.get(text)
+    if found is None:
+        found = _normalise(text, 0)
+        _recent.put(text, found)
+    return found
+
+
+def _normalise(text: str, _depth: int) -> Normalised:
     applied: dict[str, None] = {}
     payloads: list[Payload] = []
 
@@ -351,7 +401,7 @@ def _fold_leetspeak(
                 return folded
         return token
 
-    folded = _TOKEN.sub(fold, text)  # 1:1 per character, so offsets are unchanged
+    folded = _LEET_TOKEN.sub(fold, text)  # 1:1 per character, so offsets are unchanged
     if changed:
         applied["leetspeak-folded"] = None
     folded_origin = origin

@@ -22,7 +22,7 @@ CaseStatus = Literal["open", "confirmed", "dismissed", "reported"]
 CASE_SCHEMA_VERSION = 1
 # Which decision may follow which: a dismissed case can be re-opened as confirmed on appeal, a
 # reported one is final.
-_NEXT: dict[str, tuple[str, ...]] = {
+NEXT_STATUS: dict[str, tuple[str, ...]] = {
     "open": ("confirmed", "dismissed"),
     "confirmed": ("reported", "dismissed"),
     "dismissed": ("confirmed",),
@@ -149,7 +149,7 @@ class MediaCases:
             row = session.get(MediaCaseRow, case_id)
             if row is None:
                 raise StoreError(f"no media case '{case_id}'; list them with their ids first")
-            allowed = _NEXT[row.status]
+            allowed = NEXT_STATUS[row.status]
             if status not in allowed:
                 raise StoreError(
                     f"media case '{case_id}' is {row.status}; it can become "

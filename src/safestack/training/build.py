@@ -3,8 +3,8 @@
 `build_models` reads the assembled data set (`dataset.assemble`), computes the frozen per-token
 layers once per text, fine-tunes the encoder's upper layers with a head per task, fits Platt
 scaling on a held-back fifth of the training groups, fits the fast tier's heads on bag-of-pieces
-vectors, and writes `encoder/model.onnx`, `encoder/build.json` and `heads/<task>-<tier>.npz` into
-the models directory. Test sources are never seen (`dataset.HELD_OUT`).
+vectors, and writes `encoder/model.onnx` (with its int8 copy `encoder/model.int8.onnx`),
+`encoder/build.json` and `heads/<task>-<tier>.npz` into the models directory. Test sources are never seen (`dataset.HELD_OUT`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from safestack.datasets.examples import PAIR_TASKS, TASKS, Example, Task
-from safestack.judge.builtin.embedders import StaticEmbedder
+from safestack.judge.builtin.embedders import INT8_FILE, StaticEmbedder
 from safestack.judge.builtin.heads import Head, pair_features
 from safestack.judge.builtin.use_m3 import PACKAGE, PINS, VERSION, WEIGHTS, Vocabulary, package_file
 from safestack.policy import default_policy
@@ -38,6 +38,7 @@ from safestack.training.finetune import (
     finetune,
     task_data,
 )
+from safestack.training.quantize import quantize_encoder
 from safestack.training.train import CALIBRATION_PRIOR, calibration_mask, fit_head, platt
 
 Progress = Callable[[str, int, int], None]
@@ -141,6 +142,8 @@ def build_models(
         "heads": reports,
     }
     (encoder_dir / "build.json").write_text(json.dumps(record, indent=2) + "\n", "utf-8")
+    # The int8 copy the gateway runs by default, recorded beside the float model.
+    record["files"][INT8_FILE] = quantize_encoder(encoder_dir)  # type: ignore[index]
     return record
 
 

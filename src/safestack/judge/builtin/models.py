@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from safestack.judge.builtin.embedders import (
     OnnxEncoder,
+    Precision,
     SentenceEncoder,
     StaticEmbedder,
     models_dir,
@@ -34,17 +35,19 @@ class BuiltinModels:
     Thread-safe: concurrent first users of one model wait for a single load, and a slow load (the
     encoder) does not hold up another (the static tier). Pickled (to a process-pool or Ray worker)
     it travels empty and loads there. `directory` holds the encoder and heads (default: the
-    packaged `judge/assets/models`).
+    packaged `judge/assets/models`); `precision` which copy of the encoder runs (`Precision`: the
+    owner passes its settings' `encoder_precision`).
     """
 
-    def __init__(self, directory: Path | None = None) -> None:
-        self.__setstate__({"directory": directory})
+    def __init__(self, directory: Path | None = None, *, precision: Precision = "int8") -> None:
+        self.__setstate__({"directory": directory, "precision": precision})
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"directory": self._directory}
+        return {"directory": self._directory, "precision": self.precision}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self._directory: Path | None = state["directory"]
+        self.precision: Precision = state.get("precision", "int8")
         self._loaded: dict[str, object] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
@@ -81,7 +84,12 @@ class BuiltinModels:
         """The accurate tier (the fine-tuned encoder on ONNX Runtime) with `threads` threads."""
         return self._once(
             f"encoder/{threads}",
-            lambda: OnnxEncoder(self.directory / "encoder", self.vocabulary(), threads=threads),
+            lambda: OnnxEncoder(
+                self.directory / "encoder",
+                self.vocabulary(),
+                precision=self.precision,
+                threads=threads,
+            ),
         )
 
     def embedder(self, tier: Tier) -> StaticEmbedder | OnnxEncoder:

@@ -129,6 +129,7 @@ class ElectionsDetector(Detector):
     """Voting-procedure questions (prompts) and directives (responses); not political talk."""
 
     version = "1"
+    deterministic = True
     Options: ClassVar[type[DetectorOptions]] = ElectionsOptions
     options: ElectionsOptions
     # A procedure question is benign: low severity, whose band the policy maps to `redirect`.

@@ -87,6 +87,7 @@ class IndirectInjectionDetector(Detector):
     """Instructions aimed at the assistant inside data; patterns, microseconds per text."""
 
     version = "1"
+    deterministic = True
 
     def detect(self, sample: Sample) -> list[Finding]:
         found: dict[str, Finding] = {}

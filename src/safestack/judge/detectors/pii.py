@@ -140,7 +140,7 @@ class PiiDetector(Detector):
     options: PiiOptions
     batch_size: ClassVar[int] = 64  # texts per spaCy nlp.pipe() call
     recent_size: ClassVar[int] = 4096  # inputs whose findings are remembered (a chat resends turns)
-
+    deterministic = True  # presidio's patterns and spaCy's model, in process
     uses_builtin_models = True
 
     def __init__(

@@ -137,6 +137,7 @@ class RulesDetector(Detector):
     """Lexicons, patterns and PII regexes: microseconds per message, no model."""
 
     version = "1"
+    deterministic = True
     Options = RulesOptions
     options: RulesOptions
 
