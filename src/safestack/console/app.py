@@ -64,6 +64,7 @@ def create_app(
     from safestack.console.chat import chat_router
     from safestack.console.engagements import engagements_page, review_page
     from safestack.console.findings import findings_router
+    from safestack.console.monitor import monitor_pages
 
     secret = (
         settings.console_secret.get_secret_value()
@@ -95,7 +96,8 @@ def create_app(
     engagements = engagements_page()
     engagements.router.include_router(chat_router())
     engagements.router.include_router(findings_router())
-    app.state.pages = load_pages([engagements, review_page(), *pages], plugins=plugins)
+    builtin = [engagements, review_page(), *monitor_pages()]
+    app.state.pages = load_pages([*builtin, *pages], plugins=plugins)
     app.mount("/static", StaticFiles(directory=str(PACKAGE / "static")), name="static")
 
     @app.middleware("http")

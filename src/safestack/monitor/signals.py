@@ -9,7 +9,7 @@ its key's account (`key:<key_id>`) and, when the gateway recorded an end user, f
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -77,6 +77,29 @@ class Activity:
         parts: list[tuple[pl.DataFrame, ...]] = [_fold(frame, high) for frame in frames]
         if not parts:
             parts = [_fold(pl.DataFrame(schema=_EVENT_COLUMNS), high)]
+        return cls._summed(parts, stats or ReadStats())
+
+    @classmethod
+    def combine(cls, shards: Iterable[Activity]) -> Activity:
+        """The activity of a log read in shards (each `collect`ed on its own, e.g. on Ray):
+        the buckets are sums, so this is the activity of the whole log."""
+        shards = list(shards)
+        if not shards:
+            return cls.collect([])
+        stats = ReadStats()
+        for shard in shards:
+            stats.rows += shard.stats.rows
+            stats.events += shard.stats.events
+            stats.skipped.update(shard.stats.skipped)
+            stats.repaired.update(shard.stats.repaired)
+            for column in shard.stats.missing_columns:
+                if column not in stats.missing_columns:
+                    stats.missing_columns.append(column)
+        parts = [(a.buckets, a.categories, a.overall, a.overall_categories) for a in shards]
+        return cls._summed(parts, stats)
+
+    @classmethod
+    def _summed(cls, parts: Sequence[tuple[pl.DataFrame, ...]], stats: ReadStats) -> Activity:
         buckets, categories, overall, overall_categories = (
             pl.concat([p[i] for p in parts]) for i in range(4)
         )
@@ -89,7 +112,7 @@ class Activity:
             overall_categories=overall_categories.group_by("minute", "category")
             .agg(pl.col("flags").sum())
             .sort("minute"),
-            stats=stats or ReadStats(),
+            stats=stats,
         )
 
     def signals(self, at: datetime, window: timedelta) -> pl.DataFrame:
