@@ -409,3 +409,33 @@ def test_preference_rows_are_cut_to_what_the_steps_train_on() -> None:
     assert len(kept) == 32 and kept == sorted(kept, key=lambda r: r["i"])
     assert kept == rows_for_steps(rows, 4, 8, 0) != rows_for_steps(rows, 4, 8, 1)
     assert rows_for_steps(rows[:10], 4, 8, 0) == rows[:10]
+
+
+def test_check_replays_a_converted_model_through_its_gguf(tmp_path: Path) -> None:
+    from safestack.align.check import checked_target
+    from safestack.align.finetune import ParentModel
+    from safestack.align.finetune.export import write_target
+
+    merged = tmp_path / "round-1" / "merged"
+    merged.mkdir(parents=True)
+    model = ParentModel(
+        "ft-1",
+        "round-1",
+        "lineage",
+        None,
+        merged,
+        {"kind": "transformers", "options": {"path": str(merged), "model_name": "ft-1"}},
+    )
+    assert checked_target(model)["kind"] == "transformers"  # not converted: its own target
+    gguf = tmp_path / "round-1" / "model.gguf"
+    gguf.write_bytes(b"GGUF")
+    spec = {
+        "name": "round-1-gguf",
+        "kind": "gguf",
+        "options": {"path": str(gguf), "model_name": "ft-1"},
+    }
+    write_target(spec, tmp_path / "round-1" / "target-gguf.yaml", "test")
+    assert checked_target(model) == {"kind": "gguf", "options": spec["options"]}
+    other = {**spec, "options": {"path": str(gguf), "model_name": "ft-2"}}  # another model's file
+    write_target(other, tmp_path / "round-1" / "target-gguf.yaml", "test")
+    assert checked_target(model)["kind"] == "transformers"

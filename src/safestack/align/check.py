@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import yaml
 from rich.console import Console
 
 from safestack.align.evaluation import SetScores, aimed_at, round_target, system_prompt_of
@@ -21,6 +23,23 @@ from safestack.errors import InputError
 from safestack.judge.builtin import BuiltinModels
 from safestack.policy import Policy
 from safestack.store import Store
+
+
+def checked_target(model: ParentModel) -> dict[str, Any]:
+    """The target a check talks to: a trained model converted to GGUF (`align gguf`, `align round
+    --gguf`: `model.gguf` and `target-gguf.yaml` beside its `merged/` directory) is replayed
+    through llama.cpp, as its round measured it, and far faster than the float32 transformers
+    target; any other model through its own target."""
+    if model.source == "lineage" and model.directory is not None:
+        spec_file = model.directory.parent / "target-gguf.yaml"
+        if spec_file.is_file() and (model.directory.parent / "model.gguf").is_file():
+            try:
+                spec = (yaml.safe_load(spec_file.read_text("utf-8")) or {})["targets"][0]
+            except (yaml.YAMLError, KeyError, IndexError, TypeError, OSError):
+                spec = None  # not what align gguf writes: keep the model's own target
+            if isinstance(spec, dict) and (spec.get("options") or {}).get("model_name") == model.id:
+                return {key: value for key, value in spec.items() if key != "name"}
+    return dict(model.target)
 
 
 @dataclass(frozen=True)
@@ -54,7 +73,7 @@ def check_model(
             f"--suite {suite}: holds no fixed probes (behaviours with source: fixed); it is not "
             "a regression suite"
         )
-    target = round_target(model.target, 0, system_prompt_of(data))
+    target = round_target(checked_target(model), 0, system_prompt_of(data))
     target["name"] = "check"
     rid = run_id or f"check-{sha256_json([model.id, data])[:16]}"
     aimed = aimed_at(data, target, str(data["name"]), f"--suite {suite}")
