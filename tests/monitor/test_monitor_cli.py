@@ -117,6 +117,21 @@ def test_export_and_read_parquet(simulated: tuple[dict[str, str], Path]) -> None
     _, from_db, _ = run(env, "monitor", "signals", "--json")
     _, from_parquet, _ = run(env, "monitor", "signals", "--json", "--parquet", str(parquet))
     assert from_parquet == from_db
+    # The same log exported as two shards, read here and on Ray: the same signals.
+    import polars as pl
+
+    frame = pl.read_parquet(parquet)
+    half = frame.height // 2
+    shards = [root / "shard-1.parquet", root / "shard-2.parquet"]
+    frame.slice(0, half).write_parquet(shards[0])
+    frame.slice(half).write_parquet(shards[1])
+    both = ["--parquet", str(shards[0]), "--parquet", str(shards[1])]
+    for executor in ("local", "ray"):
+        code, sharded, err = run(env, "monitor", "signals", "--json", *both, "--executor", executor)
+        assert code == 0, err
+        assert sharded == from_db, executor
+    code, _, err = run(env, "monitor", "cluster", *both)
+    assert code == 2 and "clustering reads one source" in err
 
 
 def test_bad_input_is_one_line(simulated: tuple[dict[str, str], Path], tmp_path: Path) -> None:

@@ -27,7 +27,15 @@ if TYPE_CHECKING:
     from safestack.policy import Policy
 
 PARQUET = typer.Option(
-    None, "--parquet", help="Read a Parquet export of the audit log instead of the database."
+    None,
+    "--parquet",
+    help="Read a Parquet export of the audit log instead of the database; repeat it for a log "
+    "exported in shards (one per day, say).",
+)
+EXECUTOR = typer.Option(
+    "local",
+    "--executor",
+    help="Where the shards of repeated --parquet are read: 'local' or 'ray' (one task per shard).",
 )
 SINCE = typer.Option(None, "--since", help="Only events at or after this ISO time (UTC if naive).")
 UNTIL = typer.Option(None, "--until", help="Only events before this ISO time (UTC if naive).")
@@ -95,17 +103,38 @@ def _duration(value: str, option: str) -> timedelta:
 
 def _analyse(
     ctx: typer.Context,
-    parquet: Path | None,
+    parquet: list[Path] | None,
     period: Period,
     policy: Policy,
     cluster: ClusterOptions | None = None,
+    executor: str = "local",
 ) -> Analysis:
-    from safestack.monitor.analysis import analyse
+    from safestack.monitor.analysis import Analysis, analyse
     from safestack.store import Database
 
     settings = state(ctx).settings
-    if parquet is not None:
-        analysis = analyse(parquet, policy, period, cluster=cluster)
+    if executor not in ("local", "ray"):
+        raise InputError(f"--executor {executor}: use 'local' or 'ray'")
+    if parquet and (len(parquet) > 1 or executor == "ray"):
+        if cluster is not None:
+            raise InputError(
+                "clustering reads one source: give one --parquet export (or the database); "
+                "shards and --executor serve signals, rules evaluate and run"
+            )
+        from safestack.monitor.shards import analyse_shards
+
+        analysis = Analysis(
+            analyse_shards(
+                parquet, policy, period, executor="ray" if executor == "ray" else "local"
+            ),
+            None,
+        )
+    elif executor == "ray":
+        raise InputError(
+            "--executor ray reads Parquet shards: export them with monitor export and pass --parquet"
+        )
+    elif parquet:
+        analysis = analyse(parquet[0], policy, period, cluster=cluster)
     else:
         with Database.open(settings.database_url(), migrate=False) as database:
             analysis = analyse(database, policy, period, cluster=cluster)
@@ -131,7 +160,8 @@ def signals_command(
     top: int = typer.Option(20, "--top", help="Accounts shown, highest flag_rate_lift first."),
     account: str | None = typer.Option(None, "--account", help="Only this account."),
     as_json: bool = typer.Option(False, "--json", help="All accounts as JSON lines."),
-    parquet: Path | None = PARQUET,
+    parquet: list[Path] | None = PARQUET,
+    executor: str = EXECUTOR,
     policy_path: Path | None = POLICY,
 ) -> None:
     """Per-account signals over a window ending at --at (default: the last event).
@@ -143,7 +173,9 @@ def signals_command(
     import polars as pl
 
     span = _duration(window, "--window")
-    analysis = _analyse(ctx, parquet, _period(None, None), state(ctx).policy(policy_path))
+    analysis = _analyse(
+        ctx, parquet, _period(None, None), state(ctx).policy(policy_path), executor=executor
+    )
     activity = analysis.activity
     end = _time(at, "--at") or activity.last
     if end is None:
@@ -204,7 +236,8 @@ def rules_evaluate(
     ),
     step: str = typer.Option("1h", "--step", help="Evaluate the rules every this often."),
     as_json: bool = typer.Option(False, "--json", help="Print the scores as JSON."),
-    parquet: Path | None = PARQUET,
+    parquet: list[Path] | None = PARQUET,
+    executor: str = EXECUTOR,
     since: str | None = SINCE,
     until: str | None = UNTIL,
     policy_path: Path | None = POLICY,
@@ -220,7 +253,9 @@ def rules_evaluate(
 
     rules = _rules(ctx, rules_path)
     known = read_labels(labels)
-    analysis = _analyse(ctx, parquet, _period(since, until), state(ctx).policy(policy_path))
+    analysis = _analyse(
+        ctx, parquet, _period(since, until), state(ctx).policy(policy_path), executor=executor
+    )
     firings = sweep(rules.rules, analysis.activity, _duration(step, "--step"))
     scores = score_rules(rules.rules, firings, known)
     if as_json:
@@ -250,7 +285,8 @@ def run_command(
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Print the decisions; hand nothing to enforcement."
     ),
-    parquet: Path | None = PARQUET,
+    parquet: list[Path] | None = PARQUET,
+    executor: str = EXECUTOR,
     policy_path: Path | None = POLICY,
 ) -> None:
     """Evaluate the rules now and hand each firing to enforcement (shadow rules: logged only).
@@ -264,7 +300,7 @@ def run_command(
     longest = max(r.span for r in rules.rules)
     # Novelty looks back before the window: read a week more than the longest window.
     period = _period((end - longest - timedelta(days=7)).isoformat(), end.isoformat())
-    analysis = _analyse(ctx, parquet, period, state(ctx).policy(policy_path))
+    analysis = _analyse(ctx, parquet, period, state(ctx).policy(policy_path), executor=executor)
     firings = fire(rules.rules, analysis.activity, end)
     if dry_run or not firings:
         for firing in firings:
@@ -312,7 +348,7 @@ def cluster_command(
     max_texts: int = MAX_TEXTS,
     merge: float = MERGE,
     out: Path | None = typer.Option(None, "--out", help="Also write the clusters as JSON."),
-    parquet: Path | None = PARQUET,
+    parquet: list[Path] | None = PARQUET,
     since: str | None = SINCE,
     until: str | None = UNTIL,
     policy_path: Path | None = POLICY,
@@ -352,7 +388,7 @@ def report_command(
     scrub: str = SCRUB,
     max_texts: int = MAX_TEXTS,
     merge: float = MERGE,
-    parquet: Path | None = PARQUET,
+    parquet: list[Path] | None = PARQUET,
     since: str | None = SINCE,
     until: str | None = UNTIL,
     policy_path: Path | None = POLICY,
