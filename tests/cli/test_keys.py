@@ -215,3 +215,46 @@ def test_console_scopes_make_experts_and_leads(db_url: str) -> None:
         assert store.keys.verify(lead).scopes == ["review"]  # type: ignore[union-attr]
     code, _, err = run("keys", "create", "x", "--scope", "superuser")
     assert code != 0 and "redteam" in err
+
+
+def test_limits_change_a_live_key_and_keep_the_rest(db_url: str) -> None:
+    secret = create("batch", "-s", "chat", "--rate-per-minute", "60", "--max-messages", "10")
+    key_id = secret.split(".")[0]
+    code, out, err = run(
+        "keys", "limits", key_id, "--max-chars", "500000", "--reset", "rate-per-minute"
+    )
+    assert code == 0, err
+    assert "500,000 chars" in out and "10 msgs" in out
+    with Store.open(db_url) as store:
+        key = store.keys.verify(secret)
+    assert key is not None and key.rate_per_minute is None
+    assert key.limits == KeyLimits(max_messages=10, max_chars=500_000)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "nothing to change"),
+        (["--reset", "speed"], "not a limit"),
+        (["--max-chars", "5", "--reset", "max-chars"], "contradict"),
+    ],
+)
+def test_limits_bad_input_is_one_line_and_changes_nothing(
+    db_url: str, args: list[str], message: str
+) -> None:
+    secret = create("batch", "-s", "chat", "--max-chars", "100")
+    key_id = secret.split(".")[0]
+    code, _, err = run("keys", "limits", key_id, *args)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    with Store.open(db_url) as store:
+        key = store.keys.verify(secret)
+    assert key is not None and key.limits == KeyLimits(max_chars=100)
+
+
+def test_limits_of_an_unknown_or_revoked_key_is_refused(db_url: str) -> None:
+    secret = create("gone", "-s", "chat")
+    key_id = secret.split(".")[0]
+    assert run("keys", "revoke", key_id)[0] == 0
+    for target in (key_id, "ssk_00000000"):
+        code, _, err = run("keys", "limits", target, "--burst", "3")
+        assert code != 0 and "no live API key" in err

@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from safestack.cli.app import SafestackGroup, console, err_console, state
-from safestack.errors import SafestackError
+from safestack.errors import InputError, SafestackError
 from safestack.store import ApiKey, KeyLimits, Store
 
 keys_app = typer.Typer(
@@ -159,6 +159,65 @@ def list_keys(
             created,
         )
     console.print(table)
+
+
+LIMIT_NAMES = (
+    "rate-per-minute",
+    "burst",
+    "max-messages",
+    "max-inputs",
+    "max-chars",
+    "chars-per-minute",
+)
+
+
+@keys_app.command("limits")
+def limits(
+    ctx: typer.Context,
+    key_id: str = typer.Argument(..., help="The key's public id, e.g. ssk_1a2b3c4d."),
+    rate_per_minute: int | None = typer.Option(None, "--rate-per-minute", min=1),
+    burst: int | None = typer.Option(None, "--burst", min=1),
+    max_messages: int | None = typer.Option(None, "--max-messages", min=1),
+    max_inputs: int | None = typer.Option(None, "--max-inputs", min=1),
+    max_chars: int | None = typer.Option(None, "--max-chars", min=1),
+    chars_per_minute: int | None = typer.Option(None, "--chars-per-minute", min=1),
+    reset: list[str] = typer.Option(
+        [],
+        "--reset",
+        help="Return a limit to the server's setting (repeatable): rate-per-minute, burst, "
+        "max-messages, max-inputs, max-chars, chars-per-minute.",
+        show_default=False,
+    ),
+) -> None:
+    """Change a key's rate and work limits; limits not named are kept.
+
+    A running gateway applies them within its key cache time (SAFESTACK_KEY_CACHE_SECONDS).
+
+    Example: safestack keys limits ssk_1a2b3c4d --max-chars 500000 --reset rate-per-minute
+    """
+    given = {
+        "rate_per_minute": rate_per_minute,
+        "burst": burst,
+        "max_messages": max_messages,
+        "max_inputs": max_inputs,
+        "max_chars": max_chars,
+        "chars_per_minute": chars_per_minute,
+    }
+    changes: dict[str, int | None] = {name: v for name, v in given.items() if v is not None}
+    for name in reset:
+        if name not in LIMIT_NAMES:
+            raise InputError(f"--reset {name}: not a limit; choose from {', '.join(LIMIT_NAMES)}")
+        field = name.replace("-", "_")
+        if field in changes:
+            raise InputError(f"--reset {name} and --{name} contradict each other; give one")
+        changes[field] = None
+    if not changes:
+        raise InputError("nothing to change: give a limit (e.g. --max-chars 500000) or --reset")
+    with Store.open(state(ctx).settings.database_url()) as store:
+        key = store.keys.set_limits(key_id, changes)
+    if key is None:
+        raise SafestackError(f"no live API key '{key_id}'; `safestack keys list` shows the keys")
+    console.print(f"API key {key.id} limit: {_limit(key, ', ')}", highlight=False)
 
 
 @keys_app.command("revoke")

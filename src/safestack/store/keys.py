@@ -237,6 +237,34 @@ class ApiKeys:
         with self._database.transaction("listing API keys") as session:
             return [ApiKey.from_row(row) for row in session.scalars(select_keys(include_revoked))]
 
+    def set_limits(self, key_id: str, changes: dict[str, int | None]) -> ApiKey | None:
+        """Change a live key's rate (`rate_per_minute`, `burst`) and work limits (KeyLimits'
+        fields): a number sets one, None returns it to the server's setting, a name not given is
+        kept. None if there is no such live key; InputError for an unknown name or a number below 1.
+        """
+        rate_fields = {"rate_per_minute", "burst"}
+        unknown = sorted(set(changes) - rate_fields - set(KeyLimits.model_fields))
+        if unknown:
+            allowed = ", ".join(sorted(rate_fields | set(KeyLimits.model_fields)))
+            raise InputError(f"unknown key limit {unknown[0]!r}; the limits are {allowed}")
+        for name, value in changes.items():
+            if value is not None and value < 1:
+                raise InputError(f"{name}: {value} is below 1; give a number of 1 or more")
+        with self._database.transaction(
+            "changing an API key's limits", write_first=True
+        ) as session:
+            row = session.get(ApiKeyRow, key_id)
+            if row is None or row.revoked_at is not None:
+                return None
+            limits = {**(row.limits or {})}
+            for name, value in changes.items():
+                if name in rate_fields:
+                    setattr(row, name, value)
+                else:
+                    limits[name] = value
+            row.limits = KeyLimits(**limits).model_dump()
+            return ApiKey.from_row(row)
+
     def revoke(self, key_id: str) -> bool:
         """Revoke a key from now on. False if there is no such key or it was already revoked."""
         now = datetime.now(UTC)
