@@ -68,6 +68,7 @@ PROCESS_CACHES = {
     "safestack.align.retain._borderline_text": "a packaged YAML asset's text",
     "safestack.align.templates.template_text": "a packaged YAML asset's text",
     "safestack.align.templates.packaged_templates": "the templates parsed from it",
+    "safestack.align.evaluation.capability_probes": "the packaged capability probe (YAML, regexes)",
 }
 # Module-level tables that start empty and fill at import, by decorators: plugin tables, not caches.
 MODULE_TABLES = {
