@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 from safestack.judge.builtin.models import BuiltinModels
+from safestack.judge.detectors.pii import DEFAULT_ENTITIES
 from safestack.judge.redaction import Span, pattern_spans, redact_text
 
 Scrub = Literal["patterns", "presidio"]
@@ -24,25 +25,9 @@ Scrub = Literal["patterns", "presidio"]
 # places and brands on purpose; a summary never needs a name.
 NAME_LIKE = re.compile(r"\b[A-Z][a-z'’]+(?:[- ][A-Z][a-z'’]+)+\b")
 
-# Everything presidio knows that identifies or reaches a person; names and places included here
-# (unlike the corpus filter): a monitoring summary has no use for them.
-ENTITIES = (
-    "PERSON",
-    "EMAIL_ADDRESS",
-    "PHONE_NUMBER",
-    "CREDIT_CARD",
-    "US_SSN",
-    "US_ITIN",
-    "US_PASSPORT",
-    "US_DRIVER_LICENSE",
-    "US_BANK_NUMBER",
-    "IBAN_CODE",
-    "IP_ADDRESS",
-    "LOCATION",
-    "MEDICAL_LICENSE",
-    "CRYPTO",
-    "URL",
-)
+# Everything the pii detector looks for, names and places included (unlike the corpus filter), and
+# URLs: a monitoring summary has no use for any of them.
+ENTITIES = (*DEFAULT_ENTITIES, "URL")
 MIN_SCORE = 0.3  # lower than the detector's 0.5: here a missed name costs more than a lost word
 
 
