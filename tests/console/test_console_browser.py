@@ -124,7 +124,8 @@ def send(
     driver: WebDriver, text: str, targets: tuple[str, ...] = ("alpha",), *, reloads: bool = True
 ) -> None:
     """Send a message; when it succeeds the page reloads on the new answer (wait for that)."""
-    box = driver.find_element(By.ID, "content")
+    # The page may still be loading (a new conversation was just started): wait for its form.
+    box = wait(driver).until(ec.presence_of_element_located((By.ID, "content")))
     box.clear()
     box.send_keys(text)
     for checkbox in driver.find_elements(By.CSS_SELECTOR, 'input[name="targets"]'):
